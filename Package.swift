@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Metronome",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Metronome", targets: ["Metronome"]),
+        .library(name: "MetronomeModels", targets: ["MetronomeModels"]),
+        .executable(name: "metronome", targets: ["metronome"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // oneDNN (Debian libdnnl-dev, OpenMP runtime) plus the few libgomp entry points
+        // the executor needs to size and pin its worker team.
+        .systemLibrary(
+            name: "CDNNL",
+            path: "Sources/CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
+        ),
+        .target(name: "Metronome", dependencies: ["CDNNL"]),
+        .target(name: "MetronomeModels", dependencies: ["Metronome"]),
+        .executableTarget(
+            name: "metronome",
+            dependencies: [
+                "Metronome", "MetronomeModels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "MetronomeTests", dependencies: ["Metronome", "MetronomeModels"]),
+    ]
+)

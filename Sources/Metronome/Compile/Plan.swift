@@ -1,0 +1,111 @@
+import CDNNL
+
+/// Where a kernel argument lives at run time.
+enum BufferRef: Equatable {
+    /// A planned activation buffer; the index is replaced by an arena offset after planning.
+    case arena(Int)
+    /// A plan-owned constant (weights in the layout their primitive wants).
+    case weight(Int)
+    /// The caller's i-th input.
+    case input(Int)
+    /// The caller's i-th output.
+    case output(Int)
+    /// The executor's oneDNN scratchpad.
+    case scratchpad
+}
+
+/// oneDNN argument kinds (`DNNL_ARG_*`), restated because macro aliases do not import.
+enum Arg {
+    static let src: Int32 = 1
+    static let src1: Int32 = 2
+    static let dst: Int32 = 17
+    static let weights: Int32 = 33
+    static let bias: Int32 = 41
+    static let scratchpad: Int32 = 80
+    static let multipleSrc: Int32 = 1024
+}
+
+struct Argument {
+    var kind: Int32
+    var desc: dnnl_memory_desc_t
+    var ref: BufferRef
+}
+
+enum Kernel {
+    /// A oneDNN primitive created at compile time.
+    case primitive(OpaquePointer, [Argument], name: String)
+    /// A reference kernel on plain layouts, for what oneDNN does not cover.
+    case reference(Step, inputs: [BufferRef], inShapes: [[Int]], outputs: [BufferRef], outShapes: [[Int]],
+                   residuals: [ValueID: BufferRef])
+    case copy(from: BufferRef, to: BufferRef, bytes: Int)
+}
+
+/// A compiled, immutable program: oneDNN primitives created once, weights reordered once,
+/// and a memory plan placing every activation in one arena.
+///
+/// A plan can be shared; each thread that runs it needs its own ``Executor``, which owns the
+/// arena and scratchpad. Plans are compiled for a thread count because oneDNN chooses its
+/// work decomposition when a primitive is created.
+public final class Plan: @unchecked Sendable {
+    /// The optimized program the plan executes.
+    public let program: Program
+    public let threads: Int
+    /// Bytes of the activation arena one executor allocates.
+    public let arenaBytes: Int
+    /// Bytes of weights (in their compiled layouts) the plan holds.
+    public let weightBytes: Int
+    /// Bytes of oneDNN scratchpad one executor allocates.
+    public let scratchpadBytes: Int
+    /// Sum of the sizes of all activation buffers, as if none were reused.
+    public let unplannedActivationBytes: Int
+    /// How many steps run through oneDNN and how many through reference kernels.
+    public let oneDNNKernelCount: Int
+    public let referenceKernelCount: Int
+
+    let engine: OpaquePointer
+    let kernels: [Kernel]
+    let arenaOffsets: [Int]
+    let weights: [UnsafeMutableRawPointer]
+    let inputShapes: [[Int]]
+    let outputShapes: [[Int]]
+
+    init(program: Program, threads: Int, engine: OpaquePointer, kernels: [Kernel], arenaOffsets: [Int],
+         arenaBytes: Int, unplannedBytes: Int, weights: [UnsafeMutableRawPointer], weightBytes: Int,
+         scratchpadBytes: Int) {
+        self.program = program
+        self.threads = threads
+        self.engine = engine
+        self.kernels = kernels
+        self.arenaOffsets = arenaOffsets
+        self.arenaBytes = arenaBytes
+        self.unplannedActivationBytes = unplannedBytes
+        self.weights = weights
+        self.weightBytes = weightBytes
+        self.scratchpadBytes = scratchpadBytes
+        inputShapes = program.inputs.map(program.shape)
+        outputShapes = program.outputs.map(program.shape)
+        var dnnl = 0, ref = 0
+        for k in kernels {
+            switch k {
+            case .primitive: dnnl += 1
+            case .reference: ref += 1
+            case .copy: break
+            }
+        }
+        oneDNNKernelCount = dnnl
+        referenceKernelCount = ref
+    }
+
+    deinit {
+        for k in kernels { if case .primitive(let p, _, _) = k { dnnl_primitive_destroy(p) } }
+        for w in weights { free(w) }
+        dnnl_engine_destroy(engine)
+    }
+
+    public var inputNames: [String] { program.inputs.map { program.values[$0].name } }
+    public var outputNames: [String] { program.outputs.map { program.values[$0].name } }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,210 @@
+import CDNNL
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a ``Plan``. An executor owns the activation arena, the oneDNN scratchpad, a stream
+/// and the memory objects binding every primitive argument to its bytes, all created up
+/// front: ``run(inputs:outputs:)`` allocates nothing on the oneDNN path.
+///
+/// One executor must not be used by two threads at once; create one per thread. Different
+/// executors, of the same plan or of different plans, run concurrently without sharing
+/// any mutable state.
+public final class Executor: @unchecked Sendable {
+    public let plan: Plan
+    /// The cores the executor's threads are pinned to, if any.
+    public let cores: [Int]?
+
+    private let arena: UnsafeMutableRawPointer
+    private let scratchpad: UnsafeMutableRawPointer?
+    private let stream: OpaquePointer
+    private var memories: [OpaquePointer] = []
+    private var prepared: [Prepared] = []
+    /// Memory objects that point at caller inputs, re-bound on every run.
+    private var inputBindings: [(memory: OpaquePointer, input: Int)] = []
+    private var pinnedThread: pthread_t?
+    private var pinFailed = false
+
+    private enum Prepared {
+        case primitive(OpaquePointer, [dnnl_exec_arg_t])
+        case reference(Step, [BufferRef], [[Int]], [BufferRef], [[Int]], [ValueID: BufferRef])
+        case copy(BufferRef, BufferRef, Int)
+    }
+
+    public init(plan: Plan, cores: [Int]? = nil) throws {
+        if let cores { try Affinity.validate(cores) }
+        self.plan = plan
+        self.cores = cores
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, max(plan.arenaBytes, 64)) == 0, let raw else {
+            throw MetronomeError.backend("cannot allocate an arena of \(plan.arenaBytes) bytes")
+        }
+        arena = raw
+        var sp: UnsafeMutableRawPointer? = nil
+        if plan.scratchpadBytes > 0 {
+            guard posix_memalign(&sp, 64, plan.scratchpadBytes) == 0 else {
+                free(raw)
+                throw MetronomeError.backend("cannot allocate a scratchpad of \(plan.scratchpadBytes) bytes")
+            }
+        }
+        scratchpad = sp
+        var s: OpaquePointer?
+        guard dnnl_stream_create(&s, plan.engine, dnnl_stream_default_flags.rawValue) == dnnl_success, let s else {
+            free(raw); free(sp)
+            throw MetronomeError.backend("stream creation failed")
+        }
+        stream = s
+        try prepare()
+    }
+
+    deinit {
+        for m in memories { dnnl_memory_destroy(m) }
+        dnnl_stream_destroy(stream)
+        free(arena)
+        free(scratchpad)
+    }
+
+    private func pointer(_ ref: BufferRef) -> UnsafeMutableRawPointer? {
+        switch ref {
+        case .arena(let b): return arena + plan.arenaOffsets[b]
+        case .weight(let w): return plan.weights[w]
+        case .scratchpad: return scratchpad
+        case .input, .output: return nil
+        }
+    }
+
+    private func prepare() throws {
+        for kernel in plan.kernels {
+            switch kernel {
+            case .primitive(let p, let args, let name):
+                var execArgs: [dnnl_exec_arg_t] = []
+                for a in args {
+                    var md = a.desc
+                    var m: OpaquePointer?
+                    try DNNL.check(dnnl_memory_create(&m, &md, plan.engine, pointer(a.ref)), "memory for \(name)")
+                    guard let m else { throw MetronomeError.backend("memory for \(name) returned nothing") }
+                    memories.append(m)
+                    if case .input(let i) = a.ref { inputBindings.append((m, i)) }
+                    execArgs.append(dnnl_exec_arg_t(arg: a.kind, memory: m))
+                }
+                prepared.append(.primitive(p, execArgs))
+            case .reference(let step, let ins, let inShapes, let outs, let outShapes, let res):
+                prepared.append(.reference(step, ins, inShapes, outs, outShapes, res))
+            case .copy(let from, let to, let bytes):
+                prepared.append(.copy(from, to, bytes))
+            }
+        }
+    }
+
+    /// Sizes this thread's OpenMP team and, with a core list, pins every member once per thread.
+    private func enterTeam() {
+        omp_set_num_threads(Int32(plan.threads))
+        guard let cores else { return }
+        let me = pthread_self()
+        if let p = pinnedThread, pthread_equal(p, me) != 0 { return }
+        pinnedThread = me
+        let failures = Affinity.pinTeam(cores, threads: plan.threads)
+        if failures > 0 && !pinFailed {
+            pinFailed = true
+            FileHandleOutput.warn("warning: could not pin \(failures) thread(s) to cores \(cores); running unpinned")
+        }
+    }
+
+    /// Runs the plan on caller-owned buffers, which must hold exactly the plan's input
+    /// and output shapes (see ``Plan/program``), in the order of the program's inputs and outputs.
+    public func run(inputs: [UnsafePointer<Float>], outputs: [UnsafeMutablePointer<Float>]) throws {
+        guard inputs.count == plan.inputShapes.count, outputs.count == plan.outputShapes.count else {
+            throw MetronomeError.invalidArgument(
+                "the plan takes \(plan.inputShapes.count) inputs and \(plan.outputShapes.count) outputs; got \(inputs.count) and \(outputs.count)")
+        }
+        enterTeam()
+        for (m, i) in inputBindings {
+            try DNNL.check(dnnl_memory_set_data_handle_v2(m, UnsafeMutableRawPointer(mutating: inputs[i]), stream), "input binding")
+        }
+        func resolve(_ ref: BufferRef) -> UnsafeMutableRawPointer {
+            switch ref {
+            case .input(let i): return UnsafeMutableRawPointer(mutating: inputs[i])
+            case .output(let i): return UnsafeMutableRawPointer(outputs[i])
+            default: return pointer(ref)!
+            }
+        }
+        for k in prepared {
+            switch k {
+            case .primitive(let p, let args):
+                let status = args.withUnsafeBufferPointer { dnnl_primitive_execute(p, stream, Int32($0.count), $0.baseAddress) }
+                try DNNL.check(status, "execution")
+            case .reference(let step, let ins, let inShapes, let outs, let outShapes, let res):
+                try DNNL.check(dnnl_stream_wait(stream), "stream wait")
+                let x = ins.map { UnsafePointer(resolve($0).assumingMemoryBound(to: Float.self)) }
+                let y = outs.map { resolve($0).assumingMemoryBound(to: Float.self) }
+                try ReferenceRunner.kernel(step, x, inShapes, y, outShapes)
+                ReferenceKernels.applyPostOps(step.postOps, to: y[0], count: outShapes[0].reduce(1, *)) {
+                    UnsafePointer(resolve(res[$0]!).assumingMemoryBound(to: Float.self))
+                }
+            case .copy(let from, let to, let bytes):
+                try DNNL.check(dnnl_stream_wait(stream), "stream wait")
+                resolve(to).copyMemory(from: resolve(from), byteCount: bytes)
+            }
+        }
+        try DNNL.check(dnnl_stream_wait(stream), "stream wait")
+    }
+
+    /// Convenience form that allocates its outputs; not for the real-time path.
+    public func run(_ inputs: [Tensor]) throws -> [Tensor] {
+        guard inputs.count == plan.inputShapes.count else {
+            throw MetronomeError.invalidArgument("the plan takes \(plan.inputShapes.count) inputs, got \(inputs.count)")
+        }
+        for (t, (shape, name)) in zip(inputs, zip(plan.inputShapes, plan.inputNames)) where t.shape != shape {
+            throw MetronomeError.inputShape(name: name, expected: shape, actual: t.shape)
+        }
+        var outs = plan.outputShapes.map { Tensor(shape: $0) }
+        let inPtrs = inputs.map { t in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(t.count, 1))
+            p.initialize(from: t.scalars, count: t.count)
+            return p
+        }
+        let outPtrs = outs.map { UnsafeMutablePointer<Float>.allocate(capacity: max($0.count, 1)) }
+        defer { inPtrs.forEach { $0.deallocate() }; outPtrs.forEach { $0.deallocate() } }
+        try run(inputs: inPtrs.map { UnsafePointer($0) }, outputs: outPtrs)
+        for i in outs.indices { outs[i].scalars = Array(UnsafeBufferPointer(start: outPtrs[i], count: outs[i].count)) }
+        return outs
+    }
+}
+
+enum FileHandleOutput {
+    static func warn(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+}
+
+extension Affinity {
+    /// Pins each member of the calling thread's OpenMP team of `threads` to one core of
+    /// `cores` (round robin); returns how many members the OS refused to pin.
+    static func pinTeam(_ cores: [Int], threads: Int) -> Int {
+        final class Request {
+            let cores: [Int]
+            /// One slot per team member, so members never write the same memory.
+            let refused: UnsafeMutableBufferPointer<Int32>
+            init(_ c: [Int], _ n: Int) {
+                cores = c
+                refused = .allocate(capacity: n)
+                refused.initialize(repeating: 0)
+            }
+            deinit { refused.deallocate() }
+        }
+        let request = Request(cores, threads)
+        let body: @convention(c) (UnsafeMutableRawPointer?) -> Void = { raw in
+            guard let raw else { return }
+            let r = Unmanaged<Request>.fromOpaque(raw).takeUnretainedValue()
+            let t = Int(omp_get_thread_num())
+            // With as many cores as threads each member gets its own; otherwise all share the set.
+            let target = r.cores.count >= Int(omp_get_num_threads()) ? [r.cores[t % r.cores.count]] : r.cores
+            if !Affinity.pinCurrentThread(to: target), t < r.refused.count { r.refused[t] = 1 }
+        }
+        withExtendedLifetime(request) {
+            GOMP_parallel(body, Unmanaged.passUnretained(request).toOpaque(), UInt32(threads), 0)
+        }
+        return request.refused.reduce(0) { $0 + Int($1) }
+    }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Metronome
+import MetronomeModels
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a model's inference latency.",
+        discussion: """
+            Compiles MODEL for the given batch and thread count, runs warm-up iterations, then \
+            times each run on the monotonic clock. Prints min, median, p90, p99 and max latency \
+            in milliseconds and the throughput in images per second.
+            """
+    )
+
+    @Argument(help: "A zoo model name (see `metronome models`).")
+    var model: String
+
+    @Option(help: "Images per inference.") var batch = 1
+    @Option(help: "Threads per inference (the OpenMP team size).") var threads = 1
+    @Option(help: "Cores to pin the threads to, e.g. 0,1 or 2-3.") var cores: String?
+    @Option(help: "Timed runs.") var runs = 50
+    @Option(help: "Untimed warm-up runs.") var warmup = 5
+    @Option(help: "Kernel backend: onednn or reference.") var backend = "onednn"
+    @Flag(help: "Print one JSON object on stdout instead of a table.") var json = false
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
+        guard Backend(rawValue: backend) != nil else { throw ValidationError("--backend must be onednn or reference") }
+    }
+
+    func run() throws {
+        do {
+            try measure()
+        } catch let error as MetronomeError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func measure() throws {
+        let coreList = try cores.map(Affinity.parse)
+        if let coreList { try Affinity.validate(coreList) }
+        let graph = try ModelSource.load(model)
+        let compileStart = MonotonicClock.now()
+        let plan = try Plan.compile(graph, batch: batch,
+                                    options: CompileOptions(threads: threads, backend: Backend(rawValue: backend)!))
+        let compileMs = Double(MonotonicClock.now() - compileStart) / 1e6
+        let executor = try Executor(plan: plan, cores: coreList)
+        var generator = SplitMix64(seed: 42)
+        let inputs = plan.program.inputs.map { id -> UnsafeMutableBufferPointer<Float> in
+            let count = plan.program.values[id].count
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            for i in 0..<count { buffer[i] = generator.nextFloat(in: -1...1) }
+            return buffer
+        }
+        let outputs = plan.program.outputs.map {
+            UnsafeMutableBufferPointer<Float>.allocate(capacity: plan.program.values[$0].count)
+        }
+        defer { inputs.forEach { $0.deallocate() }; outputs.forEach { $0.deallocate() } }
+        let inPtrs = inputs.map { UnsafePointer($0.baseAddress!) }
+        let outPtrs = outputs.map { $0.baseAddress! }
+        for _ in 0..<warmup { try executor.run(inputs: inPtrs, outputs: outPtrs) }
+        var samples: [Double] = []
+        samples.reserveCapacity(runs)
+        for _ in 0..<runs {
+            let t0 = MonotonicClock.now()
+            try executor.run(inputs: inPtrs, outputs: outPtrs)
+            samples.append(Double(MonotonicClock.now() - t0) / 1e6)
+        }
+        let stats = try LatencyStatistics(samples)
+        let imagesPerSecond = Double(batch) * 1000 / stats.median
+        if json {
+            let object: [String: Any] = [
+                "model": model, "batch": batch, "threads": threads, "runs": runs, "warmup": warmup,
+                "backend": backend, "cores": coreList ?? [],
+                "min_ms": stats.minimum, "median_ms": stats.median, "p90_ms": stats.p90, "p99_ms": stats.p99,
+                "max_ms": stats.maximum, "mean_ms": stats.mean, "images_per_s": imagesPerSecond,
+                "compile_ms": compileMs, "arena_bytes": plan.arenaBytes, "weight_bytes": plan.weightBytes,
+                "onednn_kernels": plan.oneDNNKernelCount, "reference_kernels": plan.referenceKernelCount,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("\(model): batch \(batch), \(threads) thread(s)\(coreList.map { " on cores \($0)" } ?? ""), \(runs) runs after \(warmup) warm-up")
+            print("  compile \(fmt(compileMs)) ms; arena \(mib(plan.arenaBytes)) MiB (unplanned \(mib(plan.unplannedActivationBytes)) MiB); weights \(mib(plan.weightBytes)) MiB")
+            print("  kernels: \(plan.oneDNNKernelCount) oneDNN, \(plan.referenceKernelCount) reference")
+            print("  latency ms: min \(fmt(stats.minimum))  median \(fmt(stats.median))  p90 \(fmt(stats.p90))  p99 \(fmt(stats.p99))  max \(fmt(stats.maximum))")
+            print("  throughput: \(fmt(imagesPerSecond)) images/s")
+        }
+    }
+}
+
+func fmt(_ v: Double) -> String { String(format: "%.3f", v) }
+func mib(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / 1_048_576) }
+
+struct Models: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the built-in model zoo.")
+
+    func run() throws {
+        for e in Zoo.entries {
+            print("\(e.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(e.summary)")
+        }
+    }
+}

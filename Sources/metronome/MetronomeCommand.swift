@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct MetronomeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metronome",
+        abstract: "Fast, predictable CNN inference on shared processors.",
+        subcommands: [Bench.self, Models.self]
+    )
+}
