@@ -7,10 +7,12 @@ let package = Package(
     products: [
         .library(name: "Metronome", targets: ["Metronome"]),
         .library(name: "MetronomeModels", targets: ["MetronomeModels"]),
+        .library(name: "MetronomeONNX", targets: ["MetronomeONNX"]),
         .executable(name: "metronome", targets: ["metronome"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         // oneDNN (Debian libdnnl-dev, OpenMP runtime) plus the few libgomp entry points
@@ -22,10 +24,16 @@ let package = Package(
         ),
         .target(name: "Metronome", dependencies: ["CDNNL"]),
         .target(name: "MetronomeModels", dependencies: ["Metronome"]),
+        // ONNX import/export. Generated/onnx.pb.swift is protoc-gen-swift's output for the ONNX
+        // project's onnx.proto, generated once and committed (see README, "Regenerating").
+        .target(
+            name: "MetronomeONNX",
+            dependencies: ["Metronome", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         .executableTarget(
             name: "metronome",
             dependencies: [
-                "Metronome", "MetronomeModels",
+                "Metronome", "MetronomeModels", "MetronomeONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -58,7 +58,7 @@ public enum Zoo {
     }
 
     /// torchvision's ResNets: 18 and 34 use basic blocks, 50/101/152 bottlenecks (stride on the 3×3).
-    public static func resNet(depth: Int, classes: Int = 1000, seed: UInt64 = 0) throws -> Graph {
+    public static func resNet(depth: Int, classes: Int = 1000, inputSize: Int = 224, seed: UInt64 = 0) throws -> Graph {
         let layout: [Int: ([Int], Bool)] = [
             18: ([2, 2, 2, 2], false), 34: ([3, 4, 6, 3], false),
             50: ([3, 4, 6, 3], true), 101: ([3, 4, 23, 3], true), 152: ([3, 8, 36, 3], true),
@@ -67,7 +67,7 @@ public enum Zoo {
             throw MetronomeError.invalidArgument("ResNet depth must be 18, 34, 50, 101 or 152, got \(depth)")
         }
         var b = GraphBuilder(name: "resnet\(depth)", seed: seed)
-        var x = b.input("input", shape: [-1, 3, 224, 224])
+        var x = b.input("input", shape: [-1, 3, inputSize, inputSize])
         x = convBN(&b, x, in: 3, out: 64, kernel: 7, stride: 2, activation: relu)
         x = b.maxPool(x, kernel: 3, stride: 2, pad: 1)
         var cin = 64
@@ -138,9 +138,9 @@ public enum Zoo {
 
     /// EfficientNet-Lite0: EfficientNet-B0's MBConv stages with ReLU6, no squeeze-and-excite,
     /// and a fixed 32-channel stem and 1280-channel head.
-    public static func efficientNetLite0(classes: Int = 1000, seed: UInt64 = 0) throws -> Graph {
+    public static func efficientNetLite0(classes: Int = 1000, inputSize: Int = 224, seed: UInt64 = 0) throws -> Graph {
         var b = GraphBuilder(name: "efficientnet-lite0", seed: seed)
-        var x = b.input("input", shape: [-1, 3, 224, 224])
+        var x = b.input("input", shape: [-1, 3, inputSize, inputSize])
         x = convBN(&b, x, in: 3, out: 32, kernel: 3, stride: 2, activation: relu6)
         var cin = 32
         // (expansion, kernel, stride, channels, repeats)

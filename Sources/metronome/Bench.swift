@@ -33,14 +33,6 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try measure()
-        } catch let error as MetronomeError {
-            throw ValidationError(error.description)
-        }
-    }
-
-    func measure() throws {
         let coreList = try cores.map(Affinity.parse)
         if let coreList { try Affinity.validate(coreList) }
         let graph = try ModelSource.load(model)

@@ -1,15 +1,13 @@
 import Foundation
 import Metronome
 import MetronomeModels
+import MetronomeONNX
 
-/// Resolves a MODEL argument: a zoo name for now.
+/// Resolves a MODEL argument: a path to an `.onnx` file, or a zoo name.
 enum ModelSource {
     static func load(_ spec: String, seed: UInt64 = 0) throws -> Graph {
-        if spec.hasSuffix(".onnx") {
-            guard FileManager.default.fileExists(atPath: spec) else {
-                throw MetronomeError.invalidArgument("no such file: \(spec)")
-            }
-            throw MetronomeError.invalidArgument("loading ONNX files is not available in this build; use a zoo model: \(Zoo.names.joined(separator: ", "))")
+        if spec.hasSuffix(".onnx") || spec.contains("/") {
+            return try ONNXImporter.load(URL(fileURLWithPath: spec))
         }
         return try Zoo.entry(named: spec).build(seed: seed)
     }

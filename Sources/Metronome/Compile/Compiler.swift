@@ -105,10 +105,11 @@ struct PlanBuilder {
             let loc = try locate(id, as: DNNL.plain(program.shape(id)))
             kernels.append(.copy(from: loc.ref, to: .output(i), bytes: program.values[id].count * 4))
         }
-        let (offsets, arenaBytes) = MemoryPlanner.plan(lifetimes())
+        let life = lifetimes()
+        let (offsets, arenaBytes) = MemoryPlanner.plan(life)
         handedOver = true
         return Plan(program: program, threads: options.threads, engine: engine, kernels: kernels,
-                    arenaOffsets: offsets, arenaBytes: arenaBytes, unplannedBytes: arenaSizes.reduce(0, +),
+                    arenaOffsets: offsets, lifetimes: life, arenaBytes: arenaBytes, unplannedBytes: arenaSizes.reduce(0, +),
                     weights: weights, weightBytes: weightBytes, scratchpadBytes: scratchpadBytes)
     }
 

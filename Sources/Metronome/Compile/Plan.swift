@@ -14,6 +14,18 @@ enum BufferRef: Equatable {
     case scratchpad
 }
 
+/// A buffer placed in the arena by the memory planner.
+public struct PlannedBuffer: Equatable, Sendable {
+    public var offset: Int
+    public var lifetime: BufferLifetime
+    public var size: Int { lifetime.size }
+
+    /// Whether the two buffers are live at the same time and share bytes (a planning error).
+    public func conflicts(with other: PlannedBuffer) -> Bool {
+        lifetime.overlaps(other.lifetime) && offset < other.offset + other.size && other.offset < offset + size
+    }
+}
+
 /// oneDNN argument kinds (`DNNL_ARG_*`), restated because macro aliases do not import.
 enum Arg {
     static let src: Int32 = 1
@@ -58,9 +70,15 @@ public final class Plan: @unchecked Sendable {
     public let scratchpadBytes: Int
     /// Sum of the sizes of all activation buffers, as if none were reused.
     public let unplannedActivationBytes: Int
+    /// Number of kernels (primitives, reference kernels and copies) one run executes.
+    public var kernelCount: Int { kernels.count }
     /// How many steps run through oneDNN and how many through reference kernels.
     public let oneDNNKernelCount: Int
     public let referenceKernelCount: Int
+
+    /// Every planned activation buffer: its arena offset, size and the span of kernel indices
+    /// during which it holds live data. Two buffers whose spans overlap never share bytes.
+    public let buffers: [PlannedBuffer]
 
     let engine: OpaquePointer
     let kernels: [Kernel]
@@ -70,13 +88,14 @@ public final class Plan: @unchecked Sendable {
     let outputShapes: [[Int]]
 
     init(program: Program, threads: Int, engine: OpaquePointer, kernels: [Kernel], arenaOffsets: [Int],
-         arenaBytes: Int, unplannedBytes: Int, weights: [UnsafeMutableRawPointer], weightBytes: Int,
+         lifetimes: [BufferLifetime], arenaBytes: Int, unplannedBytes: Int, weights: [UnsafeMutableRawPointer], weightBytes: Int,
          scratchpadBytes: Int) {
         self.program = program
         self.threads = threads
         self.engine = engine
         self.kernels = kernels
         self.arenaOffsets = arenaOffsets
+        buffers = zip(arenaOffsets, lifetimes).map { PlannedBuffer(offset: $0, lifetime: $1) }
         self.arenaBytes = arenaBytes
         self.unplannedActivationBytes = unplannedBytes
         self.weights = weights

@@ -1,0 +1,3 @@
+import XCTest
+import Metronome
+final class SmokeTests: XCTestCase { func testNothing() {} }
