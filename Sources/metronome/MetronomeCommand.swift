@@ -5,6 +5,6 @@ struct MetronomeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metronome",
         abstract: "Fast, predictable CNN inference on shared processors.",
-        subcommands: [Bench.self, Export.self, Models.self]
+        subcommands: [RunTaskSet.self, Analyze.self, Bench.self, Export.self, Models.self]
     )
 }

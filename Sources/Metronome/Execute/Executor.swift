@@ -15,6 +15,8 @@ public final class Executor: @unchecked Sendable {
     public let plan: Plan
     /// The cores the executor's threads are pinned to, if any.
     public let cores: [Int]?
+    /// Where the team was last pinned (differs from `cores` after ``pin(to:)``).
+    private var currentCores: [Int]?
 
     private let arena: UnsafeMutableRawPointer
     private let scratchpad: UnsafeMutableRawPointer?
@@ -36,6 +38,7 @@ public final class Executor: @unchecked Sendable {
         if let cores { try Affinity.validate(cores) }
         self.plan = plan
         self.cores = cores
+        currentCores = cores
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, 64, max(plan.arenaBytes, 64)) == 0, let raw else {
             throw MetronomeError.backend("cannot allocate an arena of \(plan.arenaBytes) bytes")
@@ -100,7 +103,7 @@ public final class Executor: @unchecked Sendable {
     /// Sizes this thread's OpenMP team and, with a core list, pins every member once per thread.
     private func enterTeam() {
         omp_set_num_threads(Int32(plan.threads))
-        guard let cores else { return }
+        guard let cores = currentCores else { return }
         let me = pthread_self()
         if let p = pinnedThread, pthread_equal(p, me) != 0 { return }
         pinnedThread = me
@@ -114,6 +117,15 @@ public final class Executor: @unchecked Sendable {
     /// Runs the plan on caller-owned buffers, which must hold exactly the plan's input
     /// and output shapes (see ``Plan/program``), in the order of the program's inputs and outputs.
     public func run(inputs: [UnsafePointer<Float>], outputs: [UnsafeMutablePointer<Float>]) throws {
+        try run(inputs: inputs, outputs: outputs, boundary: nil)
+    }
+
+    /// Runs the plan, calling `boundary` between kernels (before kernel `k`, for `k ≥ 1`)
+    /// once the previous kernel's work is complete. The real-time runtime uses it as the
+    /// layer-granularity preemption point: the callback may block, and may call
+    /// ``pin(to:)`` to move the rest of the run to other cores.
+    public func run(inputs: [UnsafePointer<Float>], outputs: [UnsafeMutablePointer<Float>],
+                    boundary: ((Int) throws -> Void)?) throws {
         guard inputs.count == plan.inputShapes.count, outputs.count == plan.outputShapes.count else {
             throw MetronomeError.invalidArgument(
                 "the plan takes \(plan.inputShapes.count) inputs and \(plan.outputShapes.count) outputs; got \(inputs.count) and \(outputs.count)")
@@ -129,7 +141,11 @@ public final class Executor: @unchecked Sendable {
             default: return pointer(ref)!
             }
         }
-        for k in prepared {
+        for (index, k) in prepared.enumerated() {
+            if index > 0, let boundary {
+                try DNNL.check(dnnl_stream_wait(stream), "stream wait")
+                try boundary(index)
+            }
             switch k {
             case .primitive(let p, let args):
                 let status = args.withUnsafeBufferPointer { dnnl_primitive_execute(p, stream, Int32($0.count), $0.baseAddress) }
@@ -148,6 +164,16 @@ public final class Executor: @unchecked Sendable {
             }
         }
         try DNNL.check(dnnl_stream_wait(stream), "stream wait")
+    }
+
+    /// Pins the calling thread's team to `cores` now (for a run that migrates mid-way);
+    /// returns false if the OS refused. Later runs on this thread keep the new placement.
+    @discardableResult
+    public func pin(to cores: [Int]) -> Bool {
+        omp_set_num_threads(Int32(plan.threads))
+        pinnedThread = pthread_self()
+        currentCores = cores
+        return Affinity.pinTeam(cores, threads: plan.threads) == 0
     }
 
     /// Convenience form that allocates its outputs; not for the real-time path.

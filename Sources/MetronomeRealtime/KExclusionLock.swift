@@ -1,0 +1,56 @@
+/// A k-exclusion lock: at most `k` holders at once; waiters are admitted in priority order
+/// (smallest key first, ties by arrival), unlike the FIFO kernel-module lock it replaces.
+public final class KExclusionLock: @unchecked Sendable {
+    public let k: Int
+    private let monitor = Monitor()
+    private let changed: Monitor.Condition
+    private var holders = 0
+    private var waiting: [(key: SchedulingKey, ticket: Int)] = []
+    private var nextTicket = 0
+
+    public init(k: Int) {
+        self.k = max(1, k)
+        changed = monitor.condition()
+    }
+
+    /// Blocks until admitted; returns the nanoseconds spent waiting.
+    @discardableResult
+    public func acquire(key: SchedulingKey) -> UInt64 {
+        let t0 = MonotonicClock.now()
+        monitor.lock()
+        let ticket = nextTicket
+        nextTicket += 1
+        waiting.append((key, ticket))
+        while !(holders < k && waiting.min(by: { ($0.key, $0.ticket) < ($1.key, $1.ticket) })?.ticket == ticket) {
+            changed.wait()
+        }
+        waiting.removeAll { $0.ticket == ticket }
+        holders += 1
+        monitor.unlock()
+        // Another waiter may also fit when k > 1.
+        changed.broadcast()
+        return MonotonicClock.now() - t0
+    }
+
+    public func release() {
+        monitor.withLock { holders -= 1 }
+        changed.broadcast()
+    }
+}
+
+/// Orders jobs for dispatch and locking: smaller keys run first.
+public struct SchedulingKey: Comparable, Sendable {
+    public var primary: Int64
+    public var secondary: Int64
+
+    public init(_ primary: Int64, _ secondary: Int64) {
+        self.primary = primary
+        self.secondary = secondary
+    }
+
+    public static func < (a: SchedulingKey, b: SchedulingKey) -> Bool {
+        (a.primary, a.secondary) < (b.primary, b.secondary)
+    }
+}
+
+import Metronome

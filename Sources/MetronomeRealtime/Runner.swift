@@ -1,0 +1,398 @@
+import Foundation
+import Metronome
+
+/// One job of one task, as recorded by the runner. Times are nanoseconds from the
+/// common start of the run.
+public struct JobRecord: Sendable, Equatable {
+    public var task: Int
+    public var job: Int
+    /// The job's release: start + offset + job·period. Response times and deadlines count from here.
+    public var release: Int64
+    /// When the task's thread observed the release (woke from its absolute-time sleep);
+    /// nil when the release happened while the previous job still ran.
+    public var wakeup: Int64?
+    public var start: Int64?
+    public var end: Int64?
+    public var lockWait: Int64
+    public var preemptions: Int
+    /// Whether the job finished by release + deadline (false for skipped releases).
+    public var deadlineMet: Bool
+    /// Whether its outputs matched the first run on the same input (false for skipped releases).
+    public var outputOK: Bool
+    /// Time actually computing: end − start less preempted time and lock waits after start.
+    public var execution: Int64
+    /// First lock acquisition and last release (per-job lock span), if the set has a lock.
+    public var lockAcquired: Int64?
+    public var lockReleased: Int64?
+    public var skipped: Bool { start == nil }
+    public var response: Int64? { end.map { $0 - release } }
+}
+
+/// Timing of one task measured alone, before the run.
+public struct TimingProfile: Sendable, Equatable {
+    /// Whole-job execution times, ns.
+    public var jobSamples: [UInt64]
+    /// Longest single layer (kernel) seen: the longest non-preemptive region with layer preemption.
+    public var maxLayer: UInt64
+    public var maxJob: UInt64 { jobSamples.max() ?? 0 }
+}
+
+/// A task ready to run: compiled plan, executor, preloaded inputs and reference outputs.
+public final class PreparedTask: @unchecked Sendable {
+    public let spec: TaskSet.Task
+    public let plan: Plan
+    let executor: Executor
+    let inputs: [[UnsafeMutableBufferPointer<Float>]]
+    let outputs: [UnsafeMutableBufferPointer<Float>]
+    let expected: [[[Float]]]
+    public let timing: TimingProfile
+    /// Pointer lists built once, so a job passes them without allocating.
+    let inputPointers: [[UnsafePointer<Float>]]
+    let outputPointers: [UnsafeMutablePointer<Float>]
+
+    init(spec: TaskSet.Task, plan: Plan, executor: Executor, inputs: [[UnsafeMutableBufferPointer<Float>]],
+         outputs: [UnsafeMutableBufferPointer<Float>], expected: [[[Float]]], timing: TimingProfile) {
+        self.spec = spec
+        self.plan = plan
+        self.executor = executor
+        self.inputs = inputs
+        self.outputs = outputs
+        self.expected = expected
+        self.timing = timing
+        inputPointers = inputs.map { $0.map { UnsafePointer($0.baseAddress!) } }
+        outputPointers = outputs.map { $0.baseAddress! }
+    }
+
+    deinit {
+        inputs.joined().forEach { $0.deallocate() }
+        outputs.forEach { $0.deallocate() }
+    }
+
+    /// Runs input `index` and reports whether every output matches its reference to 1e-4
+    /// relative (max |diff| / max |ref|), without allocating.
+    func runAndCheck(_ index: Int, boundary: ((Int) throws -> Void)?) throws -> Bool {
+        try executor.run(inputs: inputPointers[index], outputs: outputPointers, boundary: boundary)
+        return outputsMatch(index)
+    }
+
+    func outputsMatch(_ index: Int) -> Bool {
+        for (o, ref) in zip(outputs, expected[index]) {
+            var maxDiff: Float = 0, maxRef: Float = 0
+            for i in 0..<ref.count {
+                let d = abs(o[i] - ref[i])
+                if d.isNaN { return false }
+                maxDiff = max(maxDiff, d)
+                maxRef = max(maxRef, abs(ref[i]))
+            }
+            if maxDiff > 1e-4 * max(maxRef, 1e-20) { return false }
+        }
+        return true
+    }
+}
+
+/// Compiles a task set's models, preloads inputs, records reference outputs and measures
+/// each task alone; then runs the set.
+public enum RealtimeRunner {
+    /// Turns a task's model reference (zoo name, ONNX path, width, fold) into a graph.
+    public typealias ModelLoader = @Sendable (TaskSet.Task) throws -> Graph
+
+    /// Prepares every task. `timingRuns` isolated runs per task give the timing profile
+    /// that the analysis uses.
+    public static func prepare(_ set: TaskSet, loader: ModelLoader, timingRuns: Int = 10,
+                               log: (String) -> Void = { _ in }) throws -> [PreparedTask] {
+        try set.validate()
+        var prepared: [PreparedTask] = []
+        for (i, task) in set.tasks.enumerated() {
+            let graph: Graph
+            do { graph = try loader(task) } catch {
+                throw TaskSetError(path: "tasks[\(i)].model", message: "\(error)")
+            }
+            let plan: Plan
+            do {
+                plan = try Plan.compile(graph, batch: task.batch / (task.fold ?? 1), options: CompileOptions(threads: task.threads))
+            } catch {
+                throw TaskSetError(path: "tasks[\(i)].model", message: "cannot compile '\(task.model)': \(error)")
+            }
+            let executor = try Executor(plan: plan)
+            var generator = SplitMix64(seed: 1000 + UInt64(i))
+            let inputs = (0..<task.inputs).map { _ in
+                plan.program.inputs.map { id -> UnsafeMutableBufferPointer<Float> in
+                    let n = plan.program.values[id].count
+                    let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+                    for j in 0..<n { b[j] = generator.nextFloat(in: -1...1) }
+                    return b
+                }
+            }
+            let outputs = plan.program.outputs.map {
+                UnsafeMutableBufferPointer<Float>.allocate(capacity: plan.program.values[$0].count)
+            }
+            // Reference outputs and timing run on a scratch thread pinned like the task,
+            // so the caller's own affinity is left alone.
+            let cores = Array(set.cores(of: i).prefix(task.threads))
+            let box = PrepareBox(inputs: inputs, outputs: outputs)
+            let thread = RealtimeThread.spawn {
+                let inputs = box.inputs, outputs = box.outputs
+                do {
+                    executor.pin(to: cores)
+                    var expected: [[[Float]]] = []
+                    for input in inputs {
+                        try executor.run(inputs: input.map { UnsafePointer($0.baseAddress!) },
+                                         outputs: outputs.map { $0.baseAddress! })
+                        expected.append(outputs.map { Array($0) })
+                    }
+                    var samples: [UInt64] = []
+                    var maxLayer: UInt64 = 0
+                    for r in 0..<max(timingRuns, 1) {
+                        var last = MonotonicClock.now()
+                        let t0 = last
+                        try executor.run(inputs: inputs[r % inputs.count].map { UnsafePointer($0.baseAddress!) },
+                                         outputs: outputs.map { $0.baseAddress! }) { _ in
+                            let now = MonotonicClock.now()
+                            maxLayer = max(maxLayer, now - last)
+                            last = now
+                        }
+                        let end = MonotonicClock.now()
+                        maxLayer = max(maxLayer, end - last)
+                        samples.append(end - t0)
+                    }
+                    box.result = .success((expected, TimingProfile(jobSamples: samples, maxLayer: maxLayer)))
+                } catch {
+                    box.result = .failure(error)
+                }
+            }
+            guard let thread else { throw MetronomeError.backend("cannot start a thread") }
+            RealtimeThread.join(thread)
+            guard let result = box.result else { throw MetronomeError.backend("preparation thread ended without a result") }
+            let (expected, timing) = try result.get()
+            let p = PreparedTask(spec: task, plan: plan, executor: executor, inputs: inputs, outputs: outputs,
+                                 expected: expected, timing: timing)
+            log(String(format: "  %@: %@ batch %d, %d thread(s), isolated max %.2f ms, longest layer %.2f ms",
+                       task.name, task.model, task.batch, task.threads,
+                       Double(timing.maxJob) / 1e6, Double(timing.maxLayer) / 1e6))
+            prepared.append(p)
+        }
+        return prepared
+    }
+
+    /// Hands the buffers to the preparation thread and its result back.
+    private final class PrepareBox: @unchecked Sendable {
+        let inputs: [[UnsafeMutableBufferPointer<Float>]]
+        let outputs: [UnsafeMutableBufferPointer<Float>]
+        var result: Result<([[[Float]]], TimingProfile), Error>?
+
+        init(inputs: [[UnsafeMutableBufferPointer<Float>]], outputs: [UnsafeMutableBufferPointer<Float>]) {
+            self.inputs = inputs
+            self.outputs = outputs
+        }
+    }
+
+    /// Runs the task set on prepared tasks and returns every job's record.
+    public static func run(_ set: TaskSet, prepared: [PreparedTask], log: (String) -> Void = { _ in }) throws -> RunResult {
+        let session = RunSession(set: set, tasks: prepared)
+        return try session.run(log: log)
+    }
+}
+
+/// The outcome of a run: the task set, every job, and run-wide facts.
+public struct RunResult: Sendable {
+    public var taskSet: TaskSet
+    public var records: [[JobRecord]]
+    /// Wall time from the common start to the last job's end, ns.
+    public var elapsed: Int64
+    /// Whether worker threads got SCHED_FIFO.
+    public var realtimePriority: Bool
+    public var timing: [TimingProfile]
+}
+
+/// Shared state of one run: the barrier, the dispatcher, the lock and per-task records.
+final class RunSession: @unchecked Sendable {
+    let set: TaskSet
+    let tasks: [PreparedTask]
+    let dispatcher: Dispatcher?
+    let lock: KExclusionLock?
+    let priorities: [Int]
+    private let monitor = Monitor()
+    private let startSignal: Monitor.Condition
+    private var arrived = 0
+    private var start: UInt64?
+    private var records: [[JobRecord]]
+    private var failures: [String] = []
+    private var fifoRefused = false
+
+    init(set: TaskSet, tasks: [PreparedTask]) {
+        self.set = set
+        self.tasks = tasks
+        let managed = set.policy != .unmanaged
+        dispatcher = managed
+            ? Dispatcher(cores: set.cores, allowed: set.tasks.indices.map { set.cores(of: $0) },
+                         threads: set.tasks.map(\.threads),
+                         preemptive: set.preemption == .layer && set.policy != .fifo)
+            : nil
+        lock = set.lockK.map { KExclusionLock(k: $0) }
+        priorities = set.priorities
+        records = set.tasks.map { t in
+            var r: [JobRecord] = []
+            let expected = set.jobs ?? Int((set.duration ?? 0) / t.period) + 2
+            r.reserveCapacity(expected)
+            return r
+        }
+        startSignal = monitor.condition()
+    }
+
+    func run(log: (String) -> Void) throws -> RunResult {
+        var threads: [pthread_t] = []
+        let launch = MonotonicClock.now()
+        for i in tasks.indices {
+            guard let t = RealtimeThread.spawn({ [self] in self.worker(i, launch: launch) }) else {
+                throw MetronomeError.backend("cannot start the worker thread for task \(set.tasks[i].name)")
+            }
+            threads.append(t)
+        }
+        if set.release == .synchronous {
+            // The barrier: once every worker is waiting, release them all at one common time.
+            monitor.lock()
+            while arrived < tasks.count { startSignal.wait() }
+            start = MonotonicClock.now() + 5_000_000
+            startSignal.broadcast()
+            monitor.unlock()
+        }
+        threads.forEach(RealtimeThread.join)
+        if let f = failures.first { throw MetronomeError.backend("a task failed during the run: \(f)") }
+        let elapsed = records.joined().compactMap(\.end).max() ?? 0
+        if fifoRefused && set.policy != .unmanaged {
+            log("note: SCHED_FIFO was not permitted; workers ran at normal priority (run as root or grant CAP_SYS_NICE)")
+        }
+        return RunResult(taskSet: set, records: records, elapsed: elapsed,
+                         realtimePriority: !fifoRefused && set.policy != .unmanaged, timing: tasks.map(\.timing))
+    }
+
+    /// The scheduling key of a job for the set's policy (smaller runs first).
+    func key(task: Int, nominal: UInt64) -> SchedulingKey {
+        switch set.policy {
+        case .edf: return SchedulingKey(Int64(nominal) + set.tasks[task].deadline, Int64(task))
+        case .fifo: return SchedulingKey(Int64(nominal), Int64(task))
+        case .fixedPriority, .unmanaged: return SchedulingKey(-Int64(priorities[task]), Int64(task))
+        }
+    }
+
+    static func relative(_ t: UInt64, _ origin: UInt64) -> Int64 { Int64(t) - Int64(origin) }
+
+    /// Counters of the job a worker is running.
+    private final class JobState {
+        var key = SchedulingKey(0, 0)
+        var lockWait: UInt64 = 0
+        var suspended: UInt64 = 0
+        var preemptions = 0
+        var cores: [Int] = []
+
+        func reset(key: SchedulingKey) {
+            self.key = key
+            lockWait = 0
+            suspended = 0
+            preemptions = 0
+        }
+    }
+
+    private func worker(_ i: Int, launch: UInt64) {
+        let task = tasks[i]
+        let spec = set.tasks[i]
+        let allowed = set.cores(of: i)
+        if set.policy != .unmanaged {
+            // The dispatcher decides who runs; SCHED_FIFO keeps other processes off the cores.
+            if !RealtimeThread.makeFIFO(priority: 60) { monitor.withLock { fifoRefused = true } }
+        } else {
+            task.executor.pin(to: allowed)
+        }
+        // Barrier.
+        let origin: UInt64
+        if set.release == .synchronous {
+            monitor.lock()
+            arrived += 1
+            startSignal.broadcast()
+            while start == nil { startSignal.wait() }
+            origin = start!
+            monitor.unlock()
+        } else {
+            origin = launch
+        }
+        let perLayerLock = lock != nil && set.preemption == .layer
+        var previousEnd: UInt64 = 0
+        var n = 0
+        var local = records[i]
+        defer { monitor.withLock { records[i] = local } }
+        // Per-job counters live in one object and the layer-boundary callback is built once,
+        // so running a job allocates nothing.
+        let state = JobState()
+        let boundary: (Int) throws -> Void = { [self] _ in
+            if perLayerLock, let lock { lock.release() }
+            if let dispatcher, dispatcher.preemptive, dispatcher.shouldYield(task: i) {
+                let t = MonotonicClock.now()
+                let granted = dispatcher.yield(task: i)
+                state.suspended += MonotonicClock.now() - t
+                state.preemptions += 1
+                if granted != state.cores { task.executor.pin(to: granted); state.cores = granted }
+            }
+            if perLayerLock, let lock {
+                let w = lock.acquire(key: state.key)
+                state.lockWait += w
+                state.suspended += w
+            }
+        }
+        do {
+            while true {
+                let nominal = origin + UInt64(spec.offset) + UInt64(n) * UInt64(spec.period)
+                if let jobs = set.jobs, n >= jobs { break }
+                if let d = set.duration, nominal >= origin + UInt64(d) { break }
+                var wakeup: UInt64?
+                if MonotonicClock.now() < nominal {
+                    RealtimeThread.sleep(untilMonotonic: nominal)
+                    wakeup = MonotonicClock.now()
+                } else if nominal < previousEnd {
+                    // Released while the previous job was still running.
+                    if spec.overrun == .skip {
+                        local.append(JobRecord(task: i, job: n, release: Self.relative(nominal, origin), wakeup: nil,
+                                               start: nil, end: nil, lockWait: 0, preemptions: 0, deadlineMet: false,
+                                               outputOK: false, execution: 0, lockAcquired: nil, lockReleased: nil))
+                        n += 1
+                        continue
+                    }
+                } else {
+                    wakeup = MonotonicClock.now()
+                }
+                state.reset(key: key(task: i, nominal: nominal))
+                var lockAcquired: UInt64?
+                var lockReleased: UInt64?
+                if let dispatcher {
+                    let granted = dispatcher.acquire(task: i, key: state.key)
+                    RealtimeThread.makeFIFO(priority: 50)
+                    if granted != state.cores { task.executor.pin(to: granted); state.cores = granted }
+                }
+                if let lock {
+                    state.lockWait += lock.acquire(key: state.key)
+                    lockAcquired = MonotonicClock.now()
+                }
+                let start = MonotonicClock.now()
+                let ok = try task.runAndCheck(n % task.inputs.count, boundary: boundary)
+                if let lock { lock.release(); lockReleased = MonotonicClock.now() }
+                let end = MonotonicClock.now()
+                // Jobs execute at priority 50; everything else a worker does (bookkeeping,
+                // sleeping, waking, asking the dispatcher) at 60, so a release is always
+                // noticed at once, even on a core where another job is running.
+                if dispatcher != nil { RealtimeThread.makeFIFO(priority: 60) }
+                dispatcher?.complete(task: i)
+                let deadline = nominal + UInt64(spec.deadline)
+                local.append(JobRecord(
+                    task: i, job: n, release: Self.relative(nominal, origin), wakeup: wakeup.map { Self.relative($0, origin) },
+                    start: Self.relative(start, origin), end: Self.relative(end, origin), lockWait: Int64(state.lockWait),
+                    preemptions: state.preemptions, deadlineMet: end <= deadline, outputOK: ok,
+                    execution: Int64(end - start) - Int64(state.suspended),
+                    lockAcquired: lockAcquired.map { Self.relative($0, origin) },
+                    lockReleased: lockReleased.map { Self.relative($0, origin) }))
+                previousEnd = end
+                n += 1
+            }
+        } catch {
+            monitor.withLock { failures.append("\(spec.name): \(error)") }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Histogram
+import Metronome
+
+/// Per-task statistics of a run, in the shape of `summary.json`.
+public struct TaskSummary: Codable, Sendable, Equatable {
+    public struct Response: Codable, Sendable, Equatable {
+        public var min: Double
+        public var p50: Double
+        public var p90: Double
+        public var p99: Double
+        public var max: Double
+    }
+
+    public var name: String
+    public var model: String
+    public var periodMs: Double
+    public var deadlineMs: Double
+    /// Releases, including skipped ones.
+    public var jobs: Int
+    /// Releases whose job missed its deadline or was skipped.
+    public var misses: Int
+    public var missRatio: Double
+    public var skipped: Int
+    /// Completed jobs whose output did not match the reference.
+    public var outputErrors: Int
+    /// Response time (end − release) of completed jobs, ms; nil when no job completed.
+    public var responseMs: Response?
+    /// 99th percentile of (wake-up − release) over releases the task slept for, ms.
+    public var releaseJitterP99Ms: Double
+    /// Execution time over the run's elapsed time (1.0 = one core busy the whole run).
+    public var utilization: Double
+    public var preemptions: Int
+    public var lockWaitMaxMs: Double
+    /// Execution time measured alone before the run (max of the timing runs), ms.
+    public var isolatedMaxMs: Double
+    /// The analytic response-time bound, ms (nil when the analysis gives none).
+    public var boundMs: Double?
+    public var schedulable: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case name, model, jobs, misses, skipped, utilization, preemptions, schedulable
+        case periodMs = "period_ms", deadlineMs = "deadline_ms", missRatio = "miss_ratio"
+        case outputErrors = "output_errors", responseMs = "response_ms"
+        case releaseJitterP99Ms = "release_jitter_p99_ms", lockWaitMaxMs = "lock_wait_max_ms"
+        case isolatedMaxMs = "isolated_max_ms", boundMs = "bound_ms"
+    }
+}
+
+public struct RunSummary: Codable, Sendable, Equatable {
+    public var name: String
+    public var policy: String
+    public var preemption: String
+    public var lockK: Int?
+    public var elapsedS: Double
+    public var realtimePriority: Bool
+    public var analysisMethod: String
+    public var tasks: [TaskSummary]
+
+    enum CodingKeys: String, CodingKey {
+        case name, policy, preemption, tasks
+        case lockK = "lock_k", elapsedS = "elapsed_s", realtimePriority = "realtime_priority"
+        case analysisMethod = "analysis_method"
+    }
+
+    public init(_ result: RunResult, analysis: AnalysisResult?) {
+        let set = result.taskSet
+        name = set.name
+        policy = set.policy.rawValue
+        preemption = set.preemption.rawValue
+        lockK = set.lockK
+        elapsedS = Double(result.elapsed) / 1e9
+        realtimePriority = result.realtimePriority
+        analysisMethod = analysis?.method ?? "none"
+        tasks = set.tasks.indices.map { i in
+            Self.summarize(set.tasks[i], result.records[i], elapsed: result.elapsed, timing: result.timing[i],
+                           bound: analysis?.tasks[i])
+        }
+    }
+
+    static func summarize(_ task: TaskSet.Task, _ records: [JobRecord], elapsed: Int64, timing: TimingProfile,
+                          bound: TaskBound?) -> TaskSummary {
+        let ms = { (ns: Int64) in Double(ns) / 1e6 }
+        let completed = records.filter { !$0.skipped }
+        let responses = completed.compactMap(\.response)
+        var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
+        for r in responses { _ = histogram.record(UInt64(max(r, 0))) }
+        var jitter = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
+        // Only releases the thread slept for measure the release mechanism.
+        for r in records { if let w = r.wakeup { _ = jitter.record(UInt64(abs(w - r.release))) } }
+        let response = responses.isEmpty ? nil : TaskSummary.Response(
+            min: ms(responses.min()!), p50: ms(Int64(histogram.valueAtPercentile(50))),
+            p90: ms(Int64(histogram.valueAtPercentile(90))), p99: ms(Int64(histogram.valueAtPercentile(99))),
+            max: ms(responses.max()!))
+        let misses = records.filter { !$0.deadlineMet }.count
+        return TaskSummary(
+            name: task.name, model: task.model, periodMs: ms(task.period), deadlineMs: ms(task.deadline),
+            jobs: records.count, misses: misses, missRatio: records.isEmpty ? 0 : Double(misses) / Double(records.count),
+            skipped: records.count - completed.count, outputErrors: completed.filter { !$0.outputOK }.count,
+            responseMs: response, releaseJitterP99Ms: jitter.totalCount > 0 ? ms(Int64(jitter.valueAtPercentile(99))) : 0,
+            utilization: elapsed > 0 ? Double(completed.reduce(0) { $0 + $1.execution }) / Double(elapsed) : 0,
+            preemptions: completed.reduce(0) { $0 + $1.preemptions },
+            lockWaitMaxMs: ms(completed.map(\.lockWait).max() ?? 0), isolatedMaxMs: Double(timing.maxJob) / 1e6,
+            boundMs: bound?.bound.map { Double($0) / 1e6 }, schedulable: bound?.schedulable)
+    }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    /// A fixed-width table for the terminal.
+    public func table() -> String {
+        func f(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "-" }
+        func pad(_ s: String, _ n: Int, left: Bool = false) -> String {
+            let t = String(s.prefix(n))
+            let fill = String(repeating: " ", count: n - t.count)
+            return left ? t + fill : fill + t
+        }
+        let header = [pad("task", 12, left: true), pad("jobs", 5), pad("miss", 5), pad("ratio", 6), pad("min", 7),
+                      pad("p50", 7), pad("p90", 7), pad("p99", 7), pad("max", 7), pad("bound", 7), pad("jit99", 6),
+                      pad("util", 5), " verdict"]
+        var lines = [header.joined(separator: " ")]
+        for t in tasks {
+            let r = t.responseMs
+            let verdict = t.schedulable.map { $0 ? "ok" : "UNSCHEDULABLE" } ?? "-"
+            lines.append([pad(t.name, 12, left: true), pad(String(t.jobs), 5), pad(String(t.misses), 5),
+                          pad(String(format: "%.3f", t.missRatio), 6), pad(f(r?.min), 7), pad(f(r?.p50), 7),
+                          pad(f(r?.p90), 7), pad(f(r?.p99), 7), pad(f(r?.max), 7), pad(f(t.boundMs), 7),
+                          pad(String(format: "%.3f", t.releaseJitterP99Ms), 6), pad(String(format: "%.2f", t.utilization), 5),
+                          " " + verdict].joined(separator: " "))
+        }
+        lines.append("(times in ms from release; bound = analytic response-time bound: \(analysisMethod))")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `trace.csv`: one row per release.
+public enum TraceCSV {
+    public static let header = "task,job,release_ns,start_ns,end_ns,response_ns,lock_wait_ns,preemptions,deadline_met,output_ok,wakeup_ns,execution_ns,lock_acquired_ns,lock_released_ns"
+
+    public static func render(_ result: RunResult) -> String {
+        var out = header + "\n"
+        let rows = result.records.joined().sorted { ($0.release, $0.task) < ($1.release, $1.task) }
+        for r in rows {
+            let name = result.taskSet.tasks[r.task].name
+            let opt = { (v: Int64?) in v.map(String.init) ?? "" }
+            out += "\(csvField(name)),\(r.job),\(r.release),\(opt(r.start)),\(opt(r.end)),\(opt(r.response)),"
+            out += "\(r.lockWait),\(r.preemptions),\(r.deadlineMet),\(r.outputOK),\(opt(r.wakeup)),"
+            out += "\(r.skipped ? "" : String(r.execution)),\(opt(r.lockAcquired)),\(opt(r.lockReleased))\n"
+        }
+        return out
+    }
+
+    static func csvField(_ s: String) -> String {
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+}

@@ -1,0 +1,213 @@
+import Metronome
+
+/// A set of periodic DNN tasks and how to run them: the input of ``RealtimeRunner`` and
+/// ``ScheduleAnalysis``. Build one in code or load it from YAML with ``TaskSet/load(yaml:)``.
+public struct TaskSet: Sendable, Equatable {
+    public enum Policy: String, Sendable, CaseIterable {
+        /// Highest priority first (explicit, or rate-monotonic by default).
+        case fixedPriority = "fixed-priority"
+        /// Earliest absolute deadline first.
+        case edf
+        /// Earliest release first; jobs run to completion.
+        case fifo
+        /// Each task on its own thread; the OS scheduler decides (the baseline).
+        case unmanaged
+    }
+
+    public enum Preemption: String, Sendable, CaseIterable {
+        /// A running job may be preempted at every layer boundary.
+        case layer
+        /// Jobs run to completion once started.
+        case job
+    }
+
+    public enum Release: String, Sendable, CaseIterable {
+        /// All tasks wait at a barrier; first releases at one common start time (plus offsets).
+        case synchronous
+        /// Each task starts releasing as soon as it is ready, without waiting for the others.
+        case asynchronous
+    }
+
+    public enum Overrun: String, Sendable, CaseIterable {
+        /// A release that happens while the task's previous job still runs is dropped (recorded as a miss).
+        case skip
+        /// Such releases are kept and run back to back, late.
+        case queue
+    }
+
+    public struct Task: Sendable, Equatable {
+        public var name: String
+        /// Zoo name or path to an `.onnx` file.
+        public var model: String
+        /// Width multiplier applied with the slimming transform (nil: the model as it is).
+        public var width: Double?
+        /// Folding factor (nil: no folding).
+        public var fold: Int?
+        public var batch: Int
+        public var period: Int64
+        /// Relative deadline in ns; defaults to the period.
+        public var deadline: Int64
+        /// Higher runs first; nil means rate-monotonic.
+        public var priority: Int?
+        /// Cores the task may run on; nil means the set's cores.
+        public var cores: [Int]?
+        public var threads: Int
+        public var overrun: Overrun
+        /// Number of distinct preloaded inputs, cycled through by the jobs.
+        public var inputs: Int
+        /// Delay of the first release after the common start, in ns.
+        public var offset: Int64
+
+        public init(name: String, model: String, width: Double? = nil, fold: Int? = nil, batch: Int = 1,
+                    period: Int64, deadline: Int64? = nil, priority: Int? = nil, cores: [Int]? = nil,
+                    threads: Int = 1, overrun: Overrun = .skip, inputs: Int = 4, offset: Int64 = 0) {
+            self.name = name
+            self.model = model
+            self.width = width
+            self.fold = fold
+            self.batch = batch
+            self.period = period
+            self.deadline = deadline ?? period
+            self.priority = priority
+            self.cores = cores
+            self.threads = threads
+            self.overrun = overrun
+            self.inputs = inputs
+            self.offset = offset
+        }
+    }
+
+    public var name: String
+    /// How long releases continue, in ns (nil when `jobs` is given).
+    public var duration: Int64?
+    /// Releases per task (nil when `duration` is given).
+    public var jobs: Int?
+    public var policy: Policy
+    public var preemption: Preemption
+    /// k of the k-exclusion lock every job (or, with layer preemption, every layer) holds; nil: no lock.
+    public var lockK: Int?
+    public var release: Release
+    public var cores: [Int]
+    public var tasks: [Task]
+
+    public init(name: String, duration: Int64? = nil, jobs: Int? = nil, policy: Policy = .fixedPriority,
+                preemption: Preemption = .layer, lockK: Int? = nil, release: Release = .synchronous,
+                cores: [Int]? = nil, tasks: [Task]) {
+        self.name = name
+        self.duration = duration
+        self.jobs = jobs
+        self.policy = policy
+        self.preemption = preemption
+        self.lockK = lockK
+        self.release = release
+        self.cores = cores ?? Affinity.availableCores()
+        self.tasks = tasks
+    }
+
+    /// The cores task `i` may use.
+    public func cores(of i: Int) -> [Int] { tasks[i].cores ?? cores }
+
+    /// Effective fixed priorities (higher runs first): explicit values, otherwise rate-monotonic
+    /// (shorter period, then shorter deadline, then earlier in the file, ranks higher).
+    public var priorities: [Int] {
+        if tasks.allSatisfy({ $0.priority != nil }) { return tasks.map { $0.priority! } }
+        let order = tasks.indices.sorted {
+            (tasks[$0].period, tasks[$0].deadline, $0) < (tasks[$1].period, tasks[$1].deadline, $1)
+        }
+        var rank = Array(repeating: 0, count: tasks.count)
+        for (r, i) in order.enumerated() { rank[i] = tasks.count - r }
+        return tasks.indices.map { tasks[$0].priority ?? rank[$0] }
+    }
+
+    /// Checks values that YAML parsing cannot: uniqueness, ranges, cores on this machine.
+    /// Errors name the offending key.
+    public func validate(availableCores: [Int] = Affinity.availableCores()) throws {
+        func fail(_ path: String, _ message: String) -> TaskSetError { TaskSetError(path: path, message: message) }
+        guard !name.isEmpty else { throw fail("name", "must not be empty") }
+        switch (duration, jobs) {
+        case (nil, nil): throw fail("duration", "give either duration or jobs")
+        case (.some, .some): throw fail("jobs", "give either duration or jobs, not both")
+        case (let d?, nil) where d <= 0: throw fail("duration", "must be positive")
+        case (nil, let j?) where j <= 0: throw fail("jobs", "must be at least 1")
+        default: break
+        }
+        if let k = lockK, k < 1 { throw fail("lock.k", "must be at least 1, got \(k)") }
+        guard !tasks.isEmpty else { throw fail("tasks", "the task set has no tasks") }
+        try checkCores(cores, path: "cores", available: availableCores)
+        var names = Set<String>()
+        for (i, t) in tasks.enumerated() {
+            let p = "tasks[\(i)]"
+            guard !t.name.isEmpty else { throw fail("\(p).name", "must not be empty") }
+            guard names.insert(t.name).inserted else { throw fail("\(p).name", "duplicate task name '\(t.name)'") }
+            guard !t.model.isEmpty else { throw fail("\(p).model", "must not be empty") }
+            guard t.batch >= 1 else { throw fail("\(p).batch", "must be at least 1, got \(t.batch)") }
+            guard t.period > 0 else { throw fail("\(p).period", "must be positive") }
+            guard t.deadline > 0 else { throw fail("\(p).deadline", "must be positive") }
+            guard t.offset >= 0 else { throw fail("\(p).offset", "must not be negative") }
+            guard t.threads >= 1 else { throw fail("\(p).threads", "must be at least 1, got \(t.threads)") }
+            guard t.inputs >= 1 else { throw fail("\(p).inputs", "must be at least 1, got \(t.inputs)") }
+            if let w = t.width, !(w > 0 && w <= 1) { throw fail("\(p).width", "must be in (0, 1], got \(w)") }
+            if let f = t.fold, f < 1 { throw fail("\(p).fold", "must be at least 1, got \(f)") }
+            if let f = t.fold, t.batch % f != 0 {
+                throw fail("\(p).fold", "batch \(t.batch) must be a multiple of the fold factor \(f)")
+            }
+            if let c = t.cores {
+                try checkCores(c, path: "\(p).cores", available: availableCores)
+                if let outside = c.first(where: { !cores.contains($0) }) {
+                    throw fail("\(p).cores", "core \(outside) is not among the task set's cores \(cores)")
+                }
+            }
+            let usable = cores(of: i).count
+            guard t.threads <= usable else {
+                throw fail("\(p).threads", "\(t.threads) threads need at least as many cores, but the task may use \(usable)")
+            }
+        }
+    }
+
+    private func checkCores(_ list: [Int], path: String, available: [Int]) throws {
+        guard !list.isEmpty else { throw TaskSetError(path: path, message: "must list at least one core") }
+        guard Set(list).count == list.count else { throw TaskSetError(path: path, message: "lists a core twice: \(list)") }
+        for c in list where !available.contains(c) {
+            throw TaskSetError(path: path, message: "core \(c) is not on this machine (available: \(available.map(String.init).joined(separator: ",")))")
+        }
+    }
+}
+
+/// A problem in a task set, with the path of the key at fault (e.g. `tasks[1].period`).
+public struct TaskSetError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var path: String
+    public var message: String
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { path.isEmpty ? "task set: \(message)" : "task set: \(path): \(message)" }
+}
+
+/// Durations written with a unit: `33ms`, `1.5s`, `250us` (or `µs`), `100ns`.
+public enum DurationText {
+    public static func parse(_ text: String) -> Int64? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            let number = t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+            guard let v = Double(number), v.isFinite else { return nil }
+            let ns = (v * scale).rounded()
+            guard abs(ns) < 9e18 else { return nil }
+            return Int64(ns)
+        }
+        return nil
+    }
+
+    /// A short human form: `33ms`, `1.5s`, `250us`.
+    public static func format(_ ns: Int64) -> String {
+        if ns % 1_000_000_000 == 0 { return "\(ns / 1_000_000_000)s" }
+        if ns % 1_000_000 == 0 { return "\(ns / 1_000_000)ms" }
+        if ns % 1_000 == 0 { return "\(ns / 1_000)us" }
+        return "\(ns)ns"
+    }
+}
+
+import Foundation
