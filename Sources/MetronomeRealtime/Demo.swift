@@ -31,5 +31,6 @@ tasks:
     period: 200ms
     priority: 5
     cores: [1]
+
 """
 }

@@ -35,6 +35,11 @@ public struct TimingProfile: Sendable, Equatable {
     /// Longest single layer (kernel) seen: the longest non-preemptive region with layer preemption.
     public var maxLayer: UInt64
     public var maxJob: UInt64 { jobSamples.max() ?? 0 }
+
+    public init(jobSamples: [UInt64], maxLayer: UInt64) {
+        self.jobSamples = jobSamples
+        self.maxLayer = maxLayer
+    }
 }
 
 /// A task ready to run: compiled plan, executor, preloaded inputs and reference outputs.
@@ -132,6 +137,8 @@ public enum RealtimeRunner {
             let box = PrepareBox(inputs: inputs, outputs: outputs)
             let thread = RealtimeThread.spawn {
                 let inputs = box.inputs, outputs = box.outputs
+                // Measured under the same real-time priority jobs get (when permitted).
+                RealtimeThread.makeFIFO(priority: 50)
                 do {
                     executor.pin(to: cores)
                     var expected: [[[Float]]] = []
@@ -252,7 +259,7 @@ final class RunSession: @unchecked Sendable {
             // The barrier: once every worker is waiting, release them all at one common time.
             monitor.lock()
             while arrived < tasks.count { startSignal.wait() }
-            start = MonotonicClock.now() + 5_000_000
+            start = MonotonicClock.now() + 20_000_000
             startSignal.broadcast()
             monitor.unlock()
         }
@@ -373,7 +380,8 @@ final class RunSession: @unchecked Sendable {
                 }
                 let start = MonotonicClock.now()
                 let ok = try task.runAndCheck(n % task.inputs.count, boundary: boundary)
-                if let lock { lock.release(); lockReleased = MonotonicClock.now() }
+                // Stamped while still held, so recorded spans lie inside the true holding spans.
+                if let lock { lockReleased = MonotonicClock.now(); lock.release() }
                 let end = MonotonicClock.now()
                 // Jobs execute at priority 50; everything else a worker does (bookkeeping,
                 // sleeping, waking, asking the dispatcher) at 60, so a release is always

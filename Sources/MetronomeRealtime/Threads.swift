@@ -7,7 +7,15 @@ import Metronome
 final class Monitor: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
-    init() { pthread_mutex_init(mutex, nil) }
+    /// Priority inheritance: a low-priority thread holding the lock (the coordinator at the
+    /// barrier, say) is boosted while real-time workers wait for it.
+    init() {
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        pthread_mutexattr_setprotocol(&attr, Int32(PTHREAD_PRIO_INHERIT))
+        pthread_mutex_init(mutex, &attr)
+        pthread_mutexattr_destroy(&attr)
+    }
 
     deinit {
         pthread_mutex_destroy(mutex)

@@ -1,0 +1,213 @@
+import Foundation
+import Metronome
+import MetronomeRealtime
+import XCTest
+
+/// Short real runs with small synthetic CNNs. Timing assertions use wide margins: they check
+/// scheduling behaviour (who waits for whom), not speed.
+final class RunnerTests: XCTestCase {
+    /// A chain of 3×3 convolutions; `channels` and `size` set the cost per layer.
+    static func chain(channels: Int, size: Int, layers: Int, seed: UInt64) -> Graph {
+        var b = GraphBuilder(name: "chain\(channels)x\(size)x\(layers)", seed: seed)
+        var x = b.input("x", shape: [1, channels, size, size])
+        for _ in 0..<layers { x = b.relu(b.conv(x, in: channels, out: channels, kernel: 3)) }
+        b.output(b.globalAveragePool(x))
+        return b.graph
+    }
+
+    /// Models by name: "small" (well under a millisecond), "long" (tens of milliseconds, many layers).
+    static let loader: RealtimeRunner.ModelLoader = { task in
+        switch task.model {
+        case "small": return chain(channels: 16, size: 32, layers: 4, seed: 1)
+        case "medium": return chain(channels: 32, size: 56, layers: 6, seed: 2)
+        case "long": return chain(channels: 64, size: 56, layers: 24, seed: 3)
+        default: throw MetronomeError.invalidArgument("unknown test model \(task.model)")
+        }
+    }
+
+    func run(_ set: TaskSet) throws -> (RunResult, RunSummary, [PreparedTask]) {
+        let prepared = try RealtimeRunner.prepare(set, loader: Self.loader, timingRuns: 3)
+        let result = try RealtimeRunner.run(set, prepared: prepared)
+        let analysis = ScheduleAnalysis.analyze(set, timing: prepared.map(\.timing))
+        return (result, RunSummary(result, analysis: analysis), prepared)
+    }
+
+    var twoCores: Bool { Affinity.availableCores().count >= 2 }
+
+    func testSchedulableSetOnDisjointCoresMeetsEveryDeadline() throws {
+        try XCTSkipUnless(twoCores, "needs two cores")
+        let cores = Array(Affinity.availableCores().prefix(2))
+        let set = TaskSet(name: "disjoint", duration: 1_000_000_000, cores: cores, tasks: [
+            .init(name: "a", model: "small", period: 10_000_000, cores: [cores[0]]),
+            .init(name: "b", model: "medium", period: 20_000_000, cores: [cores[1]]),
+        ])
+        let (result, summary, _) = try run(set)
+        XCTAssertEqual(summary.tasks.map(\.misses), [0, 0], summary.table())
+        XCTAssertEqual(summary.tasks[0].jobs, 100)
+        XCTAssertEqual(summary.tasks[1].jobs, 50)
+        XCTAssertTrue(result.records.joined().allSatisfy(\.outputOK), "every output matches its reference")
+        // Releases never drift: release n is exactly offset + n·period from the start, and
+        // the observed wake-ups stay close to it for the whole run.
+        for (i, records) in result.records.enumerated() {
+            for r in records { XCTAssertEqual(r.release, Int64(r.job) * set.tasks[i].period) }
+            let lateness = records.compactMap { r in r.wakeup.map { $0 - r.release } }
+            XCTAssertGreaterThan(lateness.count, records.count / 2)
+            XCTAssertTrue(lateness.allSatisfy { $0 >= 0 }, "no wake-up before its release")
+            let third = lateness.count / 3
+            let early = lateness.prefix(third).sorted()[third / 2], late = lateness.suffix(third).sorted()[third / 2]
+            XCTAssertLessThan(abs(late - early), 2_000_000, "median wake-up lateness does not grow over the run")
+            XCTAssertLessThan(lateness.sorted()[lateness.count / 2], 2_000_000)
+        }
+    }
+
+    func testOverloadedSetReportsMissesThatMatchTheTrace() throws {
+        let core = Affinity.availableCores()[0]
+        // Two tasks on one core, each alone needs most of its period.
+        let probe = try RealtimeRunner.prepare(
+            TaskSet(name: "probe", jobs: 1, cores: [core], tasks: [.init(name: "p", model: "medium", period: 1_000_000)]),
+            loader: Self.loader, timingRuns: 3)
+        let c = Int64(probe[0].timing.jobSamples.sorted()[1])
+        let period = max(c * 3 / 2, 2_000_000)
+        let set = TaskSet(name: "overload", duration: period * 40, policy: .fixedPriority, cores: [core], tasks: [
+            .init(name: "x", model: "medium", period: period),
+            .init(name: "y", model: "medium", period: period, overrun: .queue),
+        ])
+        let (result, summary, _) = try run(set)
+        let totalMisses = summary.tasks.reduce(0) { $0 + $1.misses }
+        XCTAssertGreaterThan(totalMisses, 0, summary.table())
+        let csv = TraceCSV.render(result).split(separator: "\n").dropFirst()
+        for (i, t) in summary.tasks.enumerated() {
+            let rows = csv.filter { $0.hasPrefix("\(set.tasks[i].name),") }
+            XCTAssertEqual(rows.count, t.jobs)
+            let missed = rows.filter { $0.split(separator: ",", omittingEmptySubsequences: false)[8] == "false" }.count
+            XCTAssertEqual(missed, t.misses)
+            XCTAssertEqual(t.missRatio, Double(missed) / Double(rows.count), accuracy: 1e-12)
+        }
+    }
+
+    func testOverrunSkipDropsReleasesAndQueueKeepsThem() throws {
+        let core = Affinity.availableCores()[0]
+        let probe = try RealtimeRunner.prepare(
+            TaskSet(name: "probe", jobs: 1, cores: [core], tasks: [.init(name: "p", model: "long", period: 1_000_000)]),
+            loader: Self.loader, timingRuns: 2)
+        let c = Int64(probe[0].timing.maxJob)
+        let period = max(c / 3, 1_000_000)  // every job overruns about two releases
+        for overrun in [TaskSet.Overrun.skip, .queue] {
+            let set = TaskSet(name: "overrun", jobs: 12, cores: [core], tasks: [
+                .init(name: "t", model: "long", period: period, overrun: overrun),
+            ])
+            let (result, summary, _) = try run(set)
+            let records = result.records[0]
+            XCTAssertEqual(records.count, 12, "every release is recorded")
+            switch overrun {
+            case .skip:
+                let skipped = records.filter(\.skipped)
+                XCTAssertGreaterThan(skipped.count, 0)
+                XCTAssertTrue(skipped.allSatisfy { !$0.deadlineMet && $0.start == nil && $0.end == nil })
+                XCTAssertEqual(summary.tasks[0].skipped, skipped.count)
+                // A skipped release fell inside the previous job.
+                for s in skipped {
+                    let previous = records.last { $0.job < s.job && !$0.skipped }
+                    XCTAssertNotNil(previous)
+                    XCTAssertLessThan(s.release, previous!.end!)
+                }
+            case .queue:
+                XCTAssertTrue(records.allSatisfy { !$0.skipped })
+                for (a, b) in zip(records, records.dropFirst()) { XCTAssertGreaterThanOrEqual(b.start!, a.end!) }
+                XCTAssertGreaterThan(records.last!.response!, records.first!.response!, "the backlog grows")
+            }
+        }
+    }
+
+    /// With layer preemption a high-priority task waits at most about one layer of the
+    /// low-priority job; without preemption it can wait for the whole job.
+    func testLayerPreemptionKeepsHighPriorityResponseNearIsolated() throws {
+        let core = Affinity.availableCores()[0]
+        var responses: [TaskSet.Preemption: Int64] = [:]
+        var lowPreemptions: [TaskSet.Preemption: Int] = [:]
+        var isolatedHigh: Int64 = 0, longestLayer: Int64 = 0, lowJob: Int64 = 0
+        for preemption in [TaskSet.Preemption.layer, .job] {
+            let set = TaskSet(name: "preempt", duration: 600_000_000, policy: .fixedPriority, preemption: preemption,
+                              cores: [core], tasks: [
+                                  .init(name: "high", model: "small", period: 7_000_000, priority: 2),
+                                  .init(name: "low", model: "long", period: 200_000_000, priority: 1, offset: 1_000_000),
+                              ])
+            let (result, _, prepared) = try run(set)
+            responses[preemption] = result.records[0].compactMap(\.response).max()
+            lowPreemptions[preemption] = result.records[1].reduce(0) { $0 + $1.preemptions }
+            isolatedHigh = Int64(prepared[0].timing.maxJob)
+            longestLayer = Int64(prepared[1].timing.maxLayer)
+            lowJob = Int64(prepared[1].timing.jobSamples.min()!)
+        }
+        XCTAssertGreaterThan(lowPreemptions[.layer]!, 0)
+        XCTAssertEqual(lowPreemptions[.job]!, 0)
+        XCTAssertLessThan(responses[.layer]!, isolatedHigh + 2 * longestLayer + 3_000_000,
+                          "high-priority response stays near its isolated time plus one layer")
+        XCTAssertGreaterThan(responses[.job]!, lowJob / 2, "without preemption it waits for the long job")
+    }
+
+    func testExclusiveLockIsNeverHeldTwice() throws {
+        try XCTSkipUnless(twoCores, "needs two cores")
+        let cores = Array(Affinity.availableCores().prefix(2))
+        let set = TaskSet(name: "lock", duration: 500_000_000, policy: .unmanaged, preemption: .job, lockK: 1,
+                          cores: cores, tasks: [
+                              .init(name: "a", model: "medium", period: 9_000_000),
+                              .init(name: "b", model: "medium", period: 11_000_000),
+                              .init(name: "c", model: "small", period: 5_000_000),
+                          ])
+        let (result, _, _) = try run(set)
+        let spans = result.records.joined().compactMap { r -> (Int64, Int64)? in
+            guard let a = r.lockAcquired, let b = r.lockReleased else { return nil }
+            return (a, b)
+        }.sorted { $0.0 < $1.0 }
+        XCTAssertGreaterThan(spans.count, 50)
+        for (x, y) in zip(spans, spans.dropFirst()) { XCTAssertLessThanOrEqual(x.1, y.0, "two holders at once") }
+        XCTAssertGreaterThan(result.records.joined().map(\.lockWait).max()!, 0, "someone waited for the lock")
+    }
+
+    func testTwoExclusionAdmitsAtMostTwo() throws {
+        try XCTSkipUnless(twoCores, "needs two cores")
+        let cores = Array(Affinity.availableCores().prefix(2))
+        let set = TaskSet(name: "lock2", duration: 400_000_000, policy: .unmanaged, preemption: .job, lockK: 2,
+                          cores: cores, tasks: (0..<4).map { .init(name: "t\($0)", model: "medium", period: 8_000_000) })
+        let (result, _, _) = try run(set)
+        var events: [(Int64, Int)] = []
+        for r in result.records.joined() {
+            if let a = r.lockAcquired, let b = r.lockReleased { events += [(a, 1), (b, -1)] }
+        }
+        var holders = 0
+        for (_, d) in events.sorted(by: { ($0.0, $0.1) < ($1.0, $1.1) }) {
+            holders += d
+            XCTAssertLessThanOrEqual(holders, 2)
+        }
+    }
+
+    func testOutputsWrittenAndNotOverwritten() throws {
+        let core = Affinity.availableCores()[0]
+        let set = TaskSet(name: "out", jobs: 5, cores: [core], tasks: [.init(name: "s", model: "small", period: 2_000_000)])
+        let (result, summary, _) = try run(set)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("metronome-run-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try RunOutput.write(result, summary: summary, to: dir)
+        let csv = try String(contentsOf: dir.appendingPathComponent("trace.csv"), encoding: .utf8)
+        XCTAssertTrue(csv.hasPrefix("task,job,release_ns,start_ns,end_ns,response_ns,lock_wait_ns,preemptions,deadline_met,output_ok"))
+        XCTAssertEqual(csv.split(separator: "\n").count, 6)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as? [String: Any]
+        let task = (json?["tasks"] as? [[String: Any]])?.first
+        for key in ["name", "jobs", "misses", "miss_ratio", "response_ms", "release_jitter_p99_ms", "utilization", "bound_ms"] {
+            XCTAssertNotNil(task?[key], key)
+        }
+        let html = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertTrue(html.contains("<svg") && !html.contains("<script") && !html.contains("http://cdn"))
+        XCTAssertThrowsError(try RunOutput.write(result, summary: summary, to: dir), "refuses to overwrite")
+        XCTAssertNoThrow(try RunOutput.write(result, summary: summary, to: dir, overwrite: true))
+    }
+
+    func testUnknownModelNamesTheKey() {
+        let set = TaskSet(name: "bad", jobs: 1, cores: [Affinity.availableCores()[0]],
+                          tasks: [.init(name: "t", model: "nosuchmodel", period: 1_000_000)])
+        XCTAssertThrowsError(try RealtimeRunner.prepare(set, loader: Self.loader)) { error in
+            XCTAssertEqual((error as? TaskSetError)?.path, "tasks[0].model", "\(error)")
+        }
+    }
+}

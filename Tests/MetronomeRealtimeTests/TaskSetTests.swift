@@ -1,0 +1,96 @@
+import Foundation
+import Metronome
+import XCTest
+import MetronomeRealtime
+
+final class TaskSetTests: XCTestCase {
+    func testBuiltInDemoMatchesExampleFile() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/demo.yaml")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        XCTAssertEqual(text, TaskSet.demoYAML)
+        let set = try TaskSet.load(yaml: text)
+        XCTAssertEqual(set.tasks.map(\.name), ["camera", "planner", "detector", "mapper"])
+        XCTAssertEqual(set.tasks[0].period, 33_000_000)
+        XCTAssertEqual(set.tasks[0].deadline, 33_000_000, "deadline defaults to the period")
+        XCTAssertEqual(set.duration, 10_000_000_000)
+        XCTAssertEqual(set.policy, .fixedPriority)
+    }
+
+    func testExamplesParse() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertGreaterThanOrEqual(files.count, 5)
+        for f in files { XCTAssertNoThrow(try TaskSet.load(path: dir.appendingPathComponent(f).path), f) }
+    }
+
+    func testDurationsAcceptEveryUnit() {
+        XCTAssertEqual(DurationText.parse("33ms"), 33_000_000)
+        XCTAssertEqual(DurationText.parse("1.5s"), 1_500_000_000)
+        XCTAssertEqual(DurationText.parse("250us"), 250_000)
+        XCTAssertEqual(DurationText.parse("250µs"), 250_000)
+        XCTAssertEqual(DurationText.parse("100ns"), 100)
+        XCTAssertNil(DurationText.parse("33"))
+        XCTAssertNil(DurationText.parse("fast"))
+        XCTAssertNil(DurationText.parse("ms"))
+    }
+
+    func testRateMonotonicDefaultPriorities() throws {
+        let set = TaskSet(name: "rm", duration: 1_000_000_000, cores: [0], tasks: [
+            .init(name: "slow", model: "m", period: 100_000_000),
+            .init(name: "fast", model: "m", period: 10_000_000),
+            .init(name: "mid", model: "m", period: 50_000_000),
+        ])
+        let p = set.priorities
+        XCTAssertGreaterThan(p[1], p[2])
+        XCTAssertGreaterThan(p[2], p[0])
+    }
+
+    /// Each bad task set must fail with an error naming the key.
+    func testBadTaskSetsNameTheKey() {
+        let base = """
+        name: t
+        duration: 1s
+        cores: [0]
+        tasks:
+          - name: a
+            model: mobilenet_v2
+            period: 10ms
+
+        """
+        let cases: [(String, String)] = [
+            (base.replacingOccurrences(of: "period: 10ms", with: "period: 0ms"), "tasks[0].period"),
+            (base.replacingOccurrences(of: "period: 10ms", with: "period: -5ms"), "tasks[0].period"),
+            (base.replacingOccurrences(of: "period: 10ms", with: "period: 10"), "tasks[0].period"),
+            (base.replacingOccurrences(of: "period: 10ms", with: "perod: 10ms"), "tasks[0].perod"),
+            (base.replacingOccurrences(of: "cores: [0]", with: "cores: [99]"), "cores"),
+            (base + "    cores: [7]\n", "tasks[0].cores"),
+            (base + "  - name: a\n    model: resnet18\n    period: 20ms\n", "tasks[1].name"),
+            (base.replacingOccurrences(of: "duration: 1s", with: "duration: 1s\npolicy: round-robin"), "policy"),
+            (base.replacingOccurrences(of: "duration: 1s", with: "duration: 1s\nlock: {k: 0}"), "lock.k"),
+            (base.replacingOccurrences(of: "duration: 1s", with: "duration: 1s\nlock: {n: 1}"), "lock.n"),
+            (base.replacingOccurrences(of: "duration: 1s", with: "jobs: 3\nduration: 1s"), "jobs"),
+            (base.replacingOccurrences(of: "duration: 1s\n", with: ""), "duration"),
+            (base + "    threads: 2\n", "tasks[0].threads"),
+            (base + "    overrun: drop\n", "tasks[0].overrun"),
+            (base + "    batch: many\n", "tasks[0].batch"),
+            (base.replacingOccurrences(of: "    model: mobilenet_v2\n", with: ""), "tasks[0].model"),
+            ("name: t\nduration: 1s\ntasks: 3\n", "tasks"),
+            ("name: [unclosed\n", ""),
+        ]
+        for (yaml, path) in cases {
+            XCTAssertThrowsError(try TaskSet.load(yaml: yaml), path) { error in
+                guard let e = error as? TaskSetError else { return XCTFail("\(path): \(error) is not a TaskSetError") }
+                XCTAssertEqual(e.path, path, "\(e)")
+                XCTAssertFalse(e.message.isEmpty)
+            }
+        }
+    }
+
+    func testMissingFileIsAClearError() {
+        XCTAssertThrowsError(try TaskSet.load(path: "/nonexistent/set.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("no such file"), "\(error)")
+        }
+    }
+}
