@@ -54,7 +54,7 @@ public enum HTMLReport {
             svg += "<text x=\"\(x(ms))\" y=\"\(h - bottom + 15)\" text-anchor=\"middle\">\(String(format: "%.1f", ms))</text>"
             svg += "<text x=\"\(left - 5)\" y=\"\(y(Double(k) / 5) + 4)\" text-anchor=\"end\">\(String(format: "%.1f", Double(k) / 5))</text>"
         }
-        svg += "<text x=\"\((w + left) / 2)\" y=\"\(h - 5)\" text-anchor=\"middle\">response time (ms)</text>"
+        svg += "<text x=\"\((w + left) / 2)\" y=\"\(h - 5)\" text-anchor=\"middle\">response time (ms); dashed lines: deadlines</text>"
         for (i, records) in result.records.enumerated() {
             let color = palette[i % palette.count]
             let r = records.compactMap(\.response).sorted()
@@ -67,19 +67,20 @@ public enum HTMLReport {
                 points += " \(px),\(y(Double(k) / Double(r.count))) \(px),\(y(Double(k + 1) / Double(r.count)))"
             }
             svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points)\"/>"
-            svg += "<text x=\"\(w - 180)\" y=\"\(30 + Double(i) * 14)\" fill=\"\(color)\">\(escape(result.taskSet.tasks[i].name)) (dashed: deadline)</text>"
+            svg += "<text x=\"\(w - 170)\" y=\"\(30 + Double(i) * 14)\" fill=\"\(color)\">\(escape(result.taskSet.tasks[i].name))</text>"
         }
         return svg + "</svg>"
     }
 
     /// Gantt chart of the first part of the run: one row per task, a bar per job from start
-    /// to end (red: deadline missed), a tick per release, a red cross per skipped release.
+    /// to end (including any time it was preempted; red: deadline missed), a tick per
+    /// release, a red cross per skipped release.
     static func timeline(_ result: RunResult) -> String {
         let set = result.taskSet
         let window = Double(min(result.elapsed, max(4 * (set.tasks.map(\.period).max() ?? 0), 200_000_000)))
         let (w, row, left) = (960.0, 28.0, 110.0)
         let h = row * Double(set.tasks.count) + 40
-        func x(_ ns: Int64) -> Double { left + Double(ns) / window * (w - left - 10) }
+        func x(_ ns: Int64) -> Double { left + Double(ns) / window * (w - left - 40) }
         var svg = "<p>First \(String(format: "%.0f", window / 1e6)) ms of the run.</p>"
         svg += "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
         for (i, records) in result.records.enumerated() {
