@@ -8,12 +8,14 @@ let package = Package(
         .library(name: "Metronome", targets: ["Metronome"]),
         .library(name: "MetronomeModels", targets: ["MetronomeModels"]),
         .library(name: "MetronomeONNX", targets: ["MetronomeONNX"]),
+        .library(name: "MetronomeIO", targets: ["MetronomeIO"]),
         .library(name: "MetronomeRealtime", targets: ["MetronomeRealtime"]),
         .executable(name: "metronome", targets: ["metronome"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
@@ -26,7 +28,20 @@ let package = Package(
             providers: [.apt(["libdnnl-dev"])]
         ),
         .target(name: "Metronome", dependencies: ["CDNNL"]),
-        .target(name: "MetronomeModels", dependencies: ["Metronome"]),
+        // libpng and libjpeg-turbo for `metronome classify` (Debian libpng-dev, libjpeg62-turbo-dev).
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        // File formats around the engine: NumPy .npy, PyTorch checkpoints (zip and legacy,
+        // through a restricted unpickler), PNG/JPEG decoding and ImageNet preprocessing.
+        .target(
+            name: "MetronomeIO",
+            dependencies: ["Metronome", "CPNG", "CJPEG", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+        ),
+        // Graph transforms: width slimming, folding, compound scaling (issue 4).
+        .target(name: "MetronomeTransforms", dependencies: ["Metronome"]),
+        // Cost analysis (MACs, FLOPs, bytes, arithmetic intensity) and the fold throughput sweep.
+        .target(name: "MetronomeAnalysis", dependencies: ["Metronome", "MetronomeTransforms"]),
+        .target(name: "MetronomeModels", dependencies: ["Metronome", "MetronomeIO", "MetronomeTransforms"]),
         // ONNX import/export. Generated/onnx.pb.swift is protoc-gen-swift's output for the ONNX
         // project's onnx.proto, generated once and committed (see README, "Regenerating").
         .target(
@@ -45,11 +60,21 @@ let package = Package(
         .executableTarget(
             name: "metronome",
             dependencies: [
-                "Metronome", "MetronomeModels", "MetronomeONNX", "MetronomeRealtime",
+                "Metronome", "MetronomeModels", "MetronomeONNX", "MetronomeRealtime", "MetronomeIO",
+                "MetronomeAnalysis", "MetronomeTransforms",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "MetronomeTests", dependencies: ["Metronome", "MetronomeModels"]),
+        // ONNX import/export, conformance and ONNX Runtime comparisons (these drive the built
+        // `metronome` binary and Python generator scripts under tests/).
+        .testTarget(name: "MetronomeONNXTests", dependencies: ["Metronome", "MetronomeONNX", "MetronomeModels", "MetronomeIO"]),
+        // Model zoo, real weights, checkpoints, .npy and images.
+        .testTarget(name: "MetronomeModelsTests", dependencies: ["Metronome", "MetronomeModels", "MetronomeIO"]),
         .testTarget(name: "MetronomeRealtimeTests", dependencies: ["MetronomeRealtime", "MetronomeModels"]),
+        .testTarget(name: "MetronomeTransformsTests",
+                    dependencies: ["Metronome", "MetronomeTransforms", "MetronomeModels", "MetronomeONNX", "MetronomeAnalysis"]),
+        .testTarget(name: "MetronomeAnalysisTests",
+                    dependencies: ["Metronome", "MetronomeAnalysis", "MetronomeModels", "MetronomeTransforms"]),
     ]
 )

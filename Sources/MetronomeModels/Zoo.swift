@@ -7,6 +7,8 @@ public struct ZooEntry: Sendable {
     /// Input shape with a symbolic (-1) batch.
     public var inputShape: [Int]
     public var classes: Int
+    /// Where the weights come from: seeded random values unless stated otherwise.
+    public var weights: String = "seeded random"
     let builder: @Sendable (UInt64) throws -> Graph
 
     public func build(seed: UInt64 = 0) throws -> Graph { try builder(seed) }
@@ -23,9 +25,18 @@ public enum Zoo {
                  inputShape: [-1, 3, 224, 224], classes: 1000) { try resNet(depth: 50, seed: $0) },
         ZooEntry(name: "mobilenet_v2", summary: "MobileNetV2 (Sandler et al. 2018), width 1.0",
                  inputShape: [-1, 3, 224, 224], classes: 1000) { try mobileNetV2(seed: $0) },
-        ZooEntry(name: "efficientnet-lite0", summary: "EfficientNet-Lite0 structure (ReLU6, no squeeze-excite)",
-                 inputShape: [-1, 3, 224, 224], classes: 1000) { try efficientNetLite0(seed: $0) },
-    ]
+    ] + [0.35, 0.5, 0.75, 1.4].map { w in
+        ZooEntry(name: "mobilenet_v2@\(w)", summary: "MobileNetV2, width multiplier \(w)",
+                 inputShape: [-1, 3, 224, 224], classes: 1000) { try mobileNetV2(width: w, seed: $0) }
+    } + [
+        ZooEntry(name: "efficientnet-lite0", summary: "EfficientNet-Lite0 (ReLU6, no squeeze-excite, TF SAME padding)",
+                 inputShape: [-1, 3, 224, 224], classes: 1000,
+                 weights: "ImageNet (\(PretrainedWeights.efficientNetLite0Package); make weights)") { _ in
+            try EfficientNetLite.lite0(checkpoint: PretrainedWeights.efficientNetLite0())
+        },
+        ZooEntry(name: "vgg16", summary: "VGG-16 (Simonyan & Zisserman 2015), torchvision layout",
+                 inputShape: [-1, 3, 224, 224], classes: 1000) { try vgg16(seed: $0) },
+    ] + specializedEntries + slimmableEntries
 
     public static var names: [String] { entries.map(\.name) }
 
@@ -136,24 +147,9 @@ public enum Zoo {
         return b.graph
     }
 
-    /// EfficientNet-Lite0: EfficientNet-B0's MBConv stages with ReLU6, no squeeze-and-excite,
-    /// and a fixed 32-channel stem and 1280-channel head.
+    /// EfficientNet-Lite0 with seeded random weights (see ``EfficientNetLite``; the zoo entry
+    /// loads the real ImageNet weights).
     public static func efficientNetLite0(classes: Int = 1000, inputSize: Int = 224, seed: UInt64 = 0) throws -> Graph {
-        var b = GraphBuilder(name: "efficientnet-lite0", seed: seed)
-        var x = b.input("input", shape: [-1, 3, inputSize, inputSize])
-        x = convBN(&b, x, in: 3, out: 32, kernel: 3, stride: 2, activation: relu6)
-        var cin = 32
-        // (expansion, kernel, stride, channels, repeats)
-        let stages = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-                      (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
-        for (e, k, s, c, n) in stages {
-            for i in 0..<n {
-                x = invertedResidual(&b, x, in: cin, out: c, expand: e, kernel: k, stride: i == 0 ? s : 1)
-                cin = c
-            }
-        }
-        x = convBN(&b, x, in: cin, out: 1280, kernel: 1, activation: relu6)
-        head(&b, x, channels: 1280, classes: classes)
-        return b.graph
+        try EfficientNetLite.lite0(classes: classes, inputSize: inputSize, seed: seed)
     }
 }

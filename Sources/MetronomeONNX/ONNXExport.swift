@@ -52,12 +52,18 @@ public enum ONNXExporter {
         g.initializer.append(contentsOf: extraInitializers)
         g.input = graph.inputs.map { valueInfo($0.name, shape: $0.shape) }
         // Output shapes come from lowering at batch 1; a symbolic batch stays symbolic.
+        // Other symbolic dimensions leave the output shapes unstated.
         let symbolicBatch = graph.inputs.contains { $0.shape.first.map { $0 < 0 } ?? false }
-        let program = try Program(lowering: graph, batch: symbolicBatch ? 1 : nil)
-        g.output = zip(graph.outputs, program.outputs).map { name, id in
-            var shape = program.shape(id)
-            if symbolicBatch && !shape.isEmpty { shape[0] = -1 }
-            return valueInfo(name, shape: shape)
+        let otherSymbolic = graph.inputs.contains { $0.shape.dropFirst().contains { $0 < 0 } }
+        if otherSymbolic {
+            g.output = graph.outputs.map { valueInfo($0, shape: nil) }
+        } else {
+            let program = try Program(lowering: graph, batch: symbolicBatch ? 1 : nil)
+            g.output = zip(graph.outputs, program.outputs).map { name, id in
+                var shape = program.shape(id)
+                if symbolicBatch && !shape.isEmpty { shape[0] = -1 }
+                return valueInfo(name, shape: shape)
+            }
         }
         return g
     }
@@ -146,6 +152,7 @@ public enum ONNXExporter {
                 inputs[i] = name
             }
         case "Split":
+            attrs["num_outputs"] = nil  // opset 18; in opset 17 the output count implies equal parts
             if let a = attrs.removeValue(forKey: "split"), case .ints(let sizes) = a {
                 let name = fresh(node.name + "_split")
                 extra.append(int64Proto(name: name, sizes))
@@ -175,7 +182,14 @@ public enum ONNXExporter {
                 inputs = Array(inputs.prefix(2)) + [name]
             }
         case "BatchNormalization":
-            attrs["spatial"] = nil
+            for key in ["spatial", "is_test", "consumed_inputs"] { attrs[key] = nil }
+        case "Dropout":
+            // Opset 17 takes ratio and training_mode as inputs; neither matters at inference.
+            attrs = [:]
+            inputs = [inputs[0]]
+        case "AveragePool":
+            // AveragePool gained dilations only in opset 19; the engine runs only the undilated form.
+            if let d = attrs["dilations"], d == .ints([1, 1]) { attrs["dilations"] = nil }
         default:
             break
         }

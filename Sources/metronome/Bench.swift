@@ -87,13 +87,3 @@ struct Bench: ParsableCommand {
 
 func fmt(_ v: Double) -> String { String(format: "%.3f", v) }
 func mib(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / 1_048_576) }
-
-struct Models: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the built-in model zoo.")
-
-    func run() throws {
-        for e in Zoo.entries {
-            print("\(e.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(e.summary)")
-        }
-    }
-}

@@ -5,10 +5,21 @@ import MetronomeONNX
 
 /// Resolves a MODEL argument: a path to an `.onnx` file, or a zoo name.
 enum ModelSource {
-    static func load(_ spec: String, seed: UInt64 = 0) throws -> Graph {
-        if spec.hasSuffix(".onnx") || spec.contains("/") {
-            return try ONNXImporter.load(URL(fileURLWithPath: spec))
+    static func isFile(_ spec: String) -> Bool {
+        spec.hasSuffix(".onnx") || spec.contains("/")
+    }
+
+    /// Loads the model. For ONNX files, `inputShapes` fixes symbolic input dimensions
+    /// before the importer evaluates shape computations.
+    static func load(_ spec: String, seed: UInt64 = 0, inputShapes: [String: [Int]] = [:]) throws -> Graph {
+        if isFile(spec) {
+            return try ONNXImporter.load(URL(fileURLWithPath: spec), inputShapes: inputShapes)
         }
         return try Zoo.entry(named: spec).build(seed: seed)
+    }
+
+    /// An ONNX file's input names, read without importing the graph.
+    static func inputNames(_ spec: String) throws -> [String] {
+        try ONNXImporter.inputNames(URL(fileURLWithPath: spec))
     }
 }

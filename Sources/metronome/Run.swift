@@ -3,19 +3,14 @@ import Foundation
 import Metronome
 import MetronomeModels
 import MetronomeRealtime
+import MetronomeTransforms
 
-/// Loads a task's model: zoo name or ONNX file, with its width and fold applied.
+/// Loads a task's model: zoo name or ONNX file, slimmed to its width and folded by its factor.
 func loadTaskModel(_ task: TaskSet.Task) throws -> Graph {
-    if let width = task.width, width != 1 {
-        guard task.model == "mobilenet_v2" else {
-            throw MetronomeError.invalidArgument("width is available for mobilenet_v2 only in this build")
-        }
-        return try Zoo.mobileNetV2(width: width)
-    }
-    if let fold = task.fold, fold != 1 {
-        throw MetronomeError.invalidArgument("folding is not available in this build")
-    }
-    return try ModelSource.load(task.model)
+    var graph = try ModelSource.load(task.model)
+    if let width = task.width, width != 1 { graph = try slim(graph, width: width) }
+    if let factor = task.fold, factor != 1 { graph = try fold(graph, factor: factor).graph }
+    return graph
 }
 
 struct RunTaskSet: ParsableCommand {

@@ -5,8 +5,24 @@ import Glibc
 
 /// CPU affinity of threads, through Linux's `sched_setaffinity`.
 public enum Affinity {
-    /// The cores this process may run on.
+    /// The cores this process may run on: the online CPUs, narrowed by the cgroup's cpuset
+    /// when there is one. Deliberately not the calling thread's affinity mask, which a pinned
+    /// executor narrows for the thread that ran it.
     public static func availableCores() -> [Int] {
+        func read(_ path: String) -> [Int]? {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            return trimmed.isEmpty ? nil : try? parse(trimmed)
+        }
+        var cores = read("/sys/devices/system/cpu/online") ?? threadCores()
+        for path in ["/sys/fs/cgroup/cpuset.cpus.effective", "/sys/fs/cgroup/cpuset/cpuset.effective_cpus"] {
+            if let allowed = read(path) { cores = cores.filter(Set(allowed).contains) }
+        }
+        return cores.isEmpty ? threadCores() : cores
+    }
+
+    /// The calling thread's affinity mask.
+    static func threadCores() -> [Int] {
         var set = CPUSet()
         guard metronome_sched_getaffinity(0, UInt(MemoryLayout<CPUSet>.size), &set) == 0 else {
             return Array(0..<max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))

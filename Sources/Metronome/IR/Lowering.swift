@@ -163,9 +163,24 @@ struct NodeParser {
     func checkAllAttributesUsed() throws {
         let unknown = Set(node.attributes.keys).subtracting(used)
         if let key = unknown.sorted().first {
-            throw fail("unsupported attribute '\(key)'")
+            let known = NodeParser.attributes[node.opType] ?? []
+            throw fail("unsupported attribute '\(key)'; \(node.opType) accepts "
+                       + (known.isEmpty ? "no attributes" : known.joined(separator: ", ")))
         }
     }
+
+    /// The attributes each operator's parser reads, for error messages.
+    static let attributes: [String: [String]] = [
+        "Conv": ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"],
+        "BatchNormalization": ["epsilon", "momentum", "spatial", "training_mode"],
+        "Silu": ["alpha"], "Swish": ["alpha"], "LeakyRelu": ["alpha"], "HardSigmoid": ["alpha", "beta"],
+        "Clip": ["max", "min"],
+        "MaxPool": ["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"],
+        "AveragePool": ["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"],
+        "Concat": ["axis"], "Split": ["axis", "num_outputs", "split"], "Slice": ["axes", "ends", "starts"],
+        "Gemm": ["alpha", "beta", "transA", "transB"], "Flatten": ["axis"], "Reshape": ["allowzero"],
+        "Transpose": ["perm"], "Softmax": ["axis"], "Pad": ["mode", "pads", "value"], "Dropout": ["ratio", "seed"],
+    ]
 
     func input(_ i: Int) -> String? {
         i < node.inputs.count && !node.inputs[i].isEmpty ? node.inputs[i] : nil

@@ -52,8 +52,9 @@ extension Program {
     /// Identity and Dropout become renames, except where an input would directly be an output.
     mutating func eliminateIdentities() {
         var removed = Set<Int>()
-        for (i, step) in steps.enumerated() where step.op == .identity {
-            let (src, dst) = (step.inputs[0], step.outputs[0])
+        // Reads each step as it is now: renaming one identity's uses rewrites later identities too.
+        for i in steps.indices where steps[i].op == .identity {
+            let (src, dst) = (steps[i].inputs[0], steps[i].outputs[0])
             if outputs.contains(dst) && (inputs.contains(src) || outputs.contains(src)) { continue }
             removed.insert(i)
             replaceUses(of: dst, with: src)
@@ -72,8 +73,12 @@ extension Program {
                   let pi = prod[bn.inputs[0]], isPrivate(bn.inputs[0], to: i, consumers: cons),
                   bn.inputs[1...].allSatisfy({ constants[$0] != nil }) else { continue }
             let producer = steps[pi]
-            guard producer.postOps.isEmpty, constants[producer.inputs[1]] != nil,
+            guard producer.postOps.isEmpty, let w = constants[producer.inputs[1]],
                   producer.inputs.count < 3 || constants[producer.inputs[2]] != nil else { continue }
+            // The bias must hold exactly one value per output channel (a Gemm's C may be a
+            // matrix or a broadcast scalar, which folding cannot rescale per channel).
+            if producer.inputs.count > 2, let b = constants[producer.inputs[2]],
+               b.count != w.shape[0] || b.shape.last != w.shape[0] { continue }
             switch producer.op {
             case .conv: break
             case .gemm(1, 1, false, true) where shape(bn.inputs[0]).count == 2: break
@@ -148,6 +153,7 @@ extension Program {
     mutating func dropUnusedConstants() {
         var used = Set<ValueID>()
         for s in steps { used.formUnion(s.inputs) }
+        used.formUnion(outputs)  // a constant can be a program output (an imported folded subgraph)
         for id in Array(constants.keys) where !used.contains(id) { constants[id] = nil }
     }
 }

@@ -1,0 +1,315 @@
+import Metronome
+
+/// Why a set of values must keep one channel count.
+enum ChannelRole: Equatable {
+    /// Channels chosen freely by the transform (the output of a conv or Gemm).
+    case free
+    /// Tied to a graph input (image channels).
+    case input
+    /// Tied to a graph output (class logits).
+    case output
+    /// Cannot change: an operator that depends on the exact channel count reads or writes it.
+    case pinned(String)
+}
+
+/// How a channel set is obtained from other channel sets rather than chosen.
+enum ChannelDerivation {
+    /// Concatenation along the channel axis of the listed values, in order.
+    case concat([ValueID])
+    /// A flatten of a value whose channels are the outer dimension (NCHW flatten at axis 1).
+    case flatten(ValueID)
+    /// A depthwise convolution with `multiplier` output channels per input channel.
+    case depthwise(ValueID, multiplier: Int)
+}
+
+/// The channel structure of a lowered program: which values must share one channel count
+/// (through residual adds, activations, batch norms, depthwise convolutions), which are
+/// chosen by a conv or Gemm, and which are derived (concatenations, flattens).
+///
+/// Channel sets are lists of indices into the original channel dimension, so that slimming
+/// can gather weight slices; transforms that widen a network (fold, compound scaling) use
+/// only their counts.
+struct ChannelAnalysis {
+    let graph: Graph
+    let program: Program
+    private var parent: [Int]
+    private var derivations: [ValueID: ChannelDerivation] = [:]
+    private var pins: [ValueID: String] = [:]
+    /// Flattens from the channel axis seen in the current step: (input, output).
+    private var pendingFlattens: [(ValueID, ValueID)] = []
+
+    /// `fixedInputsAndOutputs` keeps graph inputs and outputs at their channel counts (slimming);
+    /// otherwise they follow the transform's input and output rules (folding).
+    init(graph: Graph, inputShapes: [String: [Int]] = [:], pinnedNodes: Set<String> = [],
+         fixedInputsAndOutputs: Bool) throws {
+        self.graph = graph
+        let symbolicBatch = graph.inputs.contains { $0.shape.first.map { $0 < 0 } ?? false }
+        program = try Program(lowering: graph, inputShapes: inputShapes, batch: symbolicBatch ? 1 : nil)
+        // Lowering keeps one step per node, in order; the rewriter relies on it.
+        guard program.steps.count == graph.nodes.count else {
+            throw MetronomeError.invalidGraph("lowering changed the number of nodes; cannot map steps to nodes")
+        }
+        parent = Array(program.values.indices)
+        let unknown = pinnedNodes.subtracting(graph.nodes.map(\.name))
+        if let name = unknown.sorted().first {
+            throw MetronomeError.invalidArgument("no node named '\(name)' to keep at full width")
+        }
+        for step in program.steps { try analyze(step, pinned: pinnedNodes.contains(step.name)) }
+        for v in program.values.indices where !program.isConstant(v) && program.shape(v).count < 2 {
+            pin(v, "value '\(program.values[v].name)' has no channel axis")
+        }
+        if fixedInputsAndOutputs {
+            for v in program.inputs { pin(v, "graph input '\(program.values[v].name)'") }
+            for v in program.outputs { pin(v, "graph output '\(program.values[v].name)'") }
+        }
+        propagatePins()
+    }
+
+    // MARK: Union-find
+
+    mutating func find(_ v: ValueID) -> ValueID {
+        var r = v
+        while parent[r] != r { r = parent[r] }
+        var x = v
+        while parent[x] != r { let next = parent[x]; parent[x] = r; x = next }
+        return r
+    }
+
+    func root(_ v: ValueID) -> ValueID {
+        var r = v
+        while parent[r] != r { r = parent[r] }
+        return r
+    }
+
+    mutating func union(_ a: ValueID, _ b: ValueID) {
+        let (ra, rb) = (find(a), find(b))
+        guard ra != rb else { return }
+        parent[ra] = rb
+        // Pins live on roots; keep a pin made before the classes merged.
+        if let reason = pins.removeValue(forKey: ra), pins[rb] == nil { pins[rb] = reason }
+    }
+
+    mutating func pin(_ v: ValueID, _ reason: String) {
+        let r = find(v)
+        if pins[r] == nil { pins[r] = reason }
+    }
+
+    func channels(_ v: ValueID) -> Int { program.shape(v)[1] }
+
+    /// The channel axis of `operand` once broadcast against a value of rank `rank`, or nil.
+    func alignedChannelAxis(_ operand: [Int], rank: Int) -> Int? {
+        let axis = 1 - (rank - operand.count)
+        return axis >= 0 && axis < operand.count ? axis : nil
+    }
+
+    // MARK: Structure
+
+    private mutating func analyze(_ step: Step, pinned: Bool) throws {
+        let p = program
+        let data = step.inputs.filter { !p.isConstant($0) }
+        func pinAll(_ reason: String) {
+            for v in data + step.outputs where p.shape(v).count >= 2 { pin(v, reason) }
+        }
+        func passThrough() {
+            guard let x = step.inputs.first, !p.isConstant(x) else { pinAll("\(step.opType) of a constant"); return }
+            for o in step.outputs { union(x, o) }
+        }
+        let out = step.outputs[0]
+        switch step.op {
+        case .conv(let a):
+            let x = step.inputs[0]
+            guard step.inputs.dropFirst().allSatisfy(p.isConstant) else {
+                pinAll("convolution '\(step.name)' has computed weights"); break
+            }
+            let cin = channels(x), m = p.shape(step.inputs[1])[0]
+            if a.groups == 1 {
+                break  // output channels are free
+            } else if a.groups == cin {
+                let k = m / a.groups
+                if k == 1 { union(x, out) } else { derivations[out] = .depthwise(x, multiplier: k) }
+            } else {
+                pinAll("grouped convolution '\(step.name)' (group \(a.groups) of \(cin) channels)")
+            }
+        case .batchNorm:
+            guard step.inputs.dropFirst().allSatisfy(p.isConstant) else {
+                pinAll("batch norm '\(step.name)' has computed statistics"); break
+            }
+            passThrough()
+        case .eltwise, .identity, .maxPool, .averagePool, .globalAveragePool, .softmax:
+            passThrough()
+        case .binary:
+            let rank = p.shape(out).count
+            let c = p.shape(out)[1]
+            for v in step.inputs where !p.isConstant(v) {
+                let s = p.shape(v)
+                guard let axis = alignedChannelAxis(s, rank: rank) else { continue }
+                if s[axis] == c && c > 1 { union(v, out) }
+            }
+        case .concat(let axis):
+            if axis == 1 {
+                guard step.inputs.allSatisfy({ !p.isConstant($0) }) else {
+                    pinAll("concat '\(step.name)' of a constant along channels"); break
+                }
+                derivations[out] = .concat(step.inputs)
+            } else {
+                guard step.inputs.allSatisfy({ !p.isConstant($0) }) else { pinAll("concat '\(step.name)' with a constant"); break }
+                for v in step.inputs { union(v, out) }
+            }
+        case .split(let axis, _):
+            if axis == 1 { pinAll("split '\(step.name)' along channels") } else { passThrough() }
+        case .slice(_, _, let axes, _):
+            if axes.contains(1) { pinAll("slice '\(step.name)' along channels") } else { passThrough() }
+        case .gemm(_, _, let transA, _):
+            guard !transA, !p.isConstant(step.inputs[0]), p.isConstant(step.inputs[1]) else {
+                pinAll("Gemm '\(step.name)' without a constant weight or with transA"); break
+            }
+            if step.inputs.count > 2 {
+                let c = step.inputs[2]
+                if !p.isConstant(c) { pinAll("Gemm '\(step.name)' with a computed C") }
+                else if p.shape(c).count == 2 && p.shape(c)[0] != 1 { pinAll("Gemm '\(step.name)' with a per-row C") }
+            }
+        case .matMul:
+            guard p.shape(step.inputs[0]).count == 2, !p.isConstant(step.inputs[0]),
+                  p.isConstant(step.inputs[1]), p.shape(step.inputs[1]).count == 2 else {
+                pinAll("MatMul '\(step.name)' that is not a 2-D product with a constant matrix"); break
+            }
+        case .flatten(let axis):
+            // Flattening from the channel axis keeps channels as the outer feature index.
+            if axis == 1 { pendingFlattens.append((step.inputs[0], out)) }
+            else { pinAll("Flatten '\(step.name)' that mixes the channel axis") }
+        case .reshape(let shape):
+            let s = p.shape(step.inputs[0])
+            if shape == s { passThrough() }
+            else if shape.count == 2 && s.count >= 2 && shape[0] == s[0] { pendingFlattens.append((step.inputs[0], out)) }
+            else { pinAll("Reshape '\(step.name)' that mixes the channel axis") }
+        case .transpose:
+            pinAll("transpose '\(step.name)'")
+        case .pad(let pads, _):
+            let r = p.shape(step.inputs[0]).count
+            if pads[1] == 0 && pads[1 + r] == 0 { passThrough() } else { pinAll("pad '\(step.name)' along channels") }
+        }
+        for (x, y) in pendingFlattens {
+            let s = p.shape(x)
+            if s.count == 2 || s[2...].allSatisfy({ $0 == 1 }) {
+                union(x, y)  // channels stay the feature axis one to one
+            } else {
+                derivations[y] = .flatten(x)
+            }
+        }
+        pendingFlattens.removeAll()
+        if pinned { for o in step.outputs { pin(o, "node '\(step.name)' is kept at full width") } }
+    }
+
+    /// A derived value whose class cannot change pins its sources too.
+    private mutating func propagatePins() {
+        var changed = true
+        while changed {
+            changed = false
+            for (v, d) in derivations where pins[find(v)] != nil {
+                let sources: [ValueID]
+                switch d {
+                case .concat(let vs): sources = vs
+                case .flatten(let x), .depthwise(let x, _): sources = [x]
+                }
+                for s in sources where pins[find(s)] == nil {
+                    pin(s, "feeds \(program.values[v].name), which keeps its channels")
+                    changed = true
+                }
+            }
+        }
+    }
+
+    // MARK: Classes
+
+    /// The role of the class of `v`.
+    func role(_ v: ValueID) -> ChannelRole {
+        let r = root(v)
+        if let reason = pins[r] { return .pinned(reason) }
+        if program.inputs.contains(where: { root($0) == r }) { return .input }
+        if program.outputs.contains(where: { root($0) == r }) { return .output }
+        return .free
+    }
+
+    /// Values of the class of `v` that are derived, with their derivations.
+    func derivedMembers(_ v: ValueID) -> [(ValueID, ChannelDerivation)] {
+        let r = root(v)
+        return derivations.filter { root($0.key) == r }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    func isInputClass(_ v: ValueID) -> Bool { program.inputs.contains { root($0) == root(v) } }
+    func isOutputClass(_ v: ValueID) -> Bool { program.outputs.contains { root($0) == root(v) } }
+}
+
+/// Resolves every value's channel set under a rule for choosing free channel counts.
+struct ChannelSolver {
+    /// Channel sets for classes that are not derived: the kept (or new) channel indices.
+    typealias Rule = (_ role: ChannelRole, _ channels: Int, _ value: ValueID) throws -> [Int]
+
+    var analysis: ChannelAnalysis
+    let rule: Rule
+    /// The new spatial element count (product of dimensions after the channel) of a value.
+    let inner: (ValueID) throws -> Int
+    private var memo: [ValueID: [Int]] = [:]
+    private var inProgress: Set<ValueID> = []
+
+    init(analysis: ChannelAnalysis, inner: @escaping (ValueID) throws -> Int, rule: @escaping Rule) {
+        self.analysis = analysis
+        self.inner = inner
+        self.rule = rule
+    }
+
+    /// The channel set of value `v` in the transformed graph.
+    mutating func set(_ v: ValueID) throws -> [Int] {
+        let r = analysis.root(v)
+        if let s = memo[r] { return s }
+        guard !inProgress.contains(r) else {
+            throw MetronomeError.invalidGraph("channel counts of '\(analysis.program.values[v].name)' depend on themselves")
+        }
+        inProgress.insert(r)
+        defer { inProgress.remove(r) }
+        let members = analysis.derivedMembers(v)
+        let role = analysis.role(v)
+        var result: [Int]
+        if members.isEmpty || { if case .pinned = role { return true }; return false }() {
+            result = try rule(role, analysis.channels(v), v)
+        } else {
+            var candidate: [Int]? = nil
+            for (member, d) in members {
+                let s = try derive(d)
+                if let c = candidate, c != s {
+                    throw MetronomeError.invalidGraph(
+                        "'\(analysis.program.values[member].name)' and another value must have equal channels, but derive different ones")
+                }
+                candidate = s
+            }
+            result = candidate ?? []
+            if role == .input || role == .output {
+                let expected = try rule(role, analysis.channels(v), v)
+                guard expected == result else {
+                    throw MetronomeError.invalidGraph(
+                        "'\(analysis.program.values[v].name)' is a graph \(role == .input ? "input" : "output") built by a concat, flatten or depthwise multiplier, whose channels cannot follow the transform")
+                }
+            }
+        }
+        memo[r] = result
+        return result
+    }
+
+    private mutating func derive(_ d: ChannelDerivation) throws -> [Int] {
+        switch d {
+        case .concat(let parts):
+            var out: [Int] = []
+            var offset = 0
+            for p in parts {
+                out += try set(p).map { $0 + offset }
+                offset += analysis.channels(p)
+            }
+            return out
+        case .flatten(let x):
+            let n = try inner(x)
+            return try set(x).flatMap { c in (0..<n).map { c * n + $0 } }
+        case .depthwise(let x, let k):
+            return try set(x).flatMap { c in (0..<k).map { c * k + $0 } }
+        }
+    }
+}

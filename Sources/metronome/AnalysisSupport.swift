@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import Metronome
+import MetronomeModels
+
+/// Number formatting and argument parsing shared by the analysis commands
+/// (summary, slim, fold, sweep, ai).
+enum Units {
+    /// 1234567 → "1.235 M"; counts of operations or parameters.
+    static func count(_ v: Double) -> String {
+        let a = abs(v)
+        if a >= 1e9 { return String(format: "%.3f G", v / 1e9) }
+        if a >= 1e6 { return String(format: "%.3f M", v / 1e6) }
+        if a >= 1e3 { return String(format: "%.3f k", v / 1e3) }
+        return String(format: "%.0f", v)
+    }
+
+    static func count(_ v: Int) -> String { count(Double(v)) }
+
+    static func bytes(_ v: Int) -> String {
+        let d = Double(v)
+        if d >= 1_073_741_824 { return String(format: "%.2f GiB", d / 1_073_741_824) }
+        if d >= 1_048_576 { return String(format: "%.2f MiB", d / 1_048_576) }
+        if d >= 1024 { return String(format: "%.1f KiB", d / 1024) }
+        return "\(v) B"
+    }
+
+    static func shape(_ s: [Int]) -> String { s.map { $0 < 0 ? "N" : String($0) }.joined(separator: "x") }
+
+    static func pad(_ s: String, _ w: Int) -> String {
+        s.count >= w ? String(s.prefix(w)) : s + String(repeating: " ", count: w - s.count)
+    }
+
+    static func lpad(_ s: String, _ w: Int) -> String {
+        s.count >= w ? s : String(repeating: " ", count: w - s.count) + s
+    }
+}
+
+enum ArgumentLists {
+    /// "1,2,4" → [1, 2, 4].
+    static func ints(_ s: String, option: String) throws -> [Int] {
+        let parts = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap { Int($0) }
+        guard !parts.isEmpty, values.count == parts.count else {
+            throw ValidationError("\(option) must be a comma-separated list of integers, got '\(s)'")
+        }
+        return values
+    }
+
+    static func doubles(_ s: String, option: String) throws -> [Double] {
+        let parts = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap { Double($0) }
+        guard !parts.isEmpty, values.count == parts.count else {
+            throw ValidationError("\(option) must be a comma-separated list of numbers, got '\(s)'")
+        }
+        return values
+    }
+
+    /// "224x160" or "224" → (224, 160) or (224, 224).
+    static func size(_ s: String) throws -> (Int, Int) {
+        let parts = s.lowercased().split(separator: "x").map { Int($0) }
+        if parts.count == 1, let v = parts[0], v > 0 { return (v, v) }
+        guard parts.count == 2, let h = parts[0], let w = parts[1], h > 0, w > 0 else {
+            throw ValidationError("--input-size must be HxW (e.g. 224x224) or one number, got '\(s)'")
+        }
+        return (h, w)
+    }
+
+    /// Model names with the group aliases `game`, `noscope` and `specialized` expanded.
+    static func models(_ s: String) -> [String] {
+        s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { name -> [String] in
+            switch name {
+            case "game": return SpecializedCNNs.gameTasks.map(\.name)
+            case "noscope": return SpecializedCNNs.noScopeTasks.map(\.name)
+            case "specialized": return SpecializedCNNs.gameTasks.map(\.name) + SpecializedCNNs.noScopeTasks.map(\.name)
+            default: return [name]
+            }
+        }
+    }
+}
+
+/// Refuses to replace an existing file unless forced.
+func checkWritable(_ path: String, force: Bool) throws {
+    if !force && FileManager.default.fileExists(atPath: path) {
+        throw ValidationError("\(path) already exists; pass --force to overwrite it")
+    }
+}

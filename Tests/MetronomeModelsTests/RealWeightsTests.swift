@@ -1,0 +1,68 @@
+import Foundation
+import Metronome
+import MetronomeIO
+import MetronomeModels
+import XCTest
+
+/// EfficientNet-Lite0 with its real ImageNet weights (installed by `make weights`), read
+/// from the package's legacy-format checkpoint, on real photographs.
+final class RealWeightsTests: XCTestCase {
+    func checkpointURL() throws -> URL {
+        let url = PretrainedWeights.efficientNetLite0URL
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            XCTFail("EfficientNet-Lite0 weights are not installed at \(url.path); run `make weights`")
+            throw XCTSkip("weights missing")
+        }
+        return url
+    }
+
+    func testCheckpointLoadsIntoTheModel() throws {
+        let c = try TorchCheckpoint.load(try checkpointURL())
+        XCTAssertEqual(c.format, .legacy)
+        XCTAssertEqual(c.entries.count, 296)
+        XCTAssertEqual(c["_conv_stem.weight"]?.shape, [32, 3, 3, 3])
+        let graph = try Zoo.entry(named: "efficientnet-lite0").build()
+        XCTAssertEqual(Zoo.learnableParameterCount(graph), 4_652_008)
+        XCTAssertEqual(graph.initializers["_fc.bias"]?.scalars, c["_fc.bias"]?.scalars)
+    }
+
+    /// classify on the cat, coffee and rocket photographs scikit-image ships; Metronome's
+    /// logits against ONNX Runtime on the exported model; preprocessing against Pillow;
+    /// the Swift checkpoint reader against a Python one.
+    func testClassifiesPhotographsLikeONNXRuntime() throws {
+        let url = try checkpointURL()
+        let bin = try Harness.metronome()
+        let work = try Harness.temporaryDirectory("real")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let report = work.appendingPathComponent("report.json")
+        let r = try Harness.runPython("real_weights_check.py", ["--metronome", bin, "--checkpoint", url.path, "--work", work.path,
+                                                                "--report", report.path],
+                                      modules: ["onnx", "onnxruntime", "numpy", "skimage", "PIL"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        print(r.stdout)
+        guard let json = try Harness.json(report) as? [String: Any], let images = json["images"] as? [[String: Any]] else {
+            return XCTFail("no report")
+        }
+        let acceptable: [String: Set<Int>] = [
+            "chelsea.png": [281, 282, 285, 287],      // tabby, tiger cat, Egyptian cat, lynx
+            "coffee.png": [504, 967, 968],            // coffee mug, espresso, cup
+            "rocket.jpg": [657, 744, 812],            // missile, projectile, space shuttle
+        ]
+        XCTAssertEqual(images.count, 3)
+        for image in images {
+            let name = image["image"] as? String ?? "?"
+            let top1 = image["top1"] as? Int ?? -1
+            XCTAssertTrue(acceptable[name]?.contains(top1) ?? false, "\(name): top-1 \(top1) (\(ImageNetClasses.names[max(0, top1)]))")
+            XCTAssertEqual(image["ort_top1"] as? Int, top1, name)
+            XCTAssertLessThanOrEqual(image["ort_relerr"] as? Double ?? 1, 1e-4, name)
+            // Within one 8-bit level of Pillow's resampling (which rounds to uint8), after normalization.
+            XCTAssertLessThanOrEqual(image["preprocess_max_abs_diff"] as? Double ?? 1, 1.0 / 255 / 0.224 + 1e-3, name)
+        }
+        let c = try TorchCheckpoint.load(url)
+        for name in ["_conv_stem.weight", "_blocks.15._project_conv.weight", "_fc.bias", "_bn1.running_var"] {
+            let expected = try NPY.read(work.appendingPathComponent("ckpt_\(name).npy"))
+            XCTAssertEqual(c[name]?.shape, expected.shape, name)
+            XCTAssertEqual(c[name]?.scalars, expected.scalars, name)
+        }
+    }
+}

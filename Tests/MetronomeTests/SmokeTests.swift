@@ -1,3 +1,0 @@
-import XCTest
-import Metronome
-final class SmokeTests: XCTestCase { func testNothing() {} }
