@@ -40,6 +40,8 @@ public struct AnalysisResult: Sendable, Equatable {
 /// - EDF, global: the GFB density test; a passing task's bound is its deadline.
 /// - FIFO, uniprocessor: one job of every task may be ahead; bound = sum of WCETs when each
 ///   task has at most one pending job.
+/// - Unmanaged with a 1-exclusion lock: the lock is a fixed-priority uniprocessor (only its
+///   holder computes); other unmanaged sets are left to the OS and not analysed.
 public enum ScheduleAnalysis {
     public static func analyze(_ set: TaskSet, timing: [TimingProfile], margin: Double = 1.2) -> AnalysisResult {
         let n = set.tasks.count
@@ -50,7 +52,13 @@ public enum ScheduleAnalysis {
             for i in 0..<n { bounds[i].note = note }
             return AnalysisResult(method: "none: \(note)", margin: margin, tasks: bounds)
         }
-        if set.policy == .unmanaged { return unsupported("unmanaged sets are scheduled by the OS") }
+        // Unmanaged tasks behind a 1-exclusion lock: only the holder computes, and the lock
+        // admits waiters by priority, so the lock is a fixed-priority uniprocessor.
+        let lockIsTheProcessor = set.policy == .unmanaged && set.lockK == 1
+        if set.policy == .unmanaged && !lockIsTheProcessor {
+            return unsupported("unmanaged sets are scheduled by the OS")
+        }
+        let policy: TaskSet.Policy = lockIsTheProcessor ? .fixedPriority : set.policy
 
         // Scheduling groups: union of overlapping core sets.
         var group = Array(0..<n)
@@ -62,7 +70,9 @@ public enum ScheduleAnalysis {
         }
         let nonPreemptive = set.preemption == .job || set.policy == .fifo
         var units: [(tasks: [Int], processors: Int)] = []
-        if let k = set.lockK, k < n {
+        if lockIsTheProcessor {
+            units = [(Array(0..<n), 1)]
+        } else if let k = set.lockK, k < n {
             guard groups.allSatisfy({ $0.count == 1 }) else {
                 return unsupported("a lock combined with tasks sharing cores is not analysed")
             }
@@ -84,7 +94,7 @@ public enum ScheduleAnalysis {
         for unit in units {
             let tasks = unit.tasks
             let m = unit.processors
-            switch (set.policy, m) {
+            switch (policy, m) {
             case (.fixedPriority, 1):
                 methods.insert(nonPreemptive ? "NP-FP start-time RTA" : "FP RTA with layer blocking")
                 for i in tasks {

@@ -49,8 +49,9 @@ public final class PreparedTask: @unchecked Sendable {
     let executor: Executor
     let inputs: [[UnsafeMutableBufferPointer<Float>]]
     let outputs: [UnsafeMutableBufferPointer<Float>]
-    let expected: [[[Float]]]
-    public let timing: TimingProfile
+    var expected: [[[Float]]]
+    /// Execution times measured before the run (see ``RealtimeRunner/TimingMode``).
+    public internal(set) var timing: TimingProfile
     /// Pointer lists built once, so a job passes them without allocating.
     let inputPointers: [[UnsafePointer<Float>]]
     let outputPointers: [UnsafeMutablePointer<Float>]
@@ -101,9 +102,20 @@ public enum RealtimeRunner {
     /// Turns a task's model reference (zoo name, ONNX path, width, fold) into a graph.
     public typealias ModelLoader = @Sendable (TaskSet.Task) throws -> Graph
 
-    /// Prepares every task. `timingRuns` isolated runs per task give the timing profile
-    /// that the analysis uses.
+    /// How execution times are measured before a run.
+    public enum TimingMode: String, Sendable, CaseIterable {
+        /// Each task alone on the machine.
+        case isolated
+        /// Each task while tasks of other partitions run back to back on the remaining
+        /// cores, so that the estimate includes interference through shared caches and memory.
+        case contended
+    }
+
+    /// Prepares every task: compiles its model, preloads inputs, records reference outputs,
+    /// then measures `timingRuns` runs of each task (pinned to its first cores, at the jobs'
+    /// real-time priority) for the analysis.
     public static func prepare(_ set: TaskSet, loader: ModelLoader, timingRuns: Int = 10,
+                               timing mode: TimingMode = .contended,
                                log: (String) -> Void = { _ in }) throws -> [PreparedTask] {
         try set.validate()
         var prepared: [PreparedTask] = []
@@ -131,66 +143,110 @@ public enum RealtimeRunner {
             let outputs = plan.program.outputs.map {
                 UnsafeMutableBufferPointer<Float>.allocate(capacity: plan.program.values[$0].count)
             }
-            // Reference outputs and timing run on a scratch thread pinned like the task,
-            // so the caller's own affinity is left alone.
+            let p = PreparedTask(spec: task, plan: plan, executor: executor, inputs: inputs, outputs: outputs,
+                                 expected: [], timing: TimingProfile(jobSamples: [], maxLayer: 0))
+            // Reference outputs on a scratch thread pinned like the task, so the caller's own
+            // affinity is left alone.
             let cores = Array(set.cores(of: i).prefix(task.threads))
-            let box = PrepareBox(inputs: inputs, outputs: outputs)
-            let thread = RealtimeThread.spawn {
-                let inputs = box.inputs, outputs = box.outputs
-                // Measured under the same real-time priority jobs get (when permitted).
-                RealtimeThread.makeFIFO(priority: 50)
-                do {
-                    executor.pin(to: cores)
-                    var expected: [[[Float]]] = []
-                    for input in inputs {
-                        try executor.run(inputs: input.map { UnsafePointer($0.baseAddress!) },
-                                         outputs: outputs.map { $0.baseAddress! })
-                        expected.append(outputs.map { Array($0) })
-                    }
-                    var samples: [UInt64] = []
-                    var maxLayer: UInt64 = 0
-                    for r in 0..<max(timingRuns, 1) {
-                        var last = MonotonicClock.now()
-                        let t0 = last
-                        try executor.run(inputs: inputs[r % inputs.count].map { UnsafePointer($0.baseAddress!) },
-                                         outputs: outputs.map { $0.baseAddress! }) { _ in
-                            let now = MonotonicClock.now()
-                            maxLayer = max(maxLayer, now - last)
-                            last = now
-                        }
-                        let end = MonotonicClock.now()
-                        maxLayer = max(maxLayer, end - last)
-                        samples.append(end - t0)
-                    }
-                    box.result = .success((expected, TimingProfile(jobSamples: samples, maxLayer: maxLayer)))
-                } catch {
-                    box.result = .failure(error)
+            try onScratchThread {
+                p.executor.pin(to: cores)
+                for input in p.inputPointers.indices {
+                    try p.executor.run(inputs: p.inputPointers[input], outputs: p.outputPointers)
+                    p.expected.append(p.outputs.map { Array($0) })
                 }
             }
-            guard let thread else { throw MetronomeError.backend("cannot start a thread") }
-            RealtimeThread.join(thread)
-            guard let result = box.result else { throw MetronomeError.backend("preparation thread ended without a result") }
-            let (expected, timing) = try result.get()
-            let p = PreparedTask(spec: task, plan: plan, executor: executor, inputs: inputs, outputs: outputs,
-                                 expected: expected, timing: timing)
-            log(String(format: "  %@: %@ batch %d, %d thread(s), isolated max %.2f ms, longest layer %.2f ms",
-                       task.name, task.model, task.batch, task.threads,
-                       Double(timing.maxJob) / 1e6, Double(timing.maxLayer) / 1e6))
             prepared.append(p)
+        }
+        for (i, p) in prepared.enumerated() {
+            let cores = Array(set.cores(of: i).prefix(p.spec.threads))
+            let coRunners = mode == .contended ? coRunners(for: i, measuredOn: cores, set: set) : []
+            let stop = StopFlag()
+            var background: [pthread_t] = []
+            for (j, jCores) in coRunners {
+                let q = prepared[j]
+                guard let t = RealtimeThread.spawn({
+                    RealtimeThread.makeFIFO(priority: 50)
+                    q.executor.pin(to: jCores)
+                    var k = 0
+                    while !stop.isSet {
+                        _ = try? q.executor.run(inputs: q.inputPointers[k % q.inputPointers.count], outputs: q.outputPointers)
+                        k += 1
+                    }
+                }) else { throw MetronomeError.backend("cannot start a thread") }
+                background.append(t)
+            }
+            defer {
+                stop.set()
+                background.forEach(RealtimeThread.join)
+            }
+            try onScratchThread {
+                RealtimeThread.makeFIFO(priority: 50)
+                p.executor.pin(to: cores)
+                var samples: [UInt64] = []
+                var maxLayer: UInt64 = 0
+                for r in 0..<max(timingRuns, 1) {
+                    var last = MonotonicClock.now()
+                    let t0 = last
+                    try p.executor.run(inputs: p.inputPointers[r % p.inputPointers.count], outputs: p.outputPointers) { _ in
+                        let now = MonotonicClock.now()
+                        maxLayer = max(maxLayer, now - last)
+                        last = now
+                    }
+                    let end = MonotonicClock.now()
+                    maxLayer = max(maxLayer, end - last)
+                    samples.append(end - t0)
+                }
+                p.timing = TimingProfile(jobSamples: samples, maxLayer: maxLayer)
+            }
+            let with = coRunners.isEmpty ? "alone" : "beside " + coRunners.map { set.tasks[$0.task].name }.joined(separator: ", ")
+            log(String(format: "  %@: %@ batch %d, %d thread(s), max %.2f ms (%@), longest layer %.2f ms",
+                       p.spec.name, p.spec.model, p.spec.batch, p.spec.threads,
+                       Double(p.timing.maxJob) / 1e6, with, Double(p.timing.maxLayer) / 1e6))
         }
         return prepared
     }
 
-    /// Hands the buffers to the preparation thread and its result back.
-    private final class PrepareBox: @unchecked Sendable {
-        let inputs: [[UnsafeMutableBufferPointer<Float>]]
-        let outputs: [UnsafeMutableBufferPointer<Float>]
-        var result: Result<([[[Float]]], TimingProfile), Error>?
-
-        init(inputs: [[UnsafeMutableBufferPointer<Float>]], outputs: [UnsafeMutableBufferPointer<Float>]) {
-            self.inputs = inputs
-            self.outputs = outputs
+    /// Tasks that can run beside task `i` while it is measured on `cores`: greedily, one task
+    /// per group of remaining cores, never a task that shares cores with task i's partition.
+    public static func coRunners(for i: Int, measuredOn cores: [Int], set: TaskSet) -> [(task: Int, cores: [Int])] {
+        var used = Set(cores)
+        var chosen: [(task: Int, cores: [Int])] = []
+        let mine = Set(set.cores(of: i))
+        for j in set.tasks.indices where j != i {
+            let allowed = set.cores(of: j)
+            // Tasks of the same partition never run at the same time as task i's job on its cores.
+            if Set(allowed) == mine && allowed.count <= set.tasks[i].threads { continue }
+            let free = allowed.filter { !used.contains($0) }
+            guard free.count >= set.tasks[j].threads else { continue }
+            let take = Array(free.prefix(set.tasks[j].threads))
+            used.formUnion(take)
+            chosen.append((j, take))
         }
+        return chosen
+    }
+
+    /// Runs `body` on a new thread (so that pinning and priority changes stay off the caller's
+    /// thread) and rethrows its error.
+    static func onScratchThread(_ body: @escaping () throws -> Void) throws {
+        final class Box: @unchecked Sendable {
+            let body: () throws -> Void
+            var error: Error?
+            init(_ body: @escaping () throws -> Void) { self.body = body }
+        }
+        let box = Box(body)
+        guard let thread = RealtimeThread.spawn({
+            do { try box.body() } catch { box.error = error }
+        }) else { throw MetronomeError.backend("cannot start a thread") }
+        RealtimeThread.join(thread)
+        if let error = box.error { throw error }
+    }
+
+    /// A flag one thread sets and others poll.
+    final class StopFlag: @unchecked Sendable {
+        private let monitor = Monitor()
+        private var value = false
+        var isSet: Bool { monitor.withLock { value } }
+        func set() { monitor.withLock { value = true } }
     }
 
     /// Runs the task set on prepared tasks and returns every job's record.

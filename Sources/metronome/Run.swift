@@ -18,7 +18,7 @@ struct RunTaskSet: ParsableCommand {
         commandName: "run",
         abstract: "Run a real-time task set and record every job.",
         discussion: """
-            Compiles every task's model, measures each alone, then releases all tasks \
+            Compiles every task's model, measures each one's execution time, then releases all tasks \
             periodically (absolute-time releases on the monotonic clock) under the set's policy. \
             Writes trace.csv, summary.json and report.html to the output directory and prints \
             the summary with the analytic response-time bound beside the observed maximum. \
@@ -30,7 +30,9 @@ struct RunTaskSet: ParsableCommand {
     @Option(help: "Override the run length, in seconds.") var duration: Double?
     @Option(help: "Output directory (default: runs/<name>-<timestamp>).") var out: String?
     @Flag(help: "Overwrite existing output files.") var force = false
-    @Option(help: "Isolated timing runs per task before the run (for the analysis).") var timingRuns = 10
+    @Option(help: "Timing runs per task before the run (for the analysis).") var timingRuns = 10
+    @Option(help: "Timing mode: contended (other partitions' tasks run meanwhile) or isolated.")
+    var timing: RealtimeRunner.TimingMode = .contended
     @Option(help: "WCET margin: measured maximum × margin.") var margin = 1.2
 
     func validate() throws {
@@ -54,8 +56,9 @@ struct RunTaskSet: ParsableCommand {
             }
         }
         print("task set '\(set.name)': \(set.tasks.count) tasks, policy \(set.policy.rawValue), preemption \(set.preemption.rawValue), cores \(set.cores)")
-        print("preparing (compile, reference outputs, \(timingRuns) isolated timing runs per task):")
-        let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timingRuns) { print($0) }
+        print("preparing (compile, reference outputs, \(timingRuns) \(timing.rawValue) timing runs per task):")
+        let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timingRuns,
+                                                  timing: timing) { print($0) }
         let analysis = ScheduleAnalysis.analyze(set, timing: prepared.map(\.timing), margin: margin)
         let length = set.duration.map { String(format: "%.1f s", Double($0) / 1e9) } ?? "\(set.jobs ?? 0) jobs per task"
         print("running for \(length)...")
@@ -71,14 +74,17 @@ struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Schedulability analysis of a task set from execution times measured here.",
         discussion: """
-            Measures each task alone (its threads, pinned to its cores) to estimate its WCET as \
-            the measured maximum × margin, then runs the analysis for the set's policy and prints \
+            Measures each task (its threads, pinned to its cores; by default while tasks of \
+            other partitions run on the remaining cores) to estimate its WCET as the measured \
+            maximum × margin, then runs the analysis for the set's policy and prints \
             each task's response-time bound and verdict.
             """
     )
 
     @Argument(help: "Task-set YAML file (default: the built-in demo).") var taskset: String?
-    @Option(help: "Isolated timing runs per task.") var runs = 20
+    @Option(help: "Timing runs per task.") var runs = 20
+    @Option(help: "Timing mode: contended (other partitions' tasks run meanwhile) or isolated.")
+    var timing: RealtimeRunner.TimingMode = .contended
     @Option(help: "WCET margin: measured maximum × margin.") var margin = 1.2
     @Flag(help: "Print JSON instead of a table.") var json = false
 
@@ -89,7 +95,8 @@ struct Analyze: ParsableCommand {
 
     func run() throws {
         let set = try taskset.map { try TaskSet.load(path: $0) } ?? TaskSet.load(yaml: TaskSet.demoYAML)
-        let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: runs) { line in
+        let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: runs,
+                                                  timing: timing) { line in
             if !json { print(line) }
         }
         let analysis = ScheduleAnalysis.analyze(set, timing: prepared.map(\.timing), margin: margin)
@@ -123,3 +130,5 @@ struct Analyze: ParsableCommand {
         if let all = analysis.schedulable { print(all ? "the task set is schedulable" : "the task set is NOT schedulable") }
     }
 }
+
+extension RealtimeRunner.TimingMode: ExpressibleByArgument {}

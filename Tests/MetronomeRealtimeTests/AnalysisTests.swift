@@ -77,3 +77,24 @@ final class AnalysisTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(r.tasks[2].bound!, 4 * ms)
     }
 }
+
+final class LockAnalysisTests: XCTestCase {
+    /// Unmanaged tasks behind a 1-exclusion lock with per-job holding: non-preemptive fixed
+    /// priority over the lock.
+    func testExclusiveLockIsAnalysedAsOneProcessor() {
+        let ms: Int64 = 1_000_000
+        let set = TaskSet(name: "x", duration: 1_000_000_000, policy: .unmanaged, preemption: .job, lockK: 1,
+                          cores: [0, 1], tasks: [
+                              .init(name: "small", model: "m", period: 10 * ms, priority: 3),
+                              .init(name: "large", model: "m", period: 80 * ms, priority: 1),
+                          ])
+        let p = [TimingProfile(jobSamples: [UInt64(2 * ms)], maxLayer: 0),
+                 TimingProfile(jobSamples: [UInt64(30 * ms)], maxLayer: 0)]
+        let r = ScheduleAnalysis.analyze(set, timing: p, margin: 1)
+        XCTAssertEqual(r.tasks[0].bound, 32 * ms, "small can wait for a whole large job")
+        XCTAssertEqual(r.tasks[0].schedulable, false)
+        var two = set
+        two.lockK = 2
+        XCTAssertNil(ScheduleAnalysis.analyze(two, timing: p).tasks[0].bound)
+    }
+}

@@ -94,3 +94,24 @@ final class TaskSetTests: XCTestCase {
         }
     }
 }
+
+final class TimingTests: XCTestCase {
+    /// Contended timing runs tasks of other partitions beside the measured one, never a task
+    /// of its own partition, and never two tasks on one core.
+    func testCoRunnersComeFromOtherPartitions() throws {
+        let set = try TaskSet.load(yaml: TaskSet.demoYAML)  // camera, planner on [0]; detector, mapper on [1]
+        let camera = RealtimeRunner.coRunners(for: 0, measuredOn: [0], set: set)
+        XCTAssertEqual(camera.map(\.task), [2])
+        XCTAssertEqual(camera.map(\.cores), [[1]])
+        let mapper = RealtimeRunner.coRunners(for: 3, measuredOn: [1], set: set)
+        XCTAssertEqual(mapper.map(\.task), [0])
+        let shared = TaskSet(name: "s", duration: 1_000_000_000, cores: [0, 1], tasks: [
+            .init(name: "a", model: "m", period: 10_000_000),
+            .init(name: "b", model: "m", period: 10_000_000),
+            .init(name: "c", model: "m", period: 10_000_000),
+        ])
+        let a = RealtimeRunner.coRunners(for: 0, measuredOn: [0], set: shared)
+        XCTAssertEqual(a.count, 1, "one co-runner on the one remaining core")
+        XCTAssertEqual(a.first?.cores, [1])
+    }
+}
