@@ -115,3 +115,11 @@ final class TimingTests: XCTestCase {
         XCTAssertEqual(a.first?.cores, [1])
     }
 }
+
+final class RotationTests: XCTestCase {
+    func testRotationGivesEveryOtherPartitionATurn() throws {
+        let set = try TaskSet.load(yaml: TaskSet.demoYAML)
+        let seen = Set((0..<3).flatMap { RealtimeRunner.coRunners(for: 0, measuredOn: [0], set: set, rotation: $0).map(\.task) })
+        XCTAssertEqual(seen, [2, 3], "camera is measured beside the detector and beside the mapper")
+    }
+}
