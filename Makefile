@@ -26,8 +26,9 @@ build: deps
 run: build weights
 	.build/release/metronome run
 
+# XCTest only: the suite has no Swift Testing tests, and its empty run would close the log.
 test: deps weights pydeps
-	$(SWIFT) test -c release
+	$(SWIFT) test -c release --disable-swift-testing
 
 # onnx/onnxruntime/numpy for benchmarks and the ONNX conformance and comparison tests;
 # scikit-image for the sample photographs the classification test uses.
