@@ -68,9 +68,13 @@ let package = Package(
         .testTarget(name: "MetronomeTests", dependencies: ["Metronome", "MetronomeModels"]),
         // ONNX import/export, conformance and ONNX Runtime comparisons (these drive the built
         // `metronome` binary and Python generator scripts under tests/).
-        .testTarget(name: "MetronomeONNXTests", dependencies: ["Metronome", "MetronomeONNX", "MetronomeModels", "MetronomeIO"]),
+        // Runs the built CLI and the Python generator scripts for the CLI-level tests.
+        .target(name: "CLITestHarness", path: "Tests/CLITestHarness"),
+        .testTarget(name: "MetronomeONNXTests",
+                    dependencies: ["Metronome", "MetronomeONNX", "MetronomeModels", "MetronomeIO", "CLITestHarness"]),
         // Model zoo, real weights, checkpoints, .npy and images.
-        .testTarget(name: "MetronomeModelsTests", dependencies: ["Metronome", "MetronomeModels", "MetronomeIO"]),
+        .testTarget(name: "MetronomeModelsTests",
+                    dependencies: ["Metronome", "MetronomeModels", "MetronomeIO", "CLITestHarness"]),
         .testTarget(name: "MetronomeRealtimeTests", dependencies: ["MetronomeRealtime", "MetronomeModels"]),
         .testTarget(name: "MetronomeTransformsTests",
                     dependencies: ["Metronome", "MetronomeTransforms", "MetronomeModels", "MetronomeONNX", "MetronomeAnalysis"]),

@@ -1,6 +1,7 @@
 import Foundation
 import Metronome
 import MetronomeIO
+import CLITestHarness
 import XCTest
 
 /// PyTorch checkpoints written by tests/make_checkpoints.py (torch's zip and legacy formats,

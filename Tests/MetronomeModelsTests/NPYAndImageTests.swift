@@ -1,6 +1,7 @@
 import Foundation
 import Metronome
 import MetronomeIO
+import CLITestHarness
 import XCTest
 
 final class NPYTests: XCTestCase {

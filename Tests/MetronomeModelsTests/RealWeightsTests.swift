@@ -2,6 +2,7 @@ import Foundation
 import Metronome
 import MetronomeIO
 import MetronomeModels
+import CLITestHarness
 import XCTest
 
 /// EfficientNet-Lite0 with its real ImageNet weights (installed by `make weights`), read

@@ -2,6 +2,7 @@ import Foundation
 import Metronome
 import MetronomeIO
 import MetronomeModels
+import CLITestHarness
 import XCTest
 
 final class ZooTests: XCTestCase {

@@ -3,6 +3,7 @@ import Metronome
 import MetronomeIO
 import MetronomeModels
 import MetronomeONNX
+import CLITestHarness
 import XCTest
 
 /// `metronome infer`, `export` and `classify` on good and bad input: a clear error and a

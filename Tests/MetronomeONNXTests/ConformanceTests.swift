@@ -1,6 +1,7 @@
 import Foundation
 import Metronome
 import MetronomeONNX
+import CLITestHarness
 import XCTest
 
 /// The ONNX project's backend test cases (generated at test time by tests/onnx_conformance.py

@@ -2,6 +2,7 @@ import Foundation
 import Metronome
 import MetronomeModels
 @preconcurrency import MetronomeONNX
+import CLITestHarness
 import XCTest
 
 /// Small ONNX models assembled in Swift with the generated protobuf types.

@@ -1,4 +1,5 @@
 import Foundation
+import CLITestHarness
 import XCTest
 
 /// ResNet/MobileNet ONNX files built with the onnx Python helper (tests/ort_models.py):

@@ -1,20 +1,21 @@
 import Foundation
 import XCTest
 
-/// Running the built `metronome` binary and the Python generator scripts under tests/.
-enum Harness {
-    /// The repository root (this file is Tests/MetronomeModelsTests/Harness.swift).
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+/// Running the built `metronome` binary and the Python generator scripts under tests/,
+/// shared by the test targets that drive the CLI.
+public enum Harness {
+    /// The repository root (this file is Tests/CLITestHarness/Harness.swift).
+    public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    struct Result {
-        var status: Int32
-        var signaled: Bool
-        var stdout: String
-        var stderr: String
+    public struct Result {
+        public var status: Int32
+        public var signaled: Bool
+        public var stdout: String
+        public var stderr: String
     }
 
     /// Runs a program to completion; output goes through files so large outputs cannot block it.
-    static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 600) throws -> Result {
+    public static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 600) throws -> Result {
         let dir = try temporaryDirectory("run")
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("stdout"), err = dir.appendingPathComponent("stderr")
@@ -36,7 +37,7 @@ enum Harness {
     }
 
     /// The `metronome` executable built next to the test bundle (or $METRONOME_BIN).
-    static func metronome() throws -> String {
+    public static func metronome() throws -> String {
         if let env = ProcessInfo.processInfo.environment["METRONOME_BIN"], !env.isEmpty { return env }
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 {
@@ -54,7 +55,7 @@ enum Harness {
     }
 
     /// python3 with onnx, onnxruntime and numpy, or a skip (the only reason these tests skip).
-    static func python(modules: [String] = ["onnx", "onnxruntime", "numpy"]) throws -> String {
+    public static func python(modules: [String] = ["onnx", "onnxruntime", "numpy"]) throws -> String {
         for candidate in ["/usr/bin/env"] {
             let r = try? run(candidate, ["python3", "-c", "import " + modules.joined(separator: ", ")])
             if let r, r.status == 0 { return "python3" }
@@ -62,18 +63,18 @@ enum Harness {
         throw XCTSkip("python3 with \(modules.joined(separator: ", ")) is not available")
     }
 
-    static func runPython(_ script: String, _ arguments: [String], modules: [String] = ["onnx", "onnxruntime", "numpy"]) throws -> Result {
+    public static func runPython(_ script: String, _ arguments: [String], modules: [String] = ["onnx", "onnxruntime", "numpy"]) throws -> Result {
         let py = try python(modules: modules)
         return try run("/usr/bin/env", [py, root.appendingPathComponent("tests/\(script)").path] + arguments)
     }
 
-    static func temporaryDirectory(_ label: String) throws -> URL {
+    public static func temporaryDirectory(_ label: String) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("metronome-\(label)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 
-    static func json(_ url: URL) throws -> Any {
+    public static func json(_ url: URL) throws -> Any {
         try JSONSerialization.jsonObject(with: Data(contentsOf: url))
     }
 }
