@@ -87,20 +87,13 @@ public enum ThroughputSweep {
         let inputs: Int
         let executor: Executor
         let flopsPerImage: Double
-        let inputBuffers: [UnsafeMutableBufferPointer<Float>]
-        let outputBuffers: [UnsafeMutableBufferPointer<Float>]
-
-        func release() {
-            inputBuffers.forEach { $0.deallocate() }
-            outputBuffers.forEach { $0.deallocate() }
-        }
+        let buffers: PlanBuffers
 
         /// Images per second: the images of one run over the median duration of `runs` timed
         /// runs. The median rather than the total keeps bursts of load from other processes on
         /// a shared machine from deciding a ratio.
         func measure(runs: Int, warmup: Int) throws -> Double {
-            let ins = inputBuffers.compactMap { $0.baseAddress.map { UnsafePointer<Float>($0) } }
-            let outs = outputBuffers.compactMap(\.baseAddress)
+            let ins = buffers.inputPointers, outs = buffers.outputPointers
             for _ in 0..<warmup { try executor.run(inputs: ins, outputs: outs) }
             var samples: [Double] = []
             samples.reserveCapacity(runs)
@@ -119,17 +112,8 @@ public enum ThroughputSweep {
         let plan = try Plan.compile(g, batch: inputs, options: CompileOptions(threads: c.threads))
         let executor = try Executor(plan: plan)
         var rng = SplitMix64(seed: c.seed &+ UInt64(f))
-        let ins = plan.program.inputs.map { id -> UnsafeMutableBufferPointer<Float> in
-            let n = plan.program.values[id].count
-            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
-            for i in 0..<n { b[i] = rng.nextFloat(in: 0...1) }
-            return b
-        }
-        let outs = plan.program.outputs.map {
-            UnsafeMutableBufferPointer<Float>.allocate(capacity: max(plan.program.values[$0].count, 1))
-        }
         return Config(fold: f, inputs: inputs, executor: executor, flopsPerImage: cost.flops > 0 ? Double(cost.flops) / Double(f) : 0,
-                      inputBuffers: ins, outputBuffers: outs)
+                      buffers: PlanBuffers(plan: plan, generator: &rng, range: 0...1))
     }
 
     /// Runs the sweep; `progress` sees each row as soon as it is measured.
@@ -140,7 +124,6 @@ public enum ThroughputSweep {
         for (name, graph) in models {
             for b in c.batches {
                 var configs: [Config] = []
-                defer { configs.forEach { $0.release() } }
                 for f in c.order { configs.append(try compile(graph, fold: f, inputs: b / f, configuration: c)) }
                 for trial in 1...c.trials {
                     var original: (tput: Double, flops: Double)? = nil

@@ -48,8 +48,8 @@ public final class PreparedTask: @unchecked Sendable {
     public let spec: TaskSet.Task
     public let plan: Plan
     let executor: Executor
-    let inputs: [[UnsafeMutableBufferPointer<Float>]]
-    let outputs: [UnsafeMutableBufferPointer<Float>]
+    /// One buffer set per preloaded input; every job writes into the first set's outputs.
+    let buffers: [PlanBuffers]
     var expected: [[[Float]]]
     /// Execution times measured before the run (see ``RealtimeRunner/TimingMode``).
     public internal(set) var timing: TimingProfile
@@ -57,23 +57,18 @@ public final class PreparedTask: @unchecked Sendable {
     let inputPointers: [[UnsafePointer<Float>]]
     let outputPointers: [UnsafeMutablePointer<Float>]
 
-    init(spec: TaskSet.Task, plan: Plan, executor: Executor, inputs: [[UnsafeMutableBufferPointer<Float>]],
-         outputs: [UnsafeMutableBufferPointer<Float>], expected: [[[Float]]], timing: TimingProfile) {
+    init(spec: TaskSet.Task, plan: Plan, executor: Executor, buffers: [PlanBuffers], timing: TimingProfile) {
         self.spec = spec
         self.plan = plan
         self.executor = executor
-        self.inputs = inputs
-        self.outputs = outputs
-        self.expected = expected
+        self.buffers = buffers
+        self.expected = []
         self.timing = timing
-        inputPointers = inputs.map { $0.map { UnsafePointer($0.baseAddress!) } }
-        outputPointers = outputs.map { $0.baseAddress! }
+        inputPointers = buffers.map(\.inputPointers)
+        outputPointers = buffers[0].outputPointers
     }
 
-    deinit {
-        inputs.joined().forEach { $0.deallocate() }
-        outputs.forEach { $0.deallocate() }
-    }
+    var outputs: [UnsafeMutableBufferPointer<Float>] { buffers[0].outputs }
 
     /// Runs input `index` and reports whether every output matches its reference to 1e-4
     /// relative (max |diff| / max |ref|), without allocating.
@@ -133,19 +128,9 @@ public enum RealtimeRunner {
             }
             let executor = try Executor(plan: plan)
             var generator = SplitMix64(seed: 1000 + UInt64(i))
-            let inputs = (0..<task.inputs).map { _ in
-                plan.program.inputs.map { id -> UnsafeMutableBufferPointer<Float> in
-                    let n = plan.program.values[id].count
-                    let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
-                    for j in 0..<n { b[j] = generator.nextFloat(in: -1...1) }
-                    return b
-                }
-            }
-            let outputs = plan.program.outputs.map {
-                UnsafeMutableBufferPointer<Float>.allocate(capacity: plan.program.values[$0].count)
-            }
-            let p = PreparedTask(spec: task, plan: plan, executor: executor, inputs: inputs, outputs: outputs,
-                                 expected: [], timing: TimingProfile(jobSamples: [], maxLayer: 0))
+            let buffers = (0..<task.inputs).map { _ in PlanBuffers(plan: plan, generator: &generator) }
+            let p = PreparedTask(spec: task, plan: plan, executor: executor, buffers: buffers,
+                                 timing: TimingProfile(jobSamples: [], maxLayer: 0))
             // Reference outputs on a scratch thread pinned like the task, so the caller's own
             // affinity is left alone.
             let cores = Array(set.cores(of: i).prefix(task.threads))
@@ -452,7 +437,7 @@ final class RunSession: @unchecked Sendable {
                     lockAcquired = MonotonicClock.now()
                 }
                 let start = MonotonicClock.now()
-                let ok = try task.runAndCheck(n % task.inputs.count, boundary: boundary)
+                let ok = try task.runAndCheck(n % task.inputPointers.count, boundary: boundary)
                 // Stamped while still held, so recorded spans lie inside the true holding spans.
                 if let lock { lockReleased = MonotonicClock.now(); lock.release() }
                 let end = MonotonicClock.now()

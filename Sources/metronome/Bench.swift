@@ -42,18 +42,8 @@ struct Bench: ParsableCommand {
         let compileMs = Double(MonotonicClock.now() - compileStart) / 1e6
         let executor = try Executor(plan: plan, cores: coreList)
         var generator = SplitMix64(seed: 42)
-        let inputs = plan.program.inputs.map { id -> UnsafeMutableBufferPointer<Float> in
-            let count = plan.program.values[id].count
-            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-            for i in 0..<count { buffer[i] = generator.nextFloat(in: -1...1) }
-            return buffer
-        }
-        let outputs = plan.program.outputs.map {
-            UnsafeMutableBufferPointer<Float>.allocate(capacity: plan.program.values[$0].count)
-        }
-        defer { inputs.forEach { $0.deallocate() }; outputs.forEach { $0.deallocate() } }
-        let inPtrs = inputs.map { UnsafePointer($0.baseAddress!) }
-        let outPtrs = outputs.map { $0.baseAddress! }
+        let buffers = PlanBuffers(plan: plan, generator: &generator)
+        let inPtrs = buffers.inputPointers, outPtrs = buffers.outputPointers
         for _ in 0..<warmup { try executor.run(inputs: inPtrs, outputs: outPtrs) }
         var samples: [Double] = []
         samples.reserveCapacity(runs)

@@ -1,0 +1,29 @@
+/// Input and output buffers sized for a plan, inputs filled with seeded uniform values:
+/// what a benchmark, a sweep or a real-time task needs to run a plan on synthetic data.
+/// The pointer lists are built once, so passing them to ``Executor/run(inputs:outputs:)``
+/// allocates nothing.
+public final class PlanBuffers: @unchecked Sendable {
+    public let inputs: [UnsafeMutableBufferPointer<Float>]
+    public let outputs: [UnsafeMutableBufferPointer<Float>]
+    public let inputPointers: [UnsafePointer<Float>]
+    public let outputPointers: [UnsafeMutablePointer<Float>]
+
+    public init(plan: Plan, generator: inout SplitMix64, range: ClosedRange<Float> = -1...1) {
+        inputs = plan.program.inputs.map { id in
+            let n = plan.program.values[id].count
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
+            for i in 0..<n { b[i] = generator.nextFloat(in: range) }
+            return b
+        }
+        outputs = plan.program.outputs.map {
+            UnsafeMutableBufferPointer<Float>.allocate(capacity: max(plan.program.values[$0].count, 1))
+        }
+        inputPointers = inputs.map { UnsafePointer($0.baseAddress!) }
+        outputPointers = outputs.map { $0.baseAddress! }
+    }
+
+    deinit {
+        inputs.forEach { $0.deallocate() }
+        outputs.forEach { $0.deallocate() }
+    }
+}
