@@ -93,16 +93,8 @@ public enum ThroughputSweep {
         /// runs. The median rather than the total keeps bursts of load from other processes on
         /// a shared machine from deciding a ratio.
         func measure(runs: Int, warmup: Int) throws -> Double {
-            let ins = buffers.inputPointers, outs = buffers.outputPointers
-            for _ in 0..<warmup { try executor.run(inputs: ins, outputs: outs) }
-            var samples: [Double] = []
-            samples.reserveCapacity(runs)
-            for _ in 0..<runs {
-                let t0 = MonotonicClock.now()
-                try executor.run(inputs: ins, outputs: outs)
-                samples.append(Double(MonotonicClock.now() - t0) / 1e9)
-            }
-            return Double(inputs * fold) / (try LatencyStatistics(samples)).median
+            let samples = try executor.timedRuns(runs, warmup: warmup, on: buffers)
+            return Double(inputs * fold) * 1000 / (try LatencyStatistics(samples)).median
         }
     }
 

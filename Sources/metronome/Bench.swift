@@ -43,15 +43,7 @@ struct Bench: ParsableCommand {
         let executor = try Executor(plan: plan, cores: coreList)
         var generator = SplitMix64(seed: 42)
         let buffers = PlanBuffers(plan: plan, generator: &generator)
-        let inPtrs = buffers.inputPointers, outPtrs = buffers.outputPointers
-        for _ in 0..<warmup { try executor.run(inputs: inPtrs, outputs: outPtrs) }
-        var samples: [Double] = []
-        samples.reserveCapacity(runs)
-        for _ in 0..<runs {
-            let t0 = MonotonicClock.now()
-            try executor.run(inputs: inPtrs, outputs: outPtrs)
-            samples.append(Double(MonotonicClock.now() - t0) / 1e6)
-        }
+        let samples = try executor.timedRuns(runs, warmup: warmup, on: buffers)
         let stats = try LatencyStatistics(samples)
         let imagesPerSecond = Double(batch) * 1000 / stats.median
         if json {

@@ -27,3 +27,19 @@ public final class PlanBuffers: @unchecked Sendable {
         outputs.forEach { $0.deallocate() }
     }
 }
+
+extension Executor {
+    /// Runs `warmup` untimed iterations, then `runs` timed ones on the monotonic clock;
+    /// returns each timed run's duration in milliseconds.
+    public func timedRuns(_ runs: Int, warmup: Int, on buffers: PlanBuffers) throws -> [Double] {
+        for _ in 0..<warmup { try run(inputs: buffers.inputPointers, outputs: buffers.outputPointers) }
+        var samples: [Double] = []
+        samples.reserveCapacity(runs)
+        for _ in 0..<runs {
+            let t0 = MonotonicClock.now()
+            try run(inputs: buffers.inputPointers, outputs: buffers.outputPointers)
+            samples.append(Double(MonotonicClock.now() - t0) / 1e6)
+        }
+        return samples
+    }
+}
