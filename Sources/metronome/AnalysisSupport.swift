@@ -39,19 +39,19 @@ enum Units {
 enum ArgumentLists {
     /// "1,2,4" → [1, 2, 4].
     static func ints(_ s: String, option: String) throws -> [Int] {
-        let parts = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let values = parts.compactMap { Int($0) }
-        guard !parts.isEmpty, values.count == parts.count else {
-            throw ValidationError("\(option) must be a comma-separated list of integers, got '\(s)'")
-        }
-        return values
+        try list(s, option: option, kind: "integers")
     }
 
     static func doubles(_ s: String, option: String) throws -> [Double] {
+        try list(s, option: option, kind: "numbers")
+    }
+
+    /// A comma-separated list in which every item must parse; `kind` names them in the error.
+    private static func list<T: LosslessStringConvertible>(_ s: String, option: String, kind: String) throws -> [T] {
         let parts = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let values = parts.compactMap { Double($0) }
+        let values = parts.compactMap { T($0) }
         guard !parts.isEmpty, values.count == parts.count else {
-            throw ValidationError("\(option) must be a comma-separated list of numbers, got '\(s)'")
+            throw ValidationError("\(option) must be a comma-separated list of \(kind), got '\(s)'")
         }
         return values
     }
