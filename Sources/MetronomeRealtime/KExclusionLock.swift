@@ -18,6 +18,35 @@ public final class KExclusionLock: @unchecked Sendable {
     public func acquire(key: SchedulingKey) -> UInt64 {
         let t0 = MonotonicClock.now()
         monitor.lock()
+        waitForAdmission(key)
+        monitor.unlock()
+        // Another waiter may also fit when k > 1.
+        changed.broadcast()
+        return MonotonicClock.now() - t0
+    }
+
+    /// A holder's preemption point (a layer boundary): keeps the lock unless a job with a
+    /// smaller key waits, and otherwise hands its place over and waits to be admitted again,
+    /// in key order. Returns the nanoseconds spent waiting (0 when it kept the lock).
+    @discardableResult
+    public func pass(key: SchedulingKey) -> UInt64 {
+        monitor.lock()
+        guard waiting.contains(where: { $0.key < key }) else {
+            monitor.unlock()
+            return 0
+        }
+        let t0 = MonotonicClock.now()
+        holders -= 1
+        changed.broadcast()
+        waitForAdmission(key)
+        monitor.unlock()
+        changed.broadcast()
+        return MonotonicClock.now() - t0
+    }
+
+    /// Queues `key` and waits until it is the smallest waiting key and a place is free.
+    /// Caller holds the monitor.
+    private func waitForAdmission(_ key: SchedulingKey) {
         let ticket = nextTicket
         nextTicket += 1
         waiting.append((key, ticket))
@@ -26,10 +55,6 @@ public final class KExclusionLock: @unchecked Sendable {
         }
         waiting.removeAll { $0.ticket == ticket }
         holders += 1
-        monitor.unlock()
-        // Another waiter may also fit when k > 1.
-        changed.broadcast()
-        return MonotonicClock.now() - t0
     }
 
     public func release() {

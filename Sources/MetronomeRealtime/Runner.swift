@@ -32,14 +32,17 @@ public struct JobRecord: Sendable, Equatable {
 public struct TimingProfile: Sendable, Equatable {
     /// Whole-job execution times, ns.
     public var jobSamples: [UInt64]
-    /// Longest single layer (kernel): the 90th percentile over the timing runs of each run's
-    /// longest layer — the longest non-preemptive region with layer preemption.
+    /// Longest single layer (kernel) observed in any timing run: the longest non-preemptive
+    /// region with layer preemption.
     public var maxLayer: UInt64
+    /// Non-preemptive regions per job: the plan's kernel count (1 for a job run whole).
+    public var regions: Int
     public var maxJob: UInt64 { jobSamples.max() ?? 0 }
 
-    public init(jobSamples: [UInt64], maxLayer: UInt64) {
+    public init(jobSamples: [UInt64], maxLayer: UInt64, regions: Int = 1) {
         self.jobSamples = jobSamples
         self.maxLayer = maxLayer
+        self.regions = max(1, regions)
     }
 }
 
@@ -116,6 +119,9 @@ public enum RealtimeRunner {
         try set.validate()
         var prepared: [PreparedTask] = []
         for (i, task) in set.tasks.enumerated() {
+            guard task.model != nil else {
+                throw TaskSetError(path: "tasks[\(i)].model", message: "running needs a model; '\(task.name)' is synthetic (wcet only): analyse or simulate it instead")
+            }
             let graph: Graph
             do { graph = try loader(task) } catch {
                 throw TaskSetError(path: "tasks[\(i)].model", message: "\(error)")
@@ -124,7 +130,7 @@ public enum RealtimeRunner {
             do {
                 plan = try Plan.compile(graph, batch: task.batch / (task.fold ?? 1), options: CompileOptions(threads: task.threads))
             } catch {
-                throw TaskSetError(path: "tasks[\(i)].model", message: "cannot compile '\(task.model)': \(error)")
+                throw TaskSetError(path: "tasks[\(i)].model", message: "cannot compile '\(task.model ?? "")': \(error)")
             }
             let executor = try Executor(plan: plan)
             var generator = SplitMix64(seed: 1000 + UInt64(i))
@@ -191,14 +197,12 @@ public enum RealtimeRunner {
                     }
                 }
             }
-            // A single layer is short enough for one interrupt or host hiccup to multiply it;
-            // the 90th percentile of the runs' longest layers ignores such a lone outlier.
-            let sortedLayers = layerMaxima.sorted()
-            let layerEstimate = sortedLayers[min(sortedLayers.count - 1, Int((0.9 * Double(sortedLayers.count)).rounded(.up)) - 1)]
-            p.timing = TimingProfile(jobSamples: samples, maxLayer: layerEstimate)
+            // Blocking is the longest non-preemptive region ever observed (not a percentile):
+            // the analysis must cover the worst one.
+            p.timing = TimingProfile(jobSamples: samples, maxLayer: layerMaxima.max() ?? 0, regions: p.plan.kernelCount)
             let with = neighbours.isEmpty ? "alone" : "beside " + neighbours.sorted().map { set.tasks[$0].name }.joined(separator: ", ")
             log(String(format: "  %@: %@ batch %d, %d thread(s), max %.2f ms (%@), longest layer %.2f ms",
-                       p.spec.name, p.spec.model, p.spec.batch, p.spec.threads,
+                       p.spec.name, p.spec.model ?? "", p.spec.batch, p.spec.threads,
                        Double(p.timing.maxJob) / 1e6, with, Double(p.timing.maxLayer) / 1e6))
         }
         return prepared
@@ -389,16 +393,22 @@ final class RunSession: @unchecked Sendable {
         // so running a job allocates nothing.
         let state = JobState()
         let boundary: (Int) throws -> Void = { [self] _ in
-            if perLayerLock, let lock { lock.release() }
             if let dispatcher, dispatcher.preemptive, dispatcher.shouldYield(task: i) {
+                // Preempted: the lock goes too, and both are taken again before going on.
+                if perLayerLock, let lock { lock.release() }
                 let t = MonotonicClock.now()
                 let granted = dispatcher.yield(task: i)
                 state.suspended += MonotonicClock.now() - t
                 state.preemptions += 1
                 if granted != state.cores { task.executor.pin(to: granted); state.cores = granted }
-            }
-            if perLayerLock, let lock {
-                let w = lock.acquire(key: state.key)
+                if perLayerLock, let lock {
+                    let w = lock.acquire(key: state.key)
+                    state.lockWait += w
+                    state.suspended += w
+                }
+            } else if perLayerLock, let lock {
+                // Kept unless a job with a smaller key waits (the analysis's preemption point).
+                let w = lock.pass(key: state.key)
                 state.lockWait += w
                 state.suspended += w
             }

@@ -94,7 +94,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
             max: ms(responses.max()!))
         let misses = records.filter { !$0.deadlineMet }.count
         return TaskSummary(
-            name: task.name, model: task.model, periodMs: ms(task.period), deadlineMs: ms(task.deadline),
+            name: task.name, model: task.model ?? "synthetic", periodMs: ms(task.period), deadlineMs: ms(task.deadline),
             jobs: records.count, misses: misses, missRatio: records.isEmpty ? 0 : Double(misses) / Double(records.count),
             skipped: records.count - completed.count, outputErrors: completed.filter { !$0.outputOK }.count,
             responseMs: response, releaseJitterP99Ms: jitter.totalCount > 0 ? ms(Int64(jitter.valueAtPercentile(99))) : 0,

@@ -37,8 +37,16 @@ public struct TaskSet: Sendable, Equatable {
 
     public struct Task: Sendable, Equatable {
         public var name: String
-        /// Zoo name or path to an `.onnx` file.
-        public var model: String
+        /// Zoo name or path to an `.onnx` file; nil for a synthetic task (`wcet` only), which
+        /// `analyze` and `simulate` accept and `run` refuses.
+        public var model: String?
+        /// Declared worst-case execution time, ns: used by the analysis and the simulator
+        /// instead of a measurement.
+        public var wcet: Int64?
+        /// Declared longest non-preemptive region, ns (with `wcet`).
+        public var npr: Int64?
+        /// Number of equal non-preemptive regions a job of a synthetic task has (with `wcet`).
+        public var layers: Int?
         /// Width multiplier applied with the slimming transform (nil: the model as it is).
         public var width: Double?
         /// Folding factor (nil: no folding).
@@ -58,11 +66,15 @@ public struct TaskSet: Sendable, Equatable {
         /// Delay of the first release after the common start, in ns.
         public var offset: Int64
 
-        public init(name: String, model: String, width: Double? = nil, fold: Int? = nil, batch: Int = 1,
+        public init(name: String, model: String? = nil, wcet: Int64? = nil, npr: Int64? = nil, layers: Int? = nil,
+                    width: Double? = nil, fold: Int? = nil, batch: Int = 1,
                     period: Int64, deadline: Int64? = nil, priority: Int? = nil, cores: [Int]? = nil,
                     threads: Int = 1, overrun: Overrun = .skip, inputs: Int = 4, offset: Int64 = 0) {
             self.name = name
             self.model = model
+            self.wcet = wcet
+            self.npr = npr
+            self.layers = layers
             self.width = width
             self.fold = fold
             self.batch = batch
@@ -104,6 +116,10 @@ public struct TaskSet: Sendable, Equatable {
         self.tasks = tasks
     }
 
+    /// Whether every task declares its WCET, so the set can be analysed and simulated
+    /// without running any model.
+    public var isSynthetic: Bool { tasks.allSatisfy { $0.wcet != nil } }
+
     /// The cores task `i` may use.
     public func cores(of i: Int) -> [Int] { tasks[i].cores ?? cores }
 
@@ -139,7 +155,20 @@ public struct TaskSet: Sendable, Equatable {
             let p = "tasks[\(i)]"
             guard !t.name.isEmpty else { throw fail("\(p).name", "must not be empty") }
             guard names.insert(t.name).inserted else { throw fail("\(p).name", "duplicate task name '\(t.name)'") }
-            guard !t.model.isEmpty else { throw fail("\(p).model", "must not be empty") }
+            switch (t.model, t.wcet) {
+            case (nil, nil): throw fail("\(p).model", "give a model, or a wcet for a synthetic task")
+            case (let m?, _) where m.isEmpty: throw fail("\(p).model", "must not be empty")
+            default: break
+            }
+            if let c = t.wcet, c <= 0 { throw fail("\(p).wcet", "must be positive") }
+            if t.wcet == nil && t.npr != nil { throw fail("\(p).npr", "is only used with wcet") }
+            if t.wcet == nil && t.layers != nil { throw fail("\(p).layers", "is only used with wcet") }
+            if t.npr != nil && t.layers != nil { throw fail("\(p).layers", "give npr or layers, not both") }
+            if let q = t.npr, let c = t.wcet, !(q > 0 && q <= c) {
+                throw fail("\(p).npr", "must be positive and at most the wcet (\(DurationText.format(c)))")
+            }
+            if let l = t.layers, l < 1 { throw fail("\(p).layers", "must be at least 1, got \(l)") }
+            if let l = t.layers, let c = t.wcet, Int64(l) > c { throw fail("\(p).layers", "more layers than nanoseconds of wcet") }
             guard t.batch >= 1 else { throw fail("\(p).batch", "must be at least 1, got \(t.batch)") }
             guard t.period > 0 else { throw fail("\(p).period", "must be positive") }
             guard t.deadline > 0 else { throw fail("\(p).deadline", "must be positive") }

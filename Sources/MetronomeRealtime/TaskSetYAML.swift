@@ -38,16 +38,20 @@ extension TaskSet {
         }
         for (i, node) in seq.enumerated() {
             let m = try YAMLMap(node, path: "tasks[\(i)]", allowed: [
-                "name", "model", "width", "fold", "batch", "period", "deadline", "priority", "cores",
-                "threads", "overrun", "inputs", "offset",
+                "name", "model", "wcet", "npr", "layers", "width", "fold", "batch", "period", "deadline",
+                "priority", "cores", "threads", "overrun", "inputs", "offset",
             ])
             guard let name = try m.string("name") else { throw TaskSetError(path: "tasks[\(i)].name", message: "is required") }
-            guard let model = try m.string("model") else { throw TaskSetError(path: "tasks[\(i)].model", message: "is required") }
+            let model = try m.string("model")
+            let wcet = try m.duration("wcet")
+            guard model != nil || wcet != nil else {
+                throw TaskSetError(path: "tasks[\(i)].model", message: "is required (or wcet, for a synthetic task)")
+            }
             guard let period = try m.duration("period") else {
                 throw TaskSetError(path: "tasks[\(i)].period", message: "is required")
             }
             set.tasks.append(Task(
-                name: name, model: model, width: try m.double("width"), fold: try m.int("fold"),
+                name: name, model: model, wcet: wcet, npr: try m.duration("npr"), layers: try m.int("layers"), width: try m.double("width"), fold: try m.int("fold"),
                 batch: try m.int("batch") ?? 1, period: period, deadline: try m.duration("deadline"),
                 priority: try m.int("priority"), cores: try m.intList("cores"), threads: try m.int("threads") ?? 1,
                 overrun: try m.choice("overrun", Overrun.self) ?? .skip, inputs: try m.int("inputs") ?? 4,
