@@ -13,7 +13,7 @@ public struct TaskDemand: Sendable, Equatable {
 
     public init(wcet: Int64, npr: Int64, regions: Int) {
         self.wcet = max(1, wcet)
-        self.npr = min(max(1, npr), self.wcet)
+        self.npr = min(max(0, npr), self.wcet)
         self.regions = max(1, regions)
     }
 
@@ -312,19 +312,18 @@ public enum ScheduleAnalysis {
             if nonPreemptive {
                 // Start-time analysis: the q-th job starts by w and then runs C without preemption.
                 let own = sadd(blocking, smul(q, me.c))
-                result = fixedPoint(start: hp.reduce(own) { sadd($0, $1.c) }, limit: sadd(smul(q, me.t), me.deadline) - me.c) { w in
+                result = fixedPoint(start: hp.reduce(own) { sadd($0, $1.c) }) { w in
                     hp.reduce(own) { sadd($0, smul(w / $1.t + 1, $1.c)) }
                 }
             } else {
                 let own = sadd(blocking, smul(q + 1, me.c))
-                result = fixedPoint(start: own, limit: sadd(smul(q, me.t), me.deadline)) { w in
+                result = fixedPoint(start: own) { w in
                     hp.reduce(own) { sadd($0, smul(ceilDiv(w, $1.t), $1.c)) }
                 }
             }
             switch result {
             case .value(let w): worst = max(worst, (nonPreemptive ? w + me.c : w) - q * me.t)
-            case .exceeded: return .fails("job \(q + 1) of the busy period responds after the effective deadline \(DurationText.format(me.deadline))")
-            case .diverged: return .notAnalysed("a response-time iteration did not converge within the iteration limit")
+            case .exceeded, .diverged: return .notAnalysed("a response-time iteration did not converge within the iteration limit")
             }
         }
         return .bound(worst)
@@ -338,15 +337,25 @@ public enum ScheduleAnalysis {
         return sadd(smul(jobs, p.c), min(p.c, max(0, l + r - p.c - smul(jobs, p.t))))
     }
 
-    /// Time during which lower-priority regions may hold processors while task `me` waits:
-    /// every such interval ends with a lower-priority job leaving at a region boundary (or
-    /// finishing) and handing a processor to a waiting job of higher priority than `me`'s
-    /// lower-priority jobs; that happens at most once per waiting episode of `me` (one per
-    /// region) plus once per waiting episode of a higher-priority job in the window. Without
-    /// preemption only the jobs already running when `me` is released can block it.
-    static func lowerPriorityBlocking(_ me: Params, lpNPR: Int64, hpEpisodes: Int64, nonPreemptive: Bool) -> Int64 {
-        guard lpNPR > 0 else { return 0 }
-        return nonPreemptive ? lpNPR : smul(sadd(Int64(me.regions), hpEpisodes), lpNPR)
+    /// Time during which lower-priority regions may hold processors while task `me` waits
+    /// (`lp`: the lower-priority tasks' longest regions, longest first; `hpEpisodes`: how
+    /// often higher-priority jobs in the window can start waiting). Two valid bounds, the
+    /// smaller taken:
+    /// - Without preemption only the lower-priority jobs already running at `me`'s release
+    ///   can block it, all at once: the longest of them.
+    /// - A waiting episode of `me` (one at release, one after each of its preemptions, which
+    ///   need a waiting higher-priority job each) sees no lower-priority job start; the
+    ///   dispatcher keeps the lowest running one marked, which leaves within one region, so
+    ///   an episode holds at most the sum of the m longest lower-priority regions.
+    /// - Every interval with a lower-priority region running ends with it handing a core to
+    ///   `me` (ending an episode) or to a waiting higher-priority job: at most
+    ///   (episodes + hpEpisodes) longest regions.
+    static func lowerPriorityBlocking(_ me: Params, lp: [Int64], m: Int, hpEpisodes: Int64, nonPreemptive: Bool) -> Int64 {
+        guard let longest = lp.first, longest > 0 else { return 0 }
+        if nonPreemptive { return longest }
+        let episodes = 1 + min(Int64(me.regions - 1), hpEpisodes)
+        let perEpisode = lp.prefix(m).reduce(0, +)
+        return min(smul(episodes, perEpisode), smul(sadd(episodes, hpEpisodes), longest))
     }
 
     static func globalFixedPriority(_ ps: [Params], m: Int, nonPreemptive: Bool) -> [Outcome] {
@@ -365,8 +374,8 @@ public enum ScheduleAnalysis {
                 continue
             }
             let hp = hpIdx.map { (ps[$0], response[$0]!) }
-            let lpNPR = order.suffix(from: rank + 1).map { ps[$0].npr }.max() ?? 0
-            let result = fixedPoint(start: me.c, limit: me.deadline) { r in
+            let lp = order.suffix(from: rank + 1).map { ps[$0].npr }.sorted(by: >)
+            let result = fixedPoint(start: me.c) { r in
                 var interference: Int64 = 0
                 var episodes: Int64 = 0
                 for (h, rh) in hp {
@@ -374,14 +383,15 @@ public enum ScheduleAnalysis {
                     episodes = sadd(episodes, smul(ceilDiv(r + rh, h.t), Int64(h.regions)))
                 }
                 return sadd(me.c + interference / Int64(m),
-                            lowerPriorityBlocking(me, lpNPR: lpNPR, hpEpisodes: episodes, nonPreemptive: nonPreemptive))
+                            lowerPriorityBlocking(me, lp: lp, m: m, hpEpisodes: episodes, nonPreemptive: nonPreemptive))
             }
             switch result {
             case .value(let r):
                 out[k] = .bound(r)
-                response[k] = r
-            case .exceeded: out[k] = .fails("the response bound exceeds the effective deadline \(DurationText.format(me.deadline))")
-            case .diverged: out[k] = .notAnalysed("the response-time iteration did not converge within the iteration limit")
+                // Carry-in bounds of lower-priority tasks hold only for jobs that meet their deadlines.
+                if r <= me.deadline { response[k] = r }
+            case .exceeded, .diverged:
+                out[k] = .notAnalysed("the response-time iteration did not converge within the iteration limit")
             }
         }
         return out
@@ -400,7 +410,7 @@ public enum ScheduleAnalysis {
             for k in ps.indices {
                 let me = ps[k]
                 let others = ps.indices.filter { $0 != k }
-                let lpNPR = others.map { ps[$0].npr }.max() ?? 0
+                let lp = others.map { ps[$0].npr }.sorted(by: >)
                 let result = fixedPoint(start: me.c, limit: me.d) { x in
                     var interference: Int64 = 0
                     var episodes: Int64 = 0
@@ -414,7 +424,7 @@ public enum ScheduleAnalysis {
                         episodes = sadd(episodes, span > 0 ? smul(ceilDiv(span, p.t), Int64(p.regions)) : 0)
                     }
                     return sadd(me.c + interference / Int64(m),
-                                lowerPriorityBlocking(me, lpNPR: lpNPR, hpEpisodes: episodes, nonPreemptive: nonPreemptive))
+                                lowerPriorityBlocking(me, lp: lp, m: m, hpEpisodes: episodes, nonPreemptive: nonPreemptive))
                 }
                 switch result {
                 case .value(let x):
@@ -487,15 +497,40 @@ public enum ScheduleAnalysis {
         case diverged
     }
 
-    /// The least fixed point of a non-decreasing `f` from `start`.
+    /// A point x ≥ `start` with f(x) ≤ x, for a non-decreasing `f`: the least fixed point
+    /// when plain iteration converges. Every such x is itself a valid bound for the analyses
+    /// here (the demand or interference by x fits in x), so when the iteration creeps (the
+    /// "+1" of Bertogna–Cirinei's caps makes it grow one nanosecond at a time), the step is
+    /// doubled until some x satisfies f(x) ≤ x and the gap is then narrowed by bisection.
     static func fixedPoint(start: Int64, limit: Int64 = saturation, _ f: (Int64) -> Int64) -> FixedPoint {
         var x = start
-        for _ in 0..<iterationLimit {
+        for iteration in 0..<iterationLimit {
             if x > limit { return .exceeded }
-            let next = f(x)
-            if next == x { return .value(x) }
-            if next >= saturation { return .diverged }
-            x = max(next, x)
+            let y = f(x)
+            if y >= saturation { return .diverged }
+            if y <= x { return .value(x) }
+            if iteration < 32 {
+                x = y
+                continue
+            }
+            var low = x
+            var step = y - x
+            var high: Int64
+            while true {
+                let candidate = min(sadd(low, step), limit)
+                if candidate <= low { return .exceeded }
+                let fc = f(candidate)
+                if fc >= saturation { return .diverged }
+                if fc <= candidate { high = candidate; break }
+                if candidate == limit { return .exceeded }
+                low = candidate
+                step = sadd(step, step)
+            }
+            while high - low > 1 {
+                let mid = low + (high - low) / 2
+                if f(mid) <= mid { high = mid } else { low = mid }
+            }
+            return .value(high)
         }
         return .diverged
     }

@@ -58,10 +58,15 @@ final class AnalysisTests: XCTestCase {
         XCTAssertEqual(r.tasks[0].bound, 3 * ms)
     }
 
-    func testUnmanagedSetsHaveNoBound() {
-        let r = ScheduleAnalysis.analyze(set(.unmanaged, [(10, 1)]), timing: [profile(2 * ms)])
+    /// Unmanaged tasks sharing cores are left to the OS: no bound. A task alone on its cores
+    /// responds in its execution time.
+    func testUnmanagedSetsSharingCoresHaveNoBound() {
+        let r = ScheduleAnalysis.analyze(set(.unmanaged, [(10, 1), (20, 2)]), timing: [profile(2 * ms), profile(3 * ms)])
         XCTAssertNil(r.tasks[0].bound)
         XCTAssertNil(r.schedulable)
+        let alone = ScheduleAnalysis.analyze(set(.unmanaged, [(10, 1)]), timing: [profile(2 * ms)], margin: 1)
+        XCTAssertEqual(alone.tasks[0].bound, 2 * ms)
+        XCTAssertEqual(alone.schedulable, true)
     }
 
     func testGlobalFixedPriorityOnTwoCores() {

@@ -1,0 +1,178 @@
+import Foundation
+import Metronome
+import MetronomeRealtime
+import XCTest
+
+/// The simulator on schedules worked out by hand, the analysis on published and hand-computed
+/// examples, and the simulator against the real dispatcher.
+final class SimulatorTests: XCTestCase {
+    let ms: Int64 = 1_000_000
+
+    func synthetic(_ policy: TaskSet.Policy, _ preemption: TaskSet.Preemption, cores: [Int] = [0], lock: Int? = nil,
+                   _ tasks: [TaskSet.Task]) -> TaskSet {
+        TaskSet(name: "s", duration: 1, policy: policy, preemption: preemption, lockK: lock, cores: cores, tasks: tasks)
+    }
+
+    func simulate(_ set: TaskSet, duration: Int64? = nil) throws -> RunResult {
+        try Simulator.run(set, demands: set.tasks.map { TaskDemand(declared: $0)! }, options: .init(duration: duration))
+    }
+
+    func maxResponse(_ r: RunResult, _ i: Int) -> Int64 { r.records[i].compactMap(\.response).max() ?? -1 }
+
+    /// Davis, Burns, Bril and Lukkien (2007): non-preemptive fixed priority, (C, T = D) =
+    /// (2, 9), (6, 10), (2, 13). Checking only the first job bounds the third task at 10; its
+    /// second job in the level-3 busy period responds at 15 > 13.
+    func testNonPreemptiveExampleNeedsEveryJobOfTheBusyPeriod() throws {
+        let set = synthetic(.fixedPriority, .job, [
+            .init(name: "a", wcet: 2 * ms, period: 9 * ms),
+            .init(name: "b", wcet: 6 * ms, period: 10 * ms),
+            .init(name: "c", wcet: 2 * ms, period: 13 * ms),
+        ])
+        let analysis = ScheduleAnalysis.analyzeDeclared(set)!
+        XCTAssertEqual(analysis.tasks.map(\.bound), [8 * ms, 10 * ms, 15 * ms])
+        XCTAssertEqual(analysis.tasks.map(\.schedulable), [true, true, false])
+        let sim = try simulate(set)
+        XCTAssertEqual(maxResponse(sim, 2), 15 * ms, "the synchronous release shows the response the busy-period analysis predicts")
+        XCTAssertGreaterThan(sim.records[2].filter { !$0.deadlineMet }.count, 0)
+        XCTAssertEqual(sim.records[0].filter { !$0.deadlineMet }.count, 0)
+        XCTAssertEqual(sim.records[1].filter { !$0.deadlineMet }.count, 0)
+    }
+
+    /// The CAN example of the same paper: three messages of 1 ms (τ_bit taken as 0), periods
+    /// 2.5, 3.5 and 3.5 ms. The first-job analysis gives message C 3 ms; its second job in the
+    /// busy period [0, 7) takes 3.5 ms, which the simulator reproduces.
+    func testCANExampleSecondJobIsTheWorst() throws {
+        let us: Int64 = 1000
+        let set = synthetic(.fixedPriority, .job, [
+            .init(name: "A", wcet: 1000 * us, period: 2500 * us),
+            .init(name: "B", wcet: 1000 * us, period: 3500 * us),
+            .init(name: "C", wcet: 1000 * us, period: 3500 * us),
+        ])
+        let analysis = ScheduleAnalysis.analyzeDeclared(set)!
+        XCTAssertEqual(analysis.tasks[2].bound, 3500 * us)
+        XCTAssertEqual(maxResponse(try simulate(set), 2), 3500 * us)
+        let first = set.tasks[2].period  // the first job alone would finish at 3 ms
+        XCTAssertLessThan(3000 * us, first)
+    }
+
+    /// Deadlines beyond periods (Lehoczky 1990; the example of Tindell, Burns and Wellings):
+    /// hp (C 26, T 70), lo (C 62, T 100, D 120, overrun queue). Job responses in the level-2
+    /// busy period [0, 694): 114, 102, 116, 104, 118, 106, 94 — the fifth is the worst, not
+    /// the first. With overrun: skip a response above the period drops releases instead.
+    func testArbitraryDeadlinesCheckEveryJob() throws {
+        var set = synthetic(.fixedPriority, .layer, [
+            .init(name: "hp", wcet: 26 * ms, period: 70 * ms, priority: 2),
+            .init(name: "lo", wcet: 62 * ms, layers: 62, period: 100 * ms, deadline: 120 * ms, priority: 1, overrun: .queue),
+        ])
+        let analysis = ScheduleAnalysis.analyzeDeclared(set)!
+        XCTAssertEqual(analysis.tasks[0].bound, 27 * ms, "one 1 ms region of lo blocks hp")
+        XCTAssertEqual(analysis.tasks[1].bound, 118 * ms)
+        XCTAssertEqual(analysis.tasks[1].schedulable, true)
+        let sim = try simulate(set)
+        XCTAssertEqual(sim.records[1].prefix(7).map { $0.response! }, [114, 102, 116, 104, 118, 106, 94].map { $0 * ms })
+        set.tasks[1].overrun = .skip
+        XCTAssertEqual(ScheduleAnalysis.analyzeDeclared(set)!.tasks[1].schedulable, false)
+        XCTAssertGreaterThan(try simulate(set).records[1].filter(\.skipped).count, 0)
+    }
+
+    /// Bertogna–Cirinei on two processors, by hand: three tasks (C 4 in four 1 ms layers,
+    /// T = D 12, priorities a > b > c). a: 4 + one lower region = 5. b: 4 + ⌊min(W_a, R−3)/2⌋
+    /// + 4 episodes × c's 1 ms region → 10 (W_a(10) = 4). c: 4 + ⌊(min(W_a, R−3) + min(W_b,
+    /// R−3))/2⌋ → 8 (both caps bind at R − C + 1 ns).
+    func testGlobalFixedPriorityByHand() throws {
+        let set = synthetic(.fixedPriority, .layer, cores: [0, 1], [
+            .init(name: "a", wcet: 4 * ms, layers: 4, period: 12 * ms, priority: 3),
+            .init(name: "b", wcet: 4 * ms, layers: 4, period: 12 * ms, priority: 2),
+            .init(name: "c", wcet: 4 * ms, layers: 4, period: 12 * ms, priority: 1),
+        ])
+        let analysis = ScheduleAnalysis.analyzeDeclared(set)!
+        XCTAssertEqual(analysis.tasks.map(\.bound), [5 * ms, 10 * ms, 8 * ms])
+        XCTAssertEqual(analysis.schedulable, true)
+        let sim = try simulate(set)
+        XCTAssertEqual((0..<3).map { maxResponse(sim, $0) }, [4 * ms, 4 * ms, 8 * ms])
+    }
+
+    /// Global EDF is analysed with deadlines: a set the density test accepts for preemptive
+    /// EDF but whose non-preemptive regions make it miss is not called schedulable.
+    func testGlobalNonPreemptiveEDFIsNotTheDensityTest() throws {
+        let set = synthetic(.edf, .job, cores: [0, 1], [
+            .init(name: "short1", wcet: 1 * ms, period: 4 * ms, deadline: 2 * ms),
+            .init(name: "short2", wcet: 1 * ms, period: 4 * ms, deadline: 2 * ms),
+            .init(name: "long1", wcet: 6 * ms, period: 40 * ms),
+            .init(name: "long2", wcet: 6 * ms, period: 40 * ms),
+        ])
+        // Densities 0.5 + 0.5 + 0.15 + 0.15 = 1.3 ≤ 2 − 0.5: GFB would accept it.
+        var offsets = set
+        offsets.tasks[0].offset = 1 * ms
+        offsets.tasks[1].offset = 1 * ms
+        let sim = try simulate(offsets)
+        XCTAssertGreaterThan(sim.records[0].filter { !$0.deadlineMet }.count, 0, "both cores busy with long jobs")
+        let analysis = ScheduleAnalysis.analyzeDeclared(set)!
+        XCTAssertNotEqual(analysis.tasks[0].schedulable, true)
+    }
+
+    /// The lock: with k = 1 and job-long holding, the small task waits for a whole large job.
+    func testExclusiveLockSimulation() throws {
+        let set = synthetic(.unmanaged, .job, cores: [0, 1], lock: 1, [
+            .init(name: "small", wcet: 2 * ms, period: 10 * ms, priority: 3, cores: [0]),
+            .init(name: "large", wcet: 30 * ms, period: 80 * ms, priority: 1, cores: [1]),
+        ])
+        var late = set
+        late.tasks[0].offset = 1 * ms
+        let sim = try simulate(late)
+        XCTAssertEqual(maxResponse(sim, 0), 31 * ms, "released 1 ms into the large job: waits 29 ms, runs 2")
+        let spans = sim.records.joined().compactMap { r in r.lockAcquired.map { ($0, r.lockReleased!) } }.sorted { $0.0 < $1.0 }
+        for (a, b) in zip(spans, spans.dropFirst()) { XCTAssertLessThanOrEqual(a.1, b.0, "one holder at a time") }
+        let analysis = ScheduleAnalysis.analyzeDeclared(set)!
+        XCTAssertEqual(analysis.tasks[0].bound, 32 * ms)
+    }
+
+    /// With layer preemption a lower-priority job yields at its next region boundary.
+    func testLayerPreemptionYieldsAtTheNextBoundary() throws {
+        let set = synthetic(.fixedPriority, .layer, [
+            .init(name: "hi", wcet: 1 * ms, period: 10 * ms, priority: 2, offset: 3 * ms),
+            .init(name: "lo", wcet: 8 * ms, layers: 4, period: 20 * ms, priority: 1),
+        ])
+        let sim = try simulate(set, duration: 10 * ms)
+        // lo's regions end at 2, 4, 6, 8 ms; hi (released at 3) starts at 4 and ends at 5.
+        XCTAssertEqual(sim.records[0][0].start, 4 * ms)
+        XCTAssertEqual(sim.records[0][0].end, 5 * ms)
+        XCTAssertEqual(sim.records[1][0].end, 9 * ms)
+        XCTAssertEqual(sim.records[1][0].preemptions, 1)
+        XCTAssertEqual(sim.records[1][0].execution, 8 * ms)
+    }
+
+    func testSynthetictaskKeysAndErrors() throws {
+        let base = "name: s\nduration: 1s\ncores: [0]\ntasks:\n  - name: a\n    period: 10ms\n"
+        let ok = try TaskSet.load(yaml: base + "    wcet: 2ms\n    npr: 500us\n")
+        XCTAssertEqual(TaskDemand(declared: ok.tasks[0]), TaskDemand(wcet: 2 * ms, npr: ms / 2, regions: 4))
+        let layers = try TaskSet.load(yaml: base + "    wcet: 3ms\n    layers: 3\n")
+        XCTAssertEqual(TaskDemand(declared: layers.tasks[0]), TaskDemand(wcet: 3 * ms, npr: ms, regions: 3))
+        for (extra, path) in [("    wcet: 0ms\n", "tasks[0].wcet"), ("    wcet: 2ms\n    npr: 3ms\n", "tasks[0].npr"),
+                              ("    npr: 1ms\n    model: resnet18\n", "tasks[0].npr"),
+                              ("    wcet: 2ms\n    npr: 1ms\n    layers: 2\n", "tasks[0].layers"),
+                              ("    wcet: 2ms\n    layers: 0\n", "tasks[0].layers"), ("", "tasks[0].model")] {
+            XCTAssertThrowsError(try TaskSet.load(yaml: base + extra), path) { error in
+                XCTAssertEqual((error as? TaskSetError)?.path, path, "\(error)")
+            }
+        }
+    }
+
+    /// Unmanaged tasks sharing cores are the OS's business: the simulator refuses them.
+    func testUnmanagedSharedCoresAreRefused() {
+        let set = synthetic(.unmanaged, .layer, [
+            .init(name: "a", wcet: 1 * ms, period: 10 * ms), .init(name: "b", wcet: 1 * ms, period: 10 * ms),
+        ])
+        XCTAssertThrowsError(try simulate(set)) { XCTAssertEqual(($0 as? TaskSetError)?.path, "policy") }
+    }
+
+    /// Iteration limits give "not analysed", never "schedulable": utilization exactly 1 with
+    /// blocking has no finite busy period.
+    func testUnboundedBusyPeriodIsNotAnalysed() {
+        let set = synthetic(.edf, .job, [
+            .init(name: "a", wcet: 5 * ms, period: 10 * ms), .init(name: "b", wcet: 7 * ms, period: 14 * ms),
+        ])
+        let analysis = ScheduleAnalysis.analyzeDeclared(set)!
+        XCTAssertTrue(analysis.tasks.allSatisfy { $0.schedulable != true }, "\(analysis.tasks)")
+    }
+}
