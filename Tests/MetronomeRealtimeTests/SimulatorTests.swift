@@ -176,3 +176,47 @@ final class SimulatorTests: XCTestCase {
         XCTAssertTrue(analysis.tasks.allSatisfy { $0.schedulable != true }, "\(analysis.tasks)")
     }
 }
+
+/// The simulator and the real dispatcher make the same decisions: replaying a real run's
+/// releases and per-job execution times in the simulator gives the same order of jobs on
+/// each core. Real runs add wake-up latencies and host interference the replay does not
+/// model, so only jobs whose real completions are more than 2 ms apart are compared (those
+/// orders are decisions, not timing noise), and at most a few jobs may complete in one run
+/// but be dropped (overrun: skip) in the other.
+final class DispatcherAgreementTests: XCTestCase {
+    func testSimulatorReplaysARealRunInTheSameOrder() throws {
+        let cores = Array(Affinity.availableCores().prefix(2))
+        // Per core: a short high-priority task preempting a long one at layer boundaries.
+        let set = TaskSet(name: "agree", duration: 600_000_000, policy: .fixedPriority, preemption: .layer, cores: cores,
+                          tasks: [
+                              .init(name: "high0", model: "small", period: 7_000_000, priority: 4, cores: [cores[0]]),
+                              .init(name: "low0", model: "long", period: 100_000_000, priority: 1, cores: [cores[0]], offset: 1_000_000),
+                              .init(name: "high1", model: "small", period: 9_000_000, priority: 3, cores: [cores.last!]),
+                              .init(name: "low1", model: "medium", period: 30_000_000, priority: 2, cores: [cores.last!], offset: 2_000_000),
+                          ])
+        let prepared = try RealtimeRunner.prepare(set, loader: RunnerTests.loader, timingRuns: 3)
+        let real = try RealtimeRunner.run(set, prepared: prepared)
+        let demands = prepared.map { TaskDemand(measured: $0.timing, margin: 1) }
+        let executions = real.records.map { $0.map { $0.skipped ? 0 : $0.execution } }
+        let sim = try Simulator.run(set, demands: demands, options: .init(duration: set.duration, execution: .trace(executions)))
+        XCTAssertEqual(sim.records.map(\.count), real.records.map(\.count), "the same releases")
+        var compared = 0, disagreements: [String] = []
+        for core in Set(cores) {
+            let tasks = set.tasks.indices.filter { set.cores(of: $0) == [core] }
+            let both = tasks.flatMap { t in real.records[t].indices.compactMap { j -> (String, Int64, Int64)? in
+                guard let a = real.records[t][j].end, let b = sim.records[t][j].end else { return nil }
+                return ("\(set.tasks[t].name)#\(j)", a, b)
+            } }
+            let all = tasks.reduce(0) { $0 + real.records[$1].count }
+            XCTAssertGreaterThanOrEqual(both.count, all * 95 / 100, "core \(core): jobs completed in both runs")
+            for x in both {
+                for y in both where y.1 - x.1 > 2_000_000 {
+                    compared += 1
+                    if y.2 <= x.2 { disagreements.append("\(x.0) before \(y.0) in the real run") }
+                }
+            }
+        }
+        XCTAssertGreaterThan(compared, 1000)
+        XCTAssertEqual(disagreements, [], "\(disagreements.count) of \(compared) ordered pairs disagree")
+    }
+}
