@@ -75,7 +75,7 @@ let package = Package(
         // Model zoo, real weights, checkpoints, .npy and images.
         .testTarget(name: "MetronomeModelsTests",
                     dependencies: ["Metronome", "MetronomeModels", "MetronomeIO", "CLITestHarness"]),
-        .testTarget(name: "MetronomeRealtimeTests", dependencies: ["MetronomeRealtime", "MetronomeModels"]),
+        .testTarget(name: "MetronomeRealtimeTests", dependencies: ["MetronomeRealtime", "MetronomeModels", "CLITestHarness"]),
         .testTarget(name: "MetronomeTransformsTests",
                     dependencies: ["Metronome", "MetronomeTransforms", "MetronomeModels", "MetronomeONNX", "MetronomeAnalysis"]),
         .testTarget(name: "MetronomeAnalysisTests",

@@ -29,7 +29,8 @@ struct RunTaskSet: ParsableCommand {
     )
 
     @Argument(help: "Task-set YAML file (default: the built-in demo).") var taskset: String?
-    @Option(help: "Override the run length (e.g. 3s, 500ms).") var duration: DurationArgument?
+    @Option(help: "Override the run length: a number with a unit (ns, us, ms, s), e.g. 3s.", transform: DurationArgument.parse)
+    var duration: DurationArgument?
     @Option(help: "Output directory (default: runs/<name>-<timestamp>).") var out: String?
     @Flag(help: "Overwrite existing output files.") var force = false
     @OptionGroup var timing: TimingOptions

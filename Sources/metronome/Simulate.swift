@@ -15,7 +15,7 @@ struct ExecutionArgument: ExpressibleByArgument {
         minFraction = f
     }
 
-    static var defaultValueDescription: String { "wcet, or uniform:F with 0 < F ≤ 1" }
+    var defaultValueDescription: String { minFraction.map { "uniform:\($0)" } ?? "wcet" }
 }
 
 struct Simulate: ParsableCommand {
@@ -34,7 +34,9 @@ struct Simulate: ParsableCommand {
     )
 
     @Argument(help: "Task-set YAML file (default: the built-in demo).") var taskset: String?
-    @Option(help: "Simulated time of releases (e.g. 3s); default three hyperperiods.") var duration: DurationArgument?
+    @Option(help: "Simulated time of releases: a number with a unit (ns, us, ms, s), e.g. 3s; default three hyperperiods.",
+            transform: DurationArgument.parse)
+    var duration: DurationArgument?
     @Option(name: .customLong("exec"), help: "Job execution times: wcet or uniform:F.") var execution = ExecutionArgument(argument: "wcet")!
     @Option(help: "Seed of --exec uniform.") var seed: UInt64 = 1
     @Option(help: "Output directory (default: runs/<name>-sim-<timestamp>).") var out: String?

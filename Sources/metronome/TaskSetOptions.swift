@@ -3,15 +3,18 @@ import Foundation
 import MetronomeRealtime
 
 /// A duration flag: a number with a unit, as in task-set files (`3s`, `500ms`, `250us`, `100ns`).
-struct DurationArgument: ExpressibleByArgument, Sendable {
+/// Used through `@Option(transform: DurationArgument.parse)` so a bad value gets a message
+/// that says what is expected.
+struct DurationArgument: Sendable {
     var nanoseconds: Int64
 
-    init?(argument: String) {
-        guard let ns = DurationText.parse(argument), ns > 0 else { return nil }
-        nanoseconds = ns
+    static func parse(_ text: String) throws -> DurationArgument {
+        guard let ns = DurationText.parse(text) else {
+            throw ValidationError("'\(text)' is not a duration; write a number with a unit: ns, us, ms or s (e.g. 3s, 500ms)")
+        }
+        guard ns > 0 else { throw ValidationError("'\(text)' must be positive") }
+        return DurationArgument(nanoseconds: ns)
     }
-
-    static var defaultValueDescription: String { "a number with a unit: ns, us, ms or s" }
 }
 
 /// How a task set's execution times are measured (and turned into WCETs) for the analysis:
