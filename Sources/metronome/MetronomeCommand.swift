@@ -5,7 +5,7 @@ struct MetronomeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metronome",
         abstract: "Fast, predictable CNN inference on shared processors.",
-        subcommands: [RunTaskSet.self, Analyze.self, Simulate.self, Bench.self, Export.self, Models.self, Infer.self, Classify.self,
+        subcommands: [RunTaskSet.self, Analyze.self, Simulate.self, Runs.self, Bench.self, Export.self, Models.self, Infer.self, Classify.self,
                       Summary.self, Slim.self, Fold.self, Sweep.self, AI.self]
     )
 }

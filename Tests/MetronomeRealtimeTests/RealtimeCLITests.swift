@@ -72,4 +72,47 @@ final class RealtimeCLITests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("tasks[0].model") && run.stderr.contains("synthetic"), run.stderr)
         XCTAssertFalse(run.signaled)
     }
+
+    /// Tables line up with their headers: the analysis table of a synthetic set, golden.
+    func testAnalyzeTableIsAligned() throws {
+        let r = try Harness.run(try Harness.metronome(), ["analyze", Harness.root.appendingPathComponent("examples/davis-np.yaml").path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, """
+            analysis: NP-FP busy-period RTA (Davis et al. 2007)
+            task  wcet ms  npr ms  period ms  deadline ms  bound ms  verdict          note
+            a        2.00    2.00       9.00         9.00      8.00  schedulable
+            b        6.00    6.00      10.00        10.00     10.00  schedulable
+            c        2.00    2.00      13.00        13.00     15.00  NOT schedulable  the bound exceeds the effective deadline 13ms
+            the task set is NOT shown schedulable
+
+            """)
+    }
+
+    /// `runs compare` puts two runs side by side with ratios: the same set simulated at WCET
+    /// and at half-to-full WCET.
+    func testRunsCompare() throws {
+        let bin = try Harness.metronome()
+        let dir = try Harness.temporaryDirectory("compare")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = Harness.root.appendingPathComponent("examples/davis-np.yaml").path
+        let a = dir.appendingPathComponent("a").path, b = dir.appendingPathComponent("b").path
+        XCTAssertEqual(try Harness.run(bin, ["simulate", yaml, "--out", a]).status, 0)
+        XCTAssertEqual(try Harness.run(bin, ["simulate", yaml, "--out", b, "--exec", "uniform:0.5"]).status, 0)
+        let r = try Harness.run(bin, ["runs", "compare", a, b, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let tasks = object?["tasks"] as? [[String: Any]] ?? []
+        XCTAssertEqual(tasks.map { $0["name"] as? String }, ["a", "b", "c"])
+        let c = tasks[2]
+        let before = (c["before"] as? [String: Any])?["max_ms"] as? Double ?? 0
+        let after = (c["after"] as? [String: Any])?["max_ms"] as? Double ?? 0
+        XCTAssertEqual(before, 15)
+        XCTAssertEqual(c["max_ratio"] as? Double ?? 0, after / before, accuracy: 1e-9)
+        XCTAssertLessThan(after, before, "shorter jobs respond sooner here")
+        let text = try Harness.run(bin, ["runs", "compare", a, b])
+        XCTAssertTrue(text.stdout.contains("p99 before"), text.stdout)
+        let missing = try Harness.run(bin, ["runs", "compare", a, dir.appendingPathComponent("none").path])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("summary.json"), missing.stderr)
+    }
 }
