@@ -52,10 +52,12 @@ bench-engine: build pydeps
 	$(PYTHON) bench/engine_bench.py
 
 # The demo task set in Metronome vs one pinned ONNX Runtime session per task in its own thread
-# (absolute periodic releases, same periods); writes bench/REALTIME.md. DURATION in seconds.
+# (absolute periodic releases, same periods), with and without SCHED_FIFO; writes
+# bench/REALTIME.md. DURATION seconds per run; REPEAT rounds, since the machine's load varies.
 DURATION ?= 10
+REPEAT ?= 3
 bench-realtime: build pydeps weights
-	$(PYTHON) bench/realtime_bench.py --duration $(DURATION)
+	$(PYTHON) bench/realtime_bench.py --duration $(DURATION) --repeat $(REPEAT)
 
 clean:
 	rm -rf .build bench/out
