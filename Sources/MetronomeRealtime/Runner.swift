@@ -153,7 +153,10 @@ public enum RealtimeRunner {
             let p = PreparedTask(spec: task, plan: plan, executor: executor, buffers: buffers,
                                  timing: TimingProfile(jobSamples: [], maxLayer: 0))
             do {
+                let t0 = MonotonicClock.now()
                 p.expected = try referenceOutputs(program: program, plan: plan, buffers: buffers)
+                log(String(format: "  %@: reference outputs for %d input(s) in %.1f s", task.name, task.inputs,
+                           Double(MonotonicClock.now() - t0) / 1e9))
             } catch {
                 throw TaskSetError(path: "tasks[\(i)].model", message: "reference outputs of '\(task.model)': \(error)")
             }
