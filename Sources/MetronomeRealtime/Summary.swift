@@ -49,6 +49,30 @@ public struct TaskSummary: Codable, Sendable, Equatable {
         case releaseJitterP99Ms = "release_jitter_p99_ms", lockWaitMaxMs = "lock_wait_max_ms"
         case isolatedMaxMs = "isolated_max_ms", boundMs = "bound_ms", observedBoundRatio = "observed_bound_ratio"
     }
+
+    /// Every key is always present; a missing value is written as `null` (the synthesized
+    /// encoder would leave the key out), so readers of summary.json see one fixed schema.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(model, forKey: .model)
+        try c.encode(periodMs, forKey: .periodMs)
+        try c.encode(deadlineMs, forKey: .deadlineMs)
+        try c.encode(jobs, forKey: .jobs)
+        try c.encode(misses, forKey: .misses)
+        try c.encode(missRatio, forKey: .missRatio)
+        try c.encode(skipped, forKey: .skipped)
+        try c.encode(outputErrors, forKey: .outputErrors)
+        try c.encode(responseMs, forKey: .responseMs)
+        try c.encode(releaseJitterP99Ms, forKey: .releaseJitterP99Ms)
+        try c.encode(utilization, forKey: .utilization)
+        try c.encode(preemptions, forKey: .preemptions)
+        try c.encode(lockWaitMaxMs, forKey: .lockWaitMaxMs)
+        try c.encode(isolatedMaxMs, forKey: .isolatedMaxMs)
+        try c.encode(boundMs, forKey: .boundMs)
+        try c.encode(observedBoundRatio, forKey: .observedBoundRatio)
+        try c.encode(schedulable, forKey: .schedulable)
+    }
 }
 
 public struct RunSummary: Codable, Sendable, Equatable {

@@ -241,8 +241,12 @@ final class RunnerTests: XCTestCase {
         let task = (json?["tasks"] as? [[String: Any]])?.first
         XCTAssertNotNil(task?["observed_bound_ratio"])
         XCTAssertTrue(summary.table().contains("obs/bd"))
-        // Without an analysis there is no bound and no ratio.
-        XCTAssertNil(RunSummary(result, analysis: nil).tasks[0].observedBoundRatio)
+        // Without an analysis there is no bound and no ratio; summary.json says null.
+        let unanalysed = RunSummary(result, analysis: nil)
+        XCTAssertNil(unanalysed.tasks[0].observedBoundRatio)
+        let text = String(decoding: try unanalysed.json(), as: UTF8.self)
+        XCTAssertTrue(text.contains("\"observed_bound_ratio\" : null") && text.contains("\"bound_ms\" : null"), text)
+        XCTAssertEqual(try JSONDecoder().decode(RunSummary.self, from: unanalysed.json()), unanalysed, "round trip")
     }
 
     func testUnknownModelNamesTheKey() {
