@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test bench-engine pydeps weights clean
+.PHONY: all deps build run test bench-engine bench-realtime pydeps weights clean
 
 all: build
 
@@ -50,6 +50,14 @@ weights:
 # Metronome vs ONNX Runtime on resnet18/50, mobilenet_v2, efficientnet-lite0; writes bench/RESULTS.md.
 bench-engine: build pydeps
 	$(PYTHON) bench/engine_bench.py
+
+# The demo task set in Metronome vs one pinned ONNX Runtime session per task in its own thread
+# (absolute periodic releases, same periods), with and without SCHED_FIFO; writes
+# bench/REALTIME.md. DURATION seconds per run; REPEAT rounds, since the machine's load varies.
+DURATION ?= 10
+REPEAT ?= 3
+bench-realtime: build pydeps weights
+	$(PYTHON) bench/realtime_bench.py --duration $(DURATION) --repeat $(REPEAT)
 
 clean:
 	rm -rf .build bench/out

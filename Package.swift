@@ -75,7 +75,10 @@ let package = Package(
         // Model zoo, real weights, checkpoints, .npy and images.
         .testTarget(name: "MetronomeModelsTests",
                     dependencies: ["Metronome", "MetronomeModels", "MetronomeIO", "CLITestHarness"]),
-        .testTarget(name: "MetronomeRealtimeTests", dependencies: ["MetronomeRealtime", "MetronomeModels", "CLITestHarness"]),
+        // Per-thread heap-allocation counter (replaces malloc for the test process) for the test
+        // that a real-time job allocates nothing.
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
+        .testTarget(name: "MetronomeRealtimeTests", dependencies: ["MetronomeRealtime", "MetronomeModels", "CAllocationCounter", "CLITestHarness"]),
         .testTarget(name: "MetronomeTransformsTests",
                     dependencies: ["Metronome", "MetronomeTransforms", "MetronomeModels", "MetronomeONNX", "MetronomeAnalysis"]),
         .testTarget(name: "MetronomeAnalysisTests",

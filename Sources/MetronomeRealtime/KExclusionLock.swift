@@ -1,5 +1,12 @@
 /// A k-exclusion lock: at most `k` holders at once; waiters are admitted in priority order
 /// (smallest key first, ties by arrival), unlike the FIFO kernel-module lock it replaces.
+///
+/// Holders are not priority-boosted: the pthread mutex guarding the lock's bookkeeping uses
+/// priority inheritance for its few-instruction critical sections, but a thread that *holds*
+/// one of the k slots keeps its own scheduling priority while higher-priority threads wait for
+/// a slot. (Boosting holders is not well defined for k > 1 — which of the k holders would
+/// inherit? — and under Metronome's managed policies every job already executes at the same
+/// SCHED_FIFO priority, with the dispatcher deciding who computes.)
 public final class KExclusionLock: @unchecked Sendable {
     public let k: Int
     private let monitor = Monitor()
@@ -8,10 +15,19 @@ public final class KExclusionLock: @unchecked Sendable {
     private var waiting: [(key: SchedulingKey, ticket: Int)] = []
     private var nextTicket = 0
 
-    public init(k: Int) {
+    /// `expectedWaiters` reserves room in the wait queue, so that acquiring with at most that
+    /// many threads waiting never allocates (a real-time run passes its task count).
+    public init(k: Int, expectedWaiters: Int = 16) {
         self.k = max(1, k)
         changed = monitor.condition()
+        waiting.reserveCapacity(max(1, expectedWaiters))
     }
+
+    /// Threads blocked in ``acquire(key:)`` right now (not yet admitted).
+    public var waiters: Int { monitor.withLock { waiting.count } }
+
+    /// Current holders.
+    public var holderCount: Int { monitor.withLock { holders } }
 
     /// Blocks until admitted; returns the nanoseconds spent waiting.
     @discardableResult
@@ -53,6 +69,7 @@ public final class KExclusionLock: @unchecked Sendable {
         while !(holders < k && waiting.min(by: { ($0.key, $0.ticket) < ($1.key, $1.ticket) })?.ticket == ticket) {
             changed.wait()
         }
+        // In place: keeps the reserved capacity.
         waiting.removeAll { $0.ticket == ticket }
         holders += 1
     }

@@ -18,7 +18,7 @@ public enum HTMLReport {
         Elapsed \(String(format: "%.2f", summary.elapsedS)) s; SCHED_FIFO: \(summary.realtimePriority ? "yes" : "no").
         Analysis: \(escape(summary.analysisMethod)).</p>
         <table><tr><th>task</th><th>model</th><th>period ms</th><th>jobs</th><th>misses</th><th>miss ratio</th>
-        <th>min</th><th>p50</th><th>p90</th><th>p99</th><th>max ms</th><th>bound ms</th><th>jitter p99 ms</th><th>utilization</th></tr>
+        <th>min</th><th>p50</th><th>p90</th><th>p99</th><th>max ms</th><th>bound ms</th><th>max / bound</th><th>jitter p99 ms</th><th>utilization</th></tr>
         """
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "–" }
         for t in summary.tasks {
@@ -26,7 +26,8 @@ public enum HTMLReport {
             html += "<tr><td>\(escape(t.name))</td><td>\(escape(t.model))</td><td>\(f(t.periodMs))</td><td>\(t.jobs)</td>"
             html += "<td class=\"\(t.misses > 0 ? "miss" : "")\">\(t.misses)</td><td>\(String(format: "%.4f", t.missRatio))</td>"
             html += "<td>\(f(r?.min))</td><td>\(f(r?.p50))</td><td>\(f(r?.p90))</td><td>\(f(r?.p99))</td><td>\(f(r?.max))</td>"
-            html += "<td>\(f(t.boundMs))</td><td>\(f(t.releaseJitterP99Ms))</td><td>\(String(format: "%.3f", t.utilization))</td></tr>\n"
+            let over = (t.observedBoundRatio ?? 0) > 1
+            html += "<td>\(f(t.boundMs))</td><td class=\"\(over ? "miss" : "")\">\(f(t.observedBoundRatio))</td><td>\(f(t.releaseJitterP99Ms))</td><td>\(String(format: "%.3f", t.utilization))</td></tr>\n"
         }
         html += "</table><h2>Response-time CDF</h2>\n" + cdf(result) + "\n<h2>Timeline</h2>\n" + timeline(result)
         html += "\n</body></html>\n"

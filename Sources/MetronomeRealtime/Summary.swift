@@ -36,6 +36,10 @@ public struct TaskSummary: Codable, Sendable, Equatable {
     public var isolatedMaxMs: Double
     /// The analytic response-time bound, ms (nil when the analysis gives none).
     public var boundMs: Double?
+    /// Observed maximum response over the bound (> 1: the bound was exceeded in this run);
+    /// nil when there is no bound or no completed job. Shows how much a measured or
+    /// probabilistic WCET under-estimated the run's interference.
+    public var observedBoundRatio: Double?
     public var schedulable: Bool?
 
     enum CodingKeys: String, CodingKey {
@@ -43,7 +47,31 @@ public struct TaskSummary: Codable, Sendable, Equatable {
         case periodMs = "period_ms", deadlineMs = "deadline_ms", missRatio = "miss_ratio"
         case outputErrors = "output_errors", responseMs = "response_ms"
         case releaseJitterP99Ms = "release_jitter_p99_ms", lockWaitMaxMs = "lock_wait_max_ms"
-        case isolatedMaxMs = "isolated_max_ms", boundMs = "bound_ms"
+        case isolatedMaxMs = "isolated_max_ms", boundMs = "bound_ms", observedBoundRatio = "observed_bound_ratio"
+    }
+
+    /// Every key is always present; a missing value is written as `null` (the synthesized
+    /// encoder would leave the key out), so readers of summary.json see one fixed schema.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(model, forKey: .model)
+        try c.encode(periodMs, forKey: .periodMs)
+        try c.encode(deadlineMs, forKey: .deadlineMs)
+        try c.encode(jobs, forKey: .jobs)
+        try c.encode(misses, forKey: .misses)
+        try c.encode(missRatio, forKey: .missRatio)
+        try c.encode(skipped, forKey: .skipped)
+        try c.encode(outputErrors, forKey: .outputErrors)
+        try c.encode(responseMs, forKey: .responseMs)
+        try c.encode(releaseJitterP99Ms, forKey: .releaseJitterP99Ms)
+        try c.encode(utilization, forKey: .utilization)
+        try c.encode(preemptions, forKey: .preemptions)
+        try c.encode(lockWaitMaxMs, forKey: .lockWaitMaxMs)
+        try c.encode(isolatedMaxMs, forKey: .isolatedMaxMs)
+        try c.encode(boundMs, forKey: .boundMs)
+        try c.encode(observedBoundRatio, forKey: .observedBoundRatio)
+        try c.encode(schedulable, forKey: .schedulable)
     }
 }
 
@@ -93,6 +121,8 @@ public struct RunSummary: Codable, Sendable, Equatable {
             p90: ms(Int64(histogram.valueAtPercentile(90))), p99: ms(Int64(histogram.valueAtPercentile(99))),
             max: ms(responses.max()!))
         let misses = records.filter { !$0.deadlineMet }.count
+        let boundMs = bound?.bound.map { Double($0) / 1e6 }
+        let ratio: Double? = if let b = boundMs, b > 0, let m = response?.max { m / b } else { nil }
         return TaskSummary(
             name: task.name, model: task.model ?? "synthetic", periodMs: ms(task.period), deadlineMs: ms(task.deadline),
             jobs: records.count, misses: misses, missRatio: records.isEmpty ? 0 : Double(misses) / Double(records.count),
@@ -101,7 +131,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
             utilization: elapsed > 0 ? Double(completed.reduce(0) { $0 + $1.execution }) / Double(elapsed) : 0,
             preemptions: completed.reduce(0) { $0 + $1.preemptions },
             lockWaitMaxMs: ms(completed.map(\.lockWait).max() ?? 0), isolatedMaxMs: Double(timing.maxJob) / 1e6,
-            boundMs: bound?.bound.map { Double($0) / 1e6 }, schedulable: bound?.schedulable)
+            boundMs: boundMs, observedBoundRatio: ratio, schedulable: bound?.schedulable)
     }
 
     public func json() throws -> Data {
@@ -119,7 +149,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
             return left ? t + fill : fill + t
         }
         let header = [pad("task", 12, left: true), pad("jobs", 5), pad("miss", 5), pad("ratio", 6), pad("min", 7),
-                      pad("p50", 7), pad("p90", 7), pad("p99", 7), pad("max", 7), pad("bound", 7), pad("jit99", 6),
+                      pad("p50", 7), pad("p90", 7), pad("p99", 7), pad("max", 7), pad("bound", 7), pad("obs/bd", 6), pad("jit99", 6),
                       pad("util", 5), " verdict"]
         var lines = [header.joined(separator: " ")]
         for t in tasks {
@@ -128,10 +158,11 @@ public struct RunSummary: Codable, Sendable, Equatable {
             lines.append([pad(t.name, 12, left: true), pad(String(t.jobs), 5), pad(String(t.misses), 5),
                           pad(String(format: "%.3f", t.missRatio), 6), pad(f(r?.min), 7), pad(f(r?.p50), 7),
                           pad(f(r?.p90), 7), pad(f(r?.p99), 7), pad(f(r?.max), 7), pad(f(t.boundMs), 7),
+                          pad(t.observedBoundRatio.map { String(format: "%.3f", $0) } ?? "-", 6),
                           pad(String(format: "%.3f", t.releaseJitterP99Ms), 6), pad(String(format: "%.2f", t.utilization), 5),
                           " " + verdict].joined(separator: " "))
         }
-        lines.append("(times in ms from release; bound = analytic response-time bound: \(analysisMethod))")
+        lines.append("(times in ms from release; bound = analytic response-time bound: \(analysisMethod); obs/bd = max / bound)")
         return lines.joined(separator: "\n")
     }
 }

@@ -21,7 +21,7 @@ final class RunnerTests: XCTestCase {
         case "small": return chain(channels: 16, size: 32, layers: 4, seed: 1)
         case "medium": return chain(channels: 32, size: 56, layers: 6, seed: 2)
         case "long": return chain(channels: 64, size: 56, layers: 24, seed: 3)
-        default: throw MetronomeError.invalidArgument("unknown test model \(task.model)")
+        default: throw MetronomeError.invalidArgument("unknown test model \(task.model ?? "none")")
         }
     }
 
@@ -201,6 +201,52 @@ final class RunnerTests: XCTestCase {
         XCTAssertTrue(html.contains("<svg") && !html.contains("<script") && !html.contains("http://cdn"))
         XCTAssertThrowsError(try RunOutput.write(result, summary: summary, to: dir), "refuses to overwrite")
         XCTAssertNoThrow(try RunOutput.write(result, summary: summary, to: dir, overwrite: true))
+    }
+
+    /// `output_ok` compares with the reference interpreter (plain Swift kernels on the
+    /// unoptimised lowered program), not with the engine's own first run.
+    func testJobsAreCheckedAgainstTheReferenceInterpreter() throws {
+        let core = Affinity.availableCores()[0]
+        let task = TaskSet.Task(name: "s", model: "medium", period: 2_000_000, overrun: .queue, inputs: 3)
+        let set = TaskSet(name: "ref", jobs: 7, cores: [core], tasks: [task])
+        let prepared = try RealtimeRunner.prepare(set, loader: Self.loader, timingRuns: 1)
+        let program = try Program(lowering: Self.loader(task), batch: 1)
+        XCTAssertEqual(prepared[0].expected.count, 3, "one reference per preloaded input")
+        for k in 0..<3 {
+            let input = try prepared[0].preloadedInput(k)
+            let reference = try ReferenceRunner(program: program).run(input)
+            XCTAssertEqual(prepared[0].expected[k], reference.map(\.scalars), "input \(k)")
+            // The engine agrees with it to the stated tolerance, and the inputs differ, so the
+            // references do too.
+            let engine = try Executor(plan: prepared[0].plan).run(input)
+            XCTAssertLessThanOrEqual(engine[0].relativeError(to: reference[0]), PreparedTask.outputTolerance)
+            XCTAssertGreaterThan(reference[0].scalars.map(abs).max()!, 1e-3, "outputs are not trivially small")
+        }
+        XCTAssertNotEqual(prepared[0].expected[0], prepared[0].expected[1])
+        let result = try RealtimeRunner.run(set, prepared: prepared)
+        XCTAssertEqual(result.records[0].count, 7)
+        XCTAssertTrue(result.records[0].allSatisfy(\.outputOK))
+    }
+
+    func testSummaryReportsObservedOverBound() throws {
+        let core = Affinity.availableCores()[0]
+        let set = TaskSet(name: "ratio", jobs: 10, cores: [core], tasks: [.init(name: "s", model: "small", period: 2_000_000)])
+        let (result, summary, _) = try run(set)
+        let t = summary.tasks[0]
+        let maxResponse = Double(result.records[0].compactMap(\.response).max()!) / 1e6
+        // One fixed-priority task on one core always gets a response-time bound.
+        let bound = try XCTUnwrap(t.boundMs, summary.table())
+        XCTAssertEqual(try XCTUnwrap(t.observedBoundRatio), maxResponse / bound, accuracy: 1e-12)
+        let json = try JSONSerialization.jsonObject(with: summary.json()) as? [String: Any]
+        let task = (json?["tasks"] as? [[String: Any]])?.first
+        XCTAssertNotNil(task?["observed_bound_ratio"])
+        XCTAssertTrue(summary.table().contains("obs/bd"))
+        // Without an analysis there is no bound and no ratio; summary.json says null.
+        let unanalysed = RunSummary(result, analysis: nil)
+        XCTAssertNil(unanalysed.tasks[0].observedBoundRatio)
+        let text = String(decoding: try unanalysed.json(), as: UTF8.self)
+        XCTAssertTrue(text.contains("\"observed_bound_ratio\" : null") && text.contains("\"bound_ms\" : null"), text)
+        XCTAssertEqual(try JSONDecoder().decode(RunSummary.self, from: unanalysed.json()), unanalysed, "round trip")
     }
 
     func testUnknownModelNamesTheKey() {
