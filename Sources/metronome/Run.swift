@@ -46,7 +46,8 @@ struct RunTaskSet: ParsableCommand {
         print("preparing (compile, reference outputs, \(timing.runs) \(timing.timing.rawValue) timing runs per task):")
         let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
                                                   timing: timing.timing) { print($0) }
-        let analysis = ScheduleAnalysis.analyze(set, timing: prepared.map(\.timing), margin: timing.margin)
+        let analysis = ScheduleAnalysis.analyze(set, demands: try timing.demands(set, prepared: prepared) { print($0) },
+                                                margin: timing.margin)
         let length = set.duration.map { String(format: "%.1f s", Double($0) / 1e9) } ?? "\(set.jobs ?? 0) jobs per task"
         print("running for \(length)...")
         let result = try RealtimeRunner.run(set, prepared: prepared) { print($0) }

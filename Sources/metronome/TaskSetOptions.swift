@@ -17,19 +17,54 @@ struct DurationArgument: Sendable {
     }
 }
 
+/// How a WCET is estimated from timing runs.
+enum WCETMethod: String, ExpressibleByArgument, CaseIterable {
+    /// The longest timing run × margin.
+    case max
+    /// A Gumbel fit to block maxima (MBPTA): the time one job exceeds with the given probability.
+    case evt
+}
+
 /// How a task set's execution times are measured (and turned into WCETs) for the analysis:
 /// shared by `run`, `analyze` and `simulate`.
 struct TimingOptions: ParsableArguments {
-    @Option(name: .customLong("timing-runs"), help: "Timing runs per task before the analysis.")
+    @Option(name: .customLong("timing-runs"), help: "Timing runs per task before the analysis (evt needs at least 200).")
     var runs = 10
     @Option(help: "Timing mode: contended (other partitions' tasks run meanwhile) or isolated.")
     var timing: RealtimeRunner.TimingMode = .contended
-    @Option(help: "WCET margin: measured maximum × margin.")
+    @Option(help: "WCET margin: the estimate × margin (also applied to the longest layer).")
     var margin = 1.2
+    @Option(help: "WCET estimate: max (longest timing run) or evt (probabilistic, Gumbel fit to block maxima).")
+    var wcet: WCETMethod = .max
+    @Option(help: "With --wcet evt: probability that one job exceeds the WCET.")
+    var exceedance = 1e-9
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--timing-runs must be at least 1") }
         guard margin >= 1 else { throw ValidationError("--margin must be at least 1") }
+        guard exceedance > 0 && exceedance < 1 else { throw ValidationError("--exceedance must be in (0, 1)") }
+        let needed = ProbabilisticWCET.minimumBlocks * 10
+        if wcet == .evt && runs < needed {
+            throw ValidationError("--wcet evt fits \(ProbabilisticWCET.minimumBlocks) blocks of 10 timing runs: pass --timing-runs \(needed) or more")
+        }
+    }
+
+    /// The analysis demand of each measured task (declared `wcet`s win), logging the
+    /// probabilistic fits.
+    func demands(_ set: TaskSet, prepared: [PreparedTask], log: (String) -> Void) throws -> [TaskDemand] {
+        try set.tasks.indices.map { i in
+            if let declared = TaskDemand(declared: set.tasks[i]) { return declared }
+            let t = prepared[i].timing
+            var d = TaskDemand(measured: t, margin: margin)
+            if wcet == .evt {
+                let fit = try ProbabilisticWCET.estimate(samples: t.jobSamples, exceedanceProbability: exceedance)
+                d = TaskDemand(wcet: Int64((fit.boundNs * margin).rounded(.up)), npr: d.npr, regions: d.regions)
+                log(String(format: "  %@: pWCET(%.0e per job) %.2f ms from %d blocks (Gumbel μ %.2f ms, β %.3f ms), observed max %.2f ms%@",
+                           set.tasks[i].name, exceedance, fit.boundNs / 1e6, fit.blocks, fit.location / 1e6, fit.scale / 1e6,
+                           fit.observedMaxNs / 1e6, fit.iidPassed ? "" : "; i.i.d. checks FAILED: the probability is not supported by the samples"))
+            }
+            return d
+        }
     }
 }
 
@@ -49,10 +84,7 @@ func taskDemands(_ set: TaskSet, timing: TimingOptions, log: (String) -> Void) t
     log("measuring (\(timing.runs) \(timing.timing.rawValue) timing runs per task):")
     let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
                                               timing: timing.timing, log: log)
-    let demands = set.tasks.indices.map { i in
-        TaskDemand(declared: set.tasks[i]) ?? TaskDemand(measured: prepared[i].timing, margin: timing.margin)
-    }
-    return (demands, prepared)
+    return (try timing.demands(set, prepared: prepared, log: log), prepared)
 }
 
 /// Where a command writes its run files: `--out`, or `runs/<name>-<suffix><timestamp>`;
