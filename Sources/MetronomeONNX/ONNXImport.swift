@@ -243,6 +243,13 @@ private struct GraphReader {
             if let v = try attribute(a, node: name, op: n.opType) { attributes[a.name] = v } else { tensors[a.name] = a.t }
         }
         let node = Node(name: name, opType: n.opType, inputs: n.input, outputs: n.output, attributes: attributes)
+        // Every operator Metronome reads produces a first output, and all but Constant read a
+        // first input; the handlers below rely on both (found by fuzz-onnx: a ConstantOfShape
+        // without outputs trapped on `outputs[0]`).
+        guard let first = node.outputs.first, !first.isEmpty else { throw fail(node, "has no output") }
+        guard node.opType == "Constant" || node.inputs.first.map({ !$0.isEmpty }) == true else {
+            throw fail(node, "has no first input")
+        }
         for input in node.inputs where !input.isEmpty {
             guard isDefined(input) else {
                 throw fail(node, "input '\(input)' is not a graph input, an initializer or the output of an earlier node (is the graph topologically sorted?)")
