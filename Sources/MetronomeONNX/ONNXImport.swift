@@ -782,7 +782,9 @@ private struct GraphReader {
         var shape: [Int] = []
         for (p, q) in zip(pa, pb) {
             guard p == q || p == 1 || q == 1 else { throw fail(node, "shapes \(a.shape) and \(b.shape) cannot be broadcast") }
-            shape.append(max(p, q))
+            // A size-1 dimension takes the other's size, including 0 (`max` would make a
+            // 0-by-1 broadcast 1 long and index past the empty operand; found by fuzz-onnx).
+            shape.append(p == 1 ? q : p)
         }
         let count = try foldedCount(shape, node, what: "broadcast shape")
         guard a.values.count == pa.reduce(1, *), b.values.count == pb.reduce(1, *) else {

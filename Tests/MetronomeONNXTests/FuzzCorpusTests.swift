@@ -62,7 +62,9 @@ final class FuzzCorpusTests: XCTestCase {
             ("checkpoint", "seed-zero_stride_huge_zip-pt", "views that repeat storage elements"),
             // Found by the fuzzers: a ConstantOfShape without outputs trapped on `outputs[0]`;
             // a progressive JPEG header of 65307x65496 pixels made libjpeg allocate its
-            // coefficient buffers (gigabytes) before the size was checked.
+            // coefficient buffers (gigabytes) before the size was checked; an integer Mul of an
+            // empty [1, 4888, 0, …] shape value by [2] broadcast to 4888 elements and read past
+            // the empty operand (regress-mul-broadcast-empty: checked below).
             ("onnx", "regress-constantofshape-no-output", "node 'no_outputs' (ConstantOfShape): has no output"),
             ("onnx", "regress-identity-no-input", "node 'no_inputs' (Identity): has no first input"),
             ("image", "regress-progressive-jpeg-65307x65496", "65307x65496 pixels (at most 67108864)"),
@@ -71,6 +73,19 @@ final class FuzzCorpusTests: XCTestCase {
             guard let load = Self.loaders.first(where: { $0.0 == target })?.1 else { return XCTFail(target) }
             let data = try Data(contentsOf: Self.corpus.appendingPathComponent("\(target)/\(name)"))
             XCTAssertThrowsError(try load(data), name) { XCTAssertTrue("\($0)".contains(expected), "\(name): \($0)") }
+        }
+    }
+
+    /// fuzz-onnx: `Mul` of an integer shape value of shape [1, 4888, 0, 0, 0, 0, 0, 0] (no
+    /// elements) by [2] broadcast the 0 against 1 as 1 and read past the empty operand. The
+    /// product is empty, as NumPy broadcasting says; the model then imports or is refused,
+    /// but never traps.
+    func testEmptyBroadcastRegression() throws {
+        let data = try Data(contentsOf: Self.corpus.appendingPathComponent("onnx/regress-mul-broadcast-empty"))
+        do {
+            _ = try ONNXImporter.parse(data, source: "regress")
+        } catch {
+            XCTAssertFalse("\(error)".contains("cannot be broadcast"), "\(error)")
         }
     }
 }
