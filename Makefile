@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test bench-engine bench-realtime pydeps weights clean
+.PHONY: all deps build run test bench-engine bench-realtime pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -59,5 +59,42 @@ REPEAT ?= 3
 bench-realtime: build pydeps weights
 	$(PYTHON) bench/realtime_bench.py --duration $(DURATION) --repeat $(REPEAT)
 
+# Coverage-guided fuzzing (libFuzzer) of each loader for FUZZ_SECONDS apiece, one at a time.
+# The fuzz package (fuzz/) is built apart from the main one, instrumented with
+# --sanitize=fuzzer; new inputs go to fuzz/work/<target> and only those that add coverage
+# are merged into the committed corpus fuzz/corpus/<target>. (SWIFT_BACKTRACE=enable=no lets
+# libFuzzer, not Swift's backtracer, handle a trap, so that it saves the input.) An input that traps, runs past
+# FUZZ_TIMEOUT seconds or allocates past FUZZ_RSS_MB is a crash, saved under
+# fuzz/artifacts/<target>/; copy it into fuzz/corpus/<target>/regress-NAME so the replay test
+# (FuzzCorpusTests, run by `make test`) keeps it as a regression. Exits non-zero on a crash.
+# The committed corpus is re-minimized to an edge-coverage set cover after each run (plus
+# the seed-* and regress-* files, always kept) so that it stays a few hundred KB.
+FUZZ_SECONDS ?= 60
+FUZZ_TIMEOUT ?= 10
+FUZZ_RSS_MB ?= 2048
+FUZZ_TARGETS ?= checkpoint onnx npy image taskset
+fuzz-build: deps
+	$(SWIFT) build -c release --sanitize=fuzzer --package-path fuzz
+
+fuzz: fuzz-build
+	@status=0; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$t fuzz/artifacts/$$t; \
+		echo "== fuzz-$$t for $(FUZZ_SECONDS) s"; \
+		SWIFT_BACKTRACE=enable=no fuzz/.build/release/fuzz-$$t fuzz/work/$$t fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=$(FUZZ_RSS_MB) -max_len=16384 \
+			-artifact_prefix=fuzz/artifacts/$$t/ -print_final_stats=1 >fuzz/artifacts/$$t/log.txt 2>&1 || status=1; \
+		grep -E "stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY|Test unit written" fuzz/artifacts/$$t/log.txt; \
+		rm -rf fuzz/work/$$t.min && mkdir -p fuzz/work/$$t.min; \
+		fuzz/.build/release/fuzz-$$t -set_cover_merge=1 -use_counters=0 fuzz/work/$$t.min fuzz/corpus/$$t fuzz/work/$$t \
+			>fuzz/artifacts/$$t/merge.txt 2>&1 || status=1; \
+		for f in fuzz/corpus/$$t/seed-* fuzz/corpus/$$t/regress-*; do \
+			[ -f "$$f" ] || continue; rm -f fuzz/work/$$t.min/$$(sha1sum "$$f" | cut -c1-40); cp "$$f" fuzz/work/$$t.min/; \
+		done; \
+		rm -rf fuzz/corpus/$$t && mv fuzz/work/$$t.min fuzz/corpus/$$t; \
+		echo "corpus: $$(ls fuzz/corpus/$$t | wc -l) files, $$(cat fuzz/corpus/$$t/* | wc -c) bytes"; \
+	done; \
+	ls fuzz/artifacts/*/crash-* fuzz/artifacts/*/timeout-* fuzz/artifacts/*/oom-* 2>/dev/null && status=1; \
+	exit $$status
+
 clean:
-	rm -rf .build bench/out
+	rm -rf .build bench/out fuzz/.build fuzz/work fuzz/artifacts

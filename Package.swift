@@ -70,8 +70,10 @@ let package = Package(
         // `metronome` binary and Python generator scripts under tests/).
         // Runs the built CLI and the Python generator scripts for the CLI-level tests.
         .target(name: "CLITestHarness", path: "Tests/CLITestHarness"),
+        // (MetronomeRealtime for the fuzz-corpus replay, which covers the task-set loader too.)
         .testTarget(name: "MetronomeONNXTests",
-                    dependencies: ["Metronome", "MetronomeONNX", "MetronomeModels", "MetronomeIO", "CLITestHarness"]),
+                    dependencies: ["Metronome", "MetronomeONNX", "MetronomeModels", "MetronomeIO", "MetronomeRealtime",
+                                   "CLITestHarness"]),
         // Model zoo, real weights, checkpoints, .npy and images.
         .testTarget(name: "MetronomeModelsTests",
                     dependencies: ["Metronome", "MetronomeModels", "MetronomeIO", "CLITestHarness"]),

@@ -40,9 +40,13 @@ for name in STORAGE_TYPES.values():
 
 
 class Storage:
-    def __init__(self, key, array):
+    """A storage; `numel` overrides the element count the pickle declares (hostile files),
+    `view` makes a legacy-format storage view (root key, element offset, element count)."""
+    def __init__(self, key, array, numel=None, view=None):
         self.key, self.array = key, np.ascontiguousarray(array).reshape(-1)
         self.type = getattr(torch, STORAGE_TYPES[self.array.dtype.type])
+        self.numel = self.array.size if numel is None else numel
+        self.view = view
 
 
 class FakeTensor:
@@ -93,8 +97,11 @@ class Pickler(pickle.Pickler):
 
     def persistent_id(self, obj):
         if isinstance(obj, Storage):
-            numel = obj.array.size
+            numel = obj.numel
             if self.legacy:
+                if obj.view is not None:
+                    root, offset, size = obj.view
+                    return ("storage", obj.type, root, "cpu", numel, (obj.key, offset, size))
                 return ("storage", obj.type, obj.key, "cpu", numel, None)
             return ("storage", obj.type, obj.key, "cpu", numel)
         return None
@@ -151,7 +158,31 @@ def main():
         pickle.dump(Evil(), f, protocol=2)
     # Refused: a non-tensor object (a class instance) instead of a tensor.
     write_zip(os.path.join(out, "counter_zip.pt"), {"w": collections.Counter(a=1)}, [])
+    hostile(out)
     print("wrote checkpoints to", out)
+
+
+def hostile(out):
+    """Checkpoints whose geometry would make a careless reader allocate gigabytes or trap on
+    integer overflow; each must be refused with a message naming the tensor."""
+    four = Storage("0", np.arange(4, dtype=np.float32))
+    # A broadcast view: 2^30 elements (4 GiB of floats) out of a 4-element storage.
+    write_zip(os.path.join(out, "zero_stride_huge_zip.pt"), {"w": FakeTensor(four, 0, (1 << 28, 4), (0, 1))}, [four])
+    # A zero stride that does not grow the element count beyond the storage.
+    write_zip(os.path.join(out, "zero_stride_zip.pt"), {"w": FakeTensor(four, 0, (2, 2), (0, 1))}, [four])
+    # (3 - 1) * 2^62 overflows 64 bits.
+    write_zip(os.path.join(out, "stride_overflow_zip.pt"), {"w": FakeTensor(four, 0, (3, 1), (1 << 62, 1 << 62))}, [four])
+    # A storage declaring 2^62 elements: element count times element size overflows.
+    huge = Storage("0", np.arange(4, dtype=np.float32), numel=1 << 62)
+    write_zip(os.path.join(out, "storage_count_overflow_zip.pt"), {"w": FakeTensor(huge, 0, (4,), (1,))}, [huge])
+    # One 1000-element storage under 10 names: 10x the elements the file holds.
+    big = Storage("0", np.zeros(1000, dtype=np.float32))
+    write_zip(os.path.join(out, "many_views_zip.pt"),
+              collections.OrderedDict(("w%d" % i, FakeTensor(big, 0, (1000,), (1,))) for i in range(10)), [big])
+    # Legacy storage view starting at element 2^62 of a 4-element root storage.
+    root = Storage("0", np.arange(4, dtype=np.float32))
+    far = Storage("1", np.arange(4, dtype=np.float32), view=("0", 1 << 62, 2))
+    write_legacy(os.path.join(out, "view_offset_legacy.pt"), {"w": FakeTensor(far, 0, (2,), (1,))}, [root])
 
 
 if __name__ == "__main__":

@@ -177,6 +177,31 @@ def small_ops(name, opset):
     return b.model("input", y, 32)
 
 
+def unfoldable_batchnorm(name, opset):
+    """BatchNormalization where no convolution can absorb it, so it runs as its own step:
+    pre-activation residual blocks (BN -> Relu -> Conv, BN after an Add), a densely connected
+    block (Conv -> Concat -> BN -> Relu -> Conv), BN after MaxPool and after a Relu."""
+    b = Builder(name, opset)
+    def bn(x, c):
+        stats = [b.weight(rng.uniform(lo, hi, c)) for lo, hi in [(0.5, 1.5), (-0.2, 0.2), (-0.2, 0.2), (0.5, 1.5)]]
+        return b.node("BatchNormalization", [x] + stats, epsilon=1e-5)
+    def conv(x, cin, cout, k):
+        w = b.weight(rng.uniform(-1, 1, (cout, cin, k, k)) * np.sqrt(3 / (cin * k * k)))
+        return b.node("Conv", [x, w], kernel_shape=[k, k], pads=[k // 2] * 4)
+    x = conv("input", 3, 8, 3)
+    for _ in range(2):  # pre-activation residual block
+        y = conv(b.node("Relu", [bn(x, 8)]), 8, 8, 3)
+        y = conv(b.node("Relu", [bn(y, 8)]), 8, 8, 3)
+        x = b.node("Add", [x, y])
+    x = bn(x, 8)  # after the residual Add
+    z = conv(b.node("Relu", [x]), 8, 4, 3)
+    x = b.node("Concat", [x, z, conv(x, 8, 4, 1)], axis=1)  # dense connection: 16 channels
+    x = conv(b.node("Relu", [bn(x, 16)]), 16, 8, 1)
+    x = bn(b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2]), 8)
+    x = bn(b.node("Relu", [x]), 8)
+    return b.model("input", b.head(x, 8, 6, dynamic_flatten=True), 16)
+
+
 def run(cmd):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
@@ -197,6 +222,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--report", required=True)
     ap.add_argument("--full", action="store_true", help="full-size 224x224 ResNet-18 and MobileNetV2 (default: also built)")
+    ap.add_argument("--only", nargs="*", help="build and compare only these models")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
 
@@ -209,7 +235,10 @@ def main():
         (mobilenet("mobilenet_v2_0.5_opset15", 15, width=0.5, size=96, classes=20), [1], {}),
         (small_ops("ops_opset11", 11), [1, 2], {}),
         (small_ops("ops_opset18", 18), [3], {}),
+        (unfoldable_batchnorm("unfoldable_bn_opset13", 13), [1, 2], {}),
     ]
+    if args.only:
+        models = [m for m in models if m[0].graph.name in args.only]
     results = []
     for model, batches, opts in models:
         name = model.graph.name

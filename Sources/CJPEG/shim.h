@@ -56,6 +56,17 @@ static inline int metronome_jpeg_decode(const unsigned char *data, unsigned long
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, size);
     jpeg_read_header(&cinfo, TRUE);
+    /* Check the size the header declares before jpeg_start_decompress: for a progressive
+       JPEG it allocates coefficient buffers for the whole image, gigabytes for a corrupt
+       65496x65307 header (found by fuzz-image). */
+    unsigned long hw = cinfo.image_width, hh = cinfo.image_height;
+    if (hw == 0 || hh == 0 || hw * hh > max_pixels) {
+        snprintf(message, message_size, "unsupported image: %lux%lu pixels (at most %lu)", hw, hh, max_pixels);
+        jpeg_destroy_decompress(&cinfo);
+        return 1;
+    }
+    /* Bound libjpeg's own working memory too (it then fails with an error instead). */
+    cinfo.mem->max_memory_to_use = 1024L * 1024L * 1024L;
     cinfo.out_color_space = JCS_RGB;
     jpeg_start_decompress(&cinfo);
     unsigned long w = cinfo.output_width, h = cinfo.output_height;

@@ -243,6 +243,13 @@ private struct GraphReader {
             if let v = try attribute(a, node: name, op: n.opType) { attributes[a.name] = v } else { tensors[a.name] = a.t }
         }
         let node = Node(name: name, opType: n.opType, inputs: n.input, outputs: n.output, attributes: attributes)
+        // Every operator Metronome reads produces a first output, and all but Constant read a
+        // first input; the handlers below rely on both (found by fuzz-onnx: a ConstantOfShape
+        // without outputs trapped on `outputs[0]`).
+        guard let first = node.outputs.first, !first.isEmpty else { throw fail(node, "has no output") }
+        guard node.opType == "Constant" || node.inputs.first.map({ !$0.isEmpty }) == true else {
+            throw fail(node, "has no first input")
+        }
         for input in node.inputs where !input.isEmpty {
             guard isDefined(input) else {
                 throw fail(node, "input '\(input)' is not a graph input, an initializer or the output of an earlier node (is the graph topologically sorted?)")
@@ -282,8 +289,19 @@ private struct GraphReader {
             guard let c = t.constants else { throw fail(node, "\(what) '\(v)' = \(t.values) depends on the batch size; it must be constant") }
             return c
         }
-        if let t = graph.initializers[v] { return t.scalars.map { Int($0) } }
+        if let t = graph.initializers[v] { return try integers(t, node, what: "\(what) '\(v)'") }
         throw fail(node, "\(what) (input '\(v)') must be a constant; computed \(what) is not supported")
+    }
+
+    /// A float tensor's values as integers; NaN, infinities and values beyond 64 bits are
+    /// errors (Swift's `Int(Float)` would trap on them).
+    func integers(_ t: Tensor, _ node: Node, what: String) throws -> [Int] {
+        try t.scalars.map { f in
+            guard let i = Int(exactly: f.rounded(.towardZero)) else {
+                throw fail(node, "\(what) holds \(f), which is not a 64-bit integer")
+            }
+            return i
+        }
     }
 
     mutating func emit(_ node: Node) {
@@ -305,10 +323,9 @@ private struct GraphReader {
             try constantNode(node, tensors: tensors)
         case "ConstantOfShape":
             guard let dims = try constantInts(node, 0, what: "shape") else { throw fail(node, "missing shape input") }
-            guard dims.allSatisfy({ $0 >= 0 }), dims.reduce(1, *) <= 1 << 28 else { throw fail(node, "bad shape \(dims)") }
+            let count = try foldedCount(dims, node, what: "shape")
             var fill = DecodedTensor.float(Tensor(shape: [1], repeating: 0))
             if let t = tensors["value"] { fill = try decoder.decode(t, name: node.name + ".value") }
-            let count = dims.reduce(1, *)
             switch fill {
             case .float(let t):
                 guard t.count == 1 else { throw fail(node, "value must hold one element") }
@@ -346,8 +363,15 @@ private struct GraphReader {
                   let d = try constantInts(node, 2, what: "delta"), s.count == 1, l.count == 1, d.count == 1, d[0] != 0 else {
                 throw fail(node, "Range is evaluated only on constant integer scalars")
             }
-            let values = Array(stride(from: s[0], to: l[0], by: d[0]).prefix(1 << 24))
-            ints[node.outputs[0]] = IntTensor(shape: [values.count], ints: values)
+            // ceil((limit - start) / delta) elements, computed without overflow; never truncated.
+            let (span, spanOverflow) = l[0].subtractingReportingOverflow(s[0])
+            guard !spanOverflow else { throw fail(node, "Range(\(s[0]), \(l[0]), \(d[0])) overflows 64-bit integers") }
+            let count = (span > 0) != (d[0] > 0) || span == 0 ? 0 : span / d[0] + (span % d[0] != 0 ? 1 : 0)
+            guard count <= Self.maxFoldedElements else {
+                throw fail(node, "Range(\(s[0]), \(l[0]), \(d[0])) has \(count) elements, more than the \(Self.maxFoldedElements) evaluated at import time")
+            }
+            // Every value lies between start and limit, so s + i·d does not overflow.
+            ints[node.outputs[0]] = IntTensor(shape: [count], ints: (0..<count).map { s[0] + $0 * d[0] })
         case "ReduceProd":
             guard let x = input(node, 0), let t = ints[x] else {
                 throw fail(node, "ReduceProd is evaluated only on integer shape values; it is not a run-time operator")
@@ -535,6 +559,25 @@ private struct GraphReader {
         return result
     }
 
+    /// Most elements a tensor evaluated at import time (ConstantOfShape, Range, Gather,
+    /// integer arithmetic and Concat) may have: 2^24, 64 MiB of float32. Shape computations
+    /// need a handful; a hostile file must not make the importer allocate gigabytes.
+    static let maxFoldedElements = 1 << 24
+
+    /// The element count of `dims`, checked for negative sizes, overflow and the import-time cap.
+    func foldedCount(_ dims: [Int], _ node: Node, what: String) throws -> Int {
+        var count = 1
+        for d in dims {
+            guard d >= 0 else { throw fail(node, "\(what) \(dims.prefix(16)) has a negative dimension") }
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= Self.maxFoldedElements else {
+                throw fail(node, "\(what) \(dims.prefix(16)) has more than the \(Self.maxFoldedElements) elements evaluated at import time")
+            }
+            count = p
+        }
+        return count
+    }
+
     func product(_ values: [SymInt]) throws -> SymInt? {
         var p = SymInt(1)
         for v in values {
@@ -573,7 +616,7 @@ private struct GraphReader {
         let allowZero = try intAttr(node, "allowzero") ?? 0
         var node = node
         node.attributes["allowzero"] = nil
-        guard let target = ints[s]?.values ?? graph.initializers[s].map({ $0.scalars.map { SymInt(Int($0)) } }) else {
+        guard let target = try ints[s]?.values ?? graph.initializers[s].map({ try integers($0, node, what: "shape '\(s)'").map { SymInt($0) } }) else {
             throw fail(node, "the shape (input '\(s)') must be a constant or computed from shapes; computed shapes are not supported")
         }
         if allowZero != 0 && target.contains(SymInt(0)) {
@@ -673,7 +716,8 @@ private struct GraphReader {
             }
         } else if let t = graph.initializers[x] {
             if toFloat { graph.initializers[out] = t }
-            else { ints[out] = IntTensor(shape: t.shape, ints: t.scalars.map { type == .bool ? ($0 != 0 ? 1 : 0) : Int($0) }) }
+            else if type == .bool { ints[out] = IntTensor(shape: t.shape, ints: t.scalars.map { $0 != 0 ? 1 : 0 }) }
+            else { ints[out] = IntTensor(shape: t.shape, ints: try integers(t, node, what: "input '\(x)'")) }
         } else {
             guard type == .float else {
                 throw fail(node, "casting computed data to \(type.name) is not supported; Metronome computes float32 only")
@@ -706,6 +750,10 @@ private struct GraphReader {
         let a = axis < 0 ? axis + shape.count : axis
         guard a >= 0 && a < shape.count else { throw fail(node, "axis \(axis) is out of range for shape \(shape)") }
         let outer = shape[..<a].reduce(1, *), dim = shape[a], inner = shape[(a + 1)...].reduce(1, *)
+        _ = try foldedCount(Array(shape[..<a]) + indicesShape + Array(shape[(a + 1)...]), node, what: "output shape")
+        guard indices.count == indicesShape.reduce(1, *), data.count == outer * dim * inner else {
+            throw fail(node, "inconsistent data or indices shape")
+        }
         var out: [T] = []
         out.reserveCapacity(outer * indices.count * inner)
         for o in 0..<outer {
@@ -723,7 +771,7 @@ private struct GraphReader {
         func operand(_ v: String) throws -> IntTensor {
             if let t = ints[v] { return t }
             if let t = graph.initializers[v], t.scalars.allSatisfy({ $0 == $0.rounded() }) {
-                return IntTensor(shape: t.shape, ints: t.scalars.map { Int($0) })
+                return IntTensor(shape: t.shape, ints: try integers(t, node, what: "input '\(v)'"))
             }
             throw fail(node, "mixes an integer shape value with computed float data '\(v)'; integer arithmetic is evaluated at import time only")
         }
@@ -734,9 +782,14 @@ private struct GraphReader {
         var shape: [Int] = []
         for (p, q) in zip(pa, pb) {
             guard p == q || p == 1 || q == 1 else { throw fail(node, "shapes \(a.shape) and \(b.shape) cannot be broadcast") }
-            shape.append(max(p, q))
+            // A size-1 dimension takes the other's size, including 0 (`max` would make a
+            // 0-by-1 broadcast 1 long and index past the empty operand; found by fuzz-onnx).
+            shape.append(p == 1 ? q : p)
         }
-        let count = shape.reduce(1, *)
+        let count = try foldedCount(shape, node, what: "broadcast shape")
+        guard a.values.count == pa.reduce(1, *), b.values.count == pb.reduce(1, *) else {
+            throw fail(node, "operand values do not match their shapes")
+        }
         func index(_ flat: Int, _ s: [Int]) -> Int {
             var rem = flat, idx = 0, strideAcc = 1
             for d in stride(from: rank - 1, through: 0, by: -1) {
@@ -757,7 +810,9 @@ private struct GraphReader {
             case "Mul": r = u * v
             default: r = u / v
             }
-            guard let r else { throw fail(node, "\(u) \(node.opType) \(v) is not expressible as a linear function of the batch size") }
+            guard let r else {
+                throw fail(node, "\(u) \(node.opType) \(v) overflows 64-bit integers or is not expressible as a linear function of the batch size")
+            }
             values.append(r)
         }
         ints[node.outputs[0]] = IntTensor(shape: shape, values: values)
@@ -775,9 +830,15 @@ private struct GraphReader {
         let rank = first.shape.count
         let a = axis < 0 ? axis + rank : axis
         guard a >= 0 && a < rank, parts.allSatisfy({ $0.shape.count == rank }) else { throw fail(node, "invalid axis \(axis)") }
+        for p in parts {
+            guard p.shape.indices.allSatisfy({ $0 == a || p.shape[$0] == first.shape[$0] }), p.values.count == p.shape.reduce(1, *) else {
+                throw fail(node, "shapes \(parts.map(\.shape)) differ outside axis \(axis)")
+            }
+        }
         let outer = first.shape[..<a].reduce(1, *)
         var shape = first.shape
         shape[a] = parts.reduce(0) { $0 + $1.shape[a] }
+        _ = try foldedCount(shape, node, what: "output shape")
         var values: [SymInt] = []
         for o in 0..<outer {
             for p in parts {
@@ -809,12 +870,22 @@ private struct GraphReader {
             func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + n : v, 0), n) }
             var i = clamp(starts[0])
             let e = clamp(ends[0])
-            while i < e { values.append(t.values[i]); i += step }
+            while i < e {
+                values.append(t.values[i])
+                let (next, overflow) = i.addingReportingOverflow(step)
+                if overflow { break }
+                i = next
+            }
         } else {
             func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + n : v, -1), n - 1) }
             var i = clamp(starts[0])
             let e = clamp(ends[0])
-            while i > e { values.append(t.values[i]); i += step }
+            while i > e {
+                values.append(t.values[i])
+                let (next, overflow) = i.addingReportingOverflow(step)
+                if overflow { break }
+                i = next
+            }
         }
         ints[node.outputs[0]] = IntTensor(shape: [values.count], values: values)
     }

@@ -19,17 +19,30 @@ struct SymInt: Equatable, CustomStringConvertible {
         return b == 0 ? n : "\(n)\(b > 0 ? "+" : "")\(b)"
     }
 
-    static func + (x: SymInt, y: SymInt) -> SymInt { SymInt(a: x.a &+ y.a, b: x.b &+ y.b) }
-    static func - (x: SymInt, y: SymInt) -> SymInt { SymInt(a: x.a &- y.a, b: x.b &- y.b) }
+    // Arithmetic on values a model file chose: nil on 64-bit overflow (reported as an error
+    // naming the node) instead of wrapping silently or trapping.
+    static func + (x: SymInt, y: SymInt) -> SymInt? {
+        let (a, o1) = x.a.addingReportingOverflow(y.a), (b, o2) = x.b.addingReportingOverflow(y.b)
+        return o1 || o2 ? nil : SymInt(a: a, b: b)
+    }
+    static func - (x: SymInt, y: SymInt) -> SymInt? {
+        let (a, o1) = x.a.subtractingReportingOverflow(y.a), (b, o2) = x.b.subtractingReportingOverflow(y.b)
+        return o1 || o2 ? nil : SymInt(a: a, b: b)
+    }
     static func * (x: SymInt, y: SymInt) -> SymInt? {
-        if let c = x.constant { return SymInt(a: y.a &* c, b: y.b &* c) }
-        if let c = y.constant { return SymInt(a: x.a &* c, b: x.b &* c) }
+        func scaled(_ s: SymInt, _ c: Int) -> SymInt? {
+            let (a, o1) = s.a.multipliedReportingOverflow(by: c), (b, o2) = s.b.multipliedReportingOverflow(by: c)
+            return o1 || o2 ? nil : SymInt(a: a, b: b)
+        }
+        if let c = x.constant { return scaled(y, c) }
+        if let c = y.constant { return scaled(x, c) }
         return nil
     }
     /// ONNX integer division truncates toward zero; a symbolic value divides only exactly.
     static func / (x: SymInt, y: SymInt) -> SymInt? {
         guard let d = y.constant, d != 0 else { return nil }
-        if let c = x.constant { return SymInt(c / d) }
+        if let c = x.constant { return c.dividedReportingOverflow(by: d).overflow ? nil : SymInt(c / d) }
+        if d == -1 { return nil }  // Int.min / -1 overflows; a batch coefficient is never negated this way
         guard x.a % d == 0, x.b % d == 0 else { return nil }
         return SymInt(a: x.a / d, b: x.b / d)
     }
@@ -98,19 +111,37 @@ struct TensorDecoder {
             guard !location.hasPrefix("/"), !location.split(separator: "/").contains("..") else {
                 throw fail(name, "external data location '\(location)' must be a relative path inside the model's directory")
             }
-            let url = directory.appendingPathComponent(location)
+            // Resolve symbolic links before checking containment: a relative name can still
+            // point outside the directory through a link (`weights.bin -> /etc/shadow`).
+            let root = directory.resolvingSymlinksInPath().standardizedFileURL
+            let url = directory.appendingPathComponent(location).resolvingSymlinksInPath().standardizedFileURL
+            let rootPath = root.path.hasSuffix("/") ? root.path : root.path + "/"
+            guard url.path.hasPrefix(rootPath) else {
+                throw fail(name, "external data location '\(location)' resolves to \(url.path), outside the model's directory \(root.path)")
+            }
+            // Only regular files: opening a FIFO or device would block or read without end.
+            let kind = try? FileManager.default.attributesOfItem(atPath: url.path)[.type] as? FileAttributeType
+            guard kind == .typeRegular else {
+                throw fail(name, kind == nil ? "cannot open external data file \(url.path)" : "external data \(url.path) is not a regular file")
+            }
             guard let handle = try? FileHandle(forReadingFrom: url) else {
                 throw fail(name, "cannot open external data file \(url.path)")
             }
             defer { try? handle.close() }
-            let offset = entries["offset"].flatMap { UInt64($0) } ?? 0
+            var offset: UInt64 = 0
+            if let offsetText = entries["offset"] {
+                guard let v = UInt64(offsetText) else { throw fail(name, "bad external data offset '\(offsetText)' (must be a non-negative integer)") }
+                offset = v
+            }
             let size = (try? handle.seekToEnd()) ?? 0
             guard offset <= size else { throw fail(name, "external data offset \(offset) is past the end of \(url.path) (\(size) bytes)") }
             try handle.seek(toOffset: offset)
             if let lengthText = entries["length"] {
-                guard let length = Int(lengthText), length >= 0 else { throw fail(name, "bad external data length '\(lengthText)'") }
-                guard UInt64(length) <= size - offset else { throw fail(name, "external data in \(url.path) is truncated") }
-                return try handle.read(upToCount: length) ?? Data()
+                guard let length = UInt64(lengthText) else { throw fail(name, "bad external data length '\(lengthText)' (must be a non-negative integer)") }
+                guard length <= size - offset else {
+                    throw fail(name, "external data in \(url.path) is truncated: length \(length) at offset \(offset) passes its end (\(size) bytes)")
+                }
+                return try handle.read(upToCount: Int(length)) ?? Data()
             }
             return try handle.readToEnd() ?? Data()
         }
@@ -177,7 +208,7 @@ struct TensorDecoder {
             let v: [Int] = try elements(2, { t.int32Data.map { Int($0) } }) { Int($0.loadUnaligned(fromByteOffset: $1, as: UInt16.self).littleEndian) }
             return .int(IntTensor(shape: shape, ints: v))
         case .uint32?:
-            let v: [Int] = try elements(4, { t.uint64Data.map { Int($0) } }) { Int($0.loadUnaligned(fromByteOffset: $1, as: UInt32.self).littleEndian) }
+            let v: [Int] = try elements(4, { t.uint64Data.map { Int(clamping: $0) } }) { Int($0.loadUnaligned(fromByteOffset: $1, as: UInt32.self).littleEndian) }
             return .int(IntTensor(shape: shape, ints: v))
         default:
             throw fail(name, "data type \(dataTypeName(t.dataType)) is not supported; float32, float64, float16, bfloat16 and integer/bool tensors are")

@@ -108,4 +108,81 @@ final class CheckpointTests: XCTestCase {
         guard case .dict(let d) = try u.load(), case .list(let l)? = d["a"] else { return XCTFail("not a dict of a list") }
         XCTAssertEqual(l.items.map(\.description), ["1", "2.5", "'x'", "True", "None"])
     }
+
+    /// Checkpoints whose tensor geometry would make a careless reader allocate gigabytes or
+    /// trap on overflow (written by make_checkpoints.py's `hostile`): each is refused with a
+    /// message naming the file and tensor.
+    func testHostileGeometryIsRefused() throws {
+        let d = try fixtures()
+        let cases: [(String, String)] = [
+            ("zero_stride_huge_zip.pt", "has 1073741824 elements but its storage holds 4"),
+            ("zero_stride_zip.pt", "stride 0 on a dimension of size 2"),
+            ("stride_overflow_zip.pt", "overflows 64-bit offsets"),
+            ("storage_count_overflow_zip.pt", "declares 4611686018427387904 elements"),
+            ("many_views_zip.pt", "more than 4× the 1000 elements stored"),
+            ("view_offset_legacy.pt", "starts past the end of storage '0'"),
+        ]
+        for (file, expected) in cases {
+            XCTAssertThrowsError(try TorchCheckpoint.load(d.appendingPathComponent(file)), file) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains(file) && text.contains(expected), "\(file): \(text)")
+                if file != "storage_count_overflow_zip.pt" { XCTAssertTrue(text.contains("tensor 'w"), text) }
+            }
+        }
+    }
+
+    /// 64 `DUP, TUPLE2` pairs build a tuple of 2^64 leaves in 132 bytes; its description (in
+    /// the "not the legacy magic number" error) must stay short instead of running forever.
+    func testExponentialSharedTupleIsDescribedBriefly() throws {
+        let bytes: [UInt8] = [0x80, 0x02, 0x4E] + Array(repeating: [0x32, 0x86], count: 64).flatMap { $0 } + [0x2E]
+        XCTAssertEqual(bytes.count, 132)
+        XCTAssertThrowsError(try TorchCheckpoint.parse(Data(bytes), source: "dag.pt")) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("dag.pt: not a PyTorch checkpoint: the first pickle is ((((("), text)
+            XCTAssertLessThan(text.count, 600, text)
+        }
+        var u = RestrictedUnpickler(bytes: bytes, source: "dag")
+        let v = try u.load()
+        XCTAssertLessThanOrEqual(v.description.count, PickleValue.describeLimit + 8)
+        XCTAssertEqual(v.describe(limit: 11), String(repeating: "(", count: 11) + "…")
+    }
+
+    /// 200,000 nested TUPLE1 used to overflow the stack when the value was described or
+    /// destroyed; nesting is now capped.
+    func testDeepNestingIsAnError() throws {
+        let bytes: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 200_000) + [0x2E]
+        XCTAssertThrowsError(try TorchCheckpoint.parse(Data(bytes), source: "deep.pt")) {
+            XCTAssertTrue("\($0)".contains("deep.pt: values nested deeper than 256 levels"), "\($0)")
+        }
+        // Exactly at the cap is fine: 256 TUPLE1 around None are 256 levels of nesting.
+        var ok = RestrictedUnpickler(bytes: [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 256) + [0x2E], source: "t")
+        XCTAssertNoThrow(try ok.load())
+        var over = RestrictedUnpickler(bytes: [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 257) + [0x2E], source: "t")
+        XCTAssertThrowsError(try over.load())
+        // Lists filled innermost-last cannot dodge the cap: a list placed inside another value is sealed.
+        var sealed = RestrictedUnpickler(bytes: [0x80, 0x02, 0x5D, 0x94, 0x85, 0x68, 0x00, 0x4E, 0x61, 0x2E], source: "t")
+        XCTAssertThrowsError(try sealed.load()) { XCTAssertTrue("\($0)".contains("APPEND to a list that is already inside another value"), "\($0)") }
+        var cycle = RestrictedUnpickler(bytes: [0x80, 0x02, 0x5D, 0x94, 0x68, 0x00, 0x61, 0x2E], source: "t")
+        XCTAssertThrowsError(try cycle.load()) { XCTAssertTrue("\($0)".contains("a list that contains itself"), "\($0)") }
+    }
+
+    /// A dict of 100,000 string keys (SETITEMS) plus a repeated key: every entry is kept once,
+    /// the last value wins, and lookups go through the index.
+    func testLargeDictKeepsLastValuePerKey() throws {
+        var bytes: [UInt8] = [0x80, 0x02, 0x7D, 0x28]
+        let n = 100_000
+        for i in 0..<n {
+            let key = Array("k\(i)".utf8)
+            bytes += [0x8C, UInt8(key.count)] + key + [0x4A] + withUnsafeBytes(of: Int32(i).littleEndian, Array.init)
+        }
+        bytes += [0x8C, 0x02] + Array("k7".utf8) + [0x4B, 0x63]  // "k7" again, now 99
+        bytes += [0x75, 0x2E]
+        var u = RestrictedUnpickler(bytes: bytes, source: "t")
+        guard case .dict(let d) = try u.load() else { return XCTFail("not a dict") }
+        XCTAssertEqual(d.items.count, n)
+        guard case .int(99)? = d["k7"], case .int(99_999)? = d["k99999"], case .int(0)? = d["k0"] else {
+            return XCTFail("wrong values: \(String(describing: d["k7"])) \(String(describing: d["k99999"]))")
+        }
+        XCTAssertNil(d["k100000"])
+    }
 }

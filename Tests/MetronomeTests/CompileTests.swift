@@ -78,6 +78,25 @@ final class CompileTests: XCTestCase {
         XCTAssertEqual(bns.count, 1, "only the batch norm after the shared convolution stays")
     }
 
+    /// Batch norms no convolution can absorb stay as their own steps (run by the reference
+    /// kernel) instead of crashing the folding pass, which used to read `inputs[1]` of
+    /// one-input producers: BN on a graph input, after a Relu (pre-activation: BN → Relu →
+    /// Conv), after MaxPool, after an Add, and after a Concat (one of whose inputs is a constant).
+    func testBatchNormThatCannotFoldRunsAsItsOwnStep() throws {
+        var b = GraphBuilder(name: "bn-unfoldable", seed: 9)
+        let x = b.input("x", shape: [2, 3, 8, 8])
+        let stem = b.conv(b.relu(b.batchNorm(x, channels: 3)), in: 3, out: 6, kernel: 3)
+        let pre = b.conv(b.relu(b.batchNorm(b.relu(stem), channels: 6)), in: 6, out: 6, kernel: 3)
+        let sum = b.batchNorm(b.add(stem, pre), channels: 6)
+        let pooled = b.batchNorm(b.maxPool(sum, kernel: 2, stride: 2, pad: 0), channels: 6)
+        let side = b.constant(Tensor(shape: [2, 2, 4, 4], uniformIn: -1...1, generator: &b.generator))
+        let dense = b.node("Concat", [pooled, side, b.conv(pooled, in: 6, out: 3, kernel: 1)], attributes: ["axis": .int(1)])[0]
+        b.output(b.conv(b.relu(b.batchNorm(dense, channels: 11)), in: 11, out: 4, kernel: 1))
+        let optimized = try checkPassesPreserveOutputs(b.graph)
+        let bns = optimized.steps.filter { if case .batchNorm = $0.op { return true }; return false }
+        XCTAssertEqual(bns.count, 5, "none of the five batch norms follows a convolution it could fold into")
+    }
+
     /// Gemm (transB = 1) followed by a 2-D batch norm folds into the Gemm, for the bias shapes
     /// that describe one value per output feature.
     func testBatchNormFoldingIntoGemm() throws {

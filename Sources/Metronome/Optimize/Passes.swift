@@ -73,7 +73,15 @@ extension Program {
                   let pi = prod[bn.inputs[0]], isPrivate(bn.inputs[0], to: i, consumers: cons),
                   bn.inputs[1...].allSatisfy({ constants[$0] != nil }) else { continue }
             let producer = steps[pi]
-            guard producer.postOps.isEmpty, let w = constants[producer.inputs[1]],
+            // Only a convolution or Gemm can absorb the batch norm. Anything else (a Concat,
+            // a Relu of a pre-activation block, a pooling) leaves it as its own step, which
+            // the compiler runs with the reference kernel. The operator is checked before the
+            // weight input is read: a one-input producer has no `inputs[1]`.
+            switch producer.op {
+            case .conv, .gemm: break
+            default: continue
+            }
+            guard producer.inputs.count >= 2, producer.postOps.isEmpty, let w = constants[producer.inputs[1]],
                   producer.inputs.count < 3 || constants[producer.inputs[2]] != nil else { continue }
             // The bias must hold exactly one value per output channel (a Gemm's C may be a
             // matrix or a broadcast scalar, which folding cannot rescale per channel).

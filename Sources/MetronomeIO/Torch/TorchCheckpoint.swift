@@ -84,12 +84,27 @@ public struct TorchCheckpoint: Sendable {
         if entries.contains(where: { $0.path == prefix + "constants.pkl" || $0.path.hasPrefix(prefix + "code/") }) {
             throw fail("this is a TorchScript archive (torch.jit.save); save the model's state_dict with torch.save instead")
         }
+        // torch.save stores entries uncompressed; a deflated entry may expand, but not
+        // without bound (a zip bomb would otherwise allocate gigabytes from a small file).
+        let attributes = (try? FileManager.default.attributesOfItem(atPath: url.path)) ?? [:]
+        let fileSize = (attributes[.size] as? NSNumber)?.intValue ?? 0
+        let maxEntryBytes = max(1 << 20, fileSize.multipliedReportingOverflow(by: maxInflation).partialValue)
         func read(_ entry: Entry) throws -> [UInt8] {
-            guard entry.uncompressedSize <= UInt64(Int32.max) else { throw fail("entry \(entry.path) is too large") }
+            guard entry.uncompressedSize <= UInt64(min(Int(Int32.max), maxEntryBytes)) else {
+                throw fail("entry \(entry.path) declares \(entry.uncompressedSize) bytes, more than \(maxInflation)× the file's \(fileSize)")
+            }
+            let declared = Int(entry.uncompressedSize)
             var out = [UInt8]()
-            out.reserveCapacity(Int(entry.uncompressedSize))
+            out.reserveCapacity(declared)
             do {
-                _ = try archive.extract(entry, skipCRC32: false) { out.append(contentsOf: $0) }
+                _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                    guard out.count + chunk.count <= declared else {
+                        throw MetronomeError.invalidArgument("\(source): entry \(entry.path) holds more than the \(declared) bytes it declares")
+                    }
+                    out.append(contentsOf: chunk)
+                }
+            } catch let e as MetronomeError {
+                throw e
             } catch {
                 throw fail("cannot read \(entry.path) from the archive (\(error))")
             }
@@ -114,17 +129,25 @@ public struct TorchCheckpoint: Sendable {
         var cache: [String: [UInt8]] = [:]
         let tensors = try stateDict(root, source: source)
         var out: [(String, TorchTensor)] = []
+        var budget = ElementBudget(source: source)
         for (name, ref) in tensors {
             let key = ref.storage.key
-            if cache[key] == nil {
+            let bytes: [UInt8]
+            if let cached = cache[key] {
+                bytes = cached
+            } else {
                 guard let entry = archive[prefix + "data/" + key] else { throw fail("storage '\(key)' of tensor '\(name)' is missing from the archive") }
-                let bytes = try read(entry)
-                guard bytes.count >= ref.storage.count * ref.dtype.size else {
-                    throw fail("storage '\(key)' holds \(bytes.count) bytes but needs \(ref.storage.count * ref.dtype.size)")
+                bytes = try read(entry)
+                let (needed, overflow) = ref.storage.count.multipliedReportingOverflow(by: ref.dtype.size)
+                guard !overflow, bytes.count >= needed else {
+                    throw fail("storage '\(key)' holds \(bytes.count) bytes but declares \(ref.storage.count) elements of \(ref.dtype.size) bytes")
                 }
                 cache[key] = bytes
+                budget.addStorage(elements: ref.storage.count)
             }
-            out.append((name, try materialize(ref, storage: cache[key]!, base: 0, storageCount: ref.storage.count, name: name, source: source)))
+            let tensor = try materialize(ref, storage: bytes, base: 0, storageCount: ref.storage.count, name: name, source: source)
+            try budget.spend(tensor.scalars.count, name: name)
+            out.append((name, tensor))
         }
         return TorchCheckpoint(format: .zip, entries: out)
     }
@@ -170,6 +193,7 @@ public struct TorchCheckpoint: Sendable {
         // Storage records follow in key order: element count (int64, little-endian), then the bytes.
         var pos = keysReader.offset
         var data: [String: (start: Int, count: Int)] = [:]
+        var budget = ElementBudget(source: source)
         for key in keys {
             guard pos + 8 <= bytes.count else { throw fail("truncated: storage '\(key)' is missing") }
             var n: UInt64 = 0
@@ -180,6 +204,7 @@ public struct TorchCheckpoint: Sendable {
                 throw fail("truncated: storage '\(key)' declares \(n) elements but the file ends first")
             }
             data[key] = (pos, Int(n))
+            budget.addStorage(elements: Int(n))
             pos += Int(n) * dtype.size
         }
         let tensors = try stateDict(root, source: source)
@@ -187,9 +212,15 @@ public struct TorchCheckpoint: Sendable {
         for (name, ref) in tensors {
             let rootKey = ref.storage.viewOf?.key ?? ref.storage.key
             guard let record = data[rootKey] else { throw fail("storage '\(rootKey)' of tensor '\(name)' is missing") }
-            let base = record.start + (ref.storage.viewOf?.offset ?? 0) * ref.dtype.size
-            let available = record.count - (ref.storage.viewOf?.offset ?? 0)
-            out.append((name, try materialize(ref, storage: bytes, base: base, storageCount: available, name: name, source: source)))
+            let viewOffset = ref.storage.viewOf?.offset ?? 0
+            guard viewOffset <= record.count else {
+                throw fail("tensor '\(name)': storage view at element \(viewOffset) starts past the end of storage '\(rootKey)' (\(record.count) elements)")
+            }
+            // viewOffset ≤ record.count, whose bytes are in the file, so this cannot overflow.
+            let base = record.start + viewOffset * ref.dtype.size
+            let tensor = try materialize(ref, storage: bytes, base: base, storageCount: record.count - viewOffset, name: name, source: source)
+            try budget.spend(tensor.scalars.count, name: name)
+            out.append((name, tensor))
         }
         return TorchCheckpoint(format: .legacy, entries: out)
     }
@@ -213,46 +244,91 @@ public struct TorchCheckpoint: Sendable {
             for key in ["state_dict", "model_state_dict", "model", "net"] {
                 if let v = d[key], let t = tensors(v) { return t }
             }
-            let keys = d.items.map { $0.0.description }.prefix(12).joined(separator: ", ")
+            let keys = d.items.prefix(12).map { $0.0.description }.joined(separator: ", ")
             throw MetronomeError.invalidArgument("\(source): no state dict found (a dict mapping names to tensors); top-level keys are \(keys)")
         }
         throw MetronomeError.invalidArgument("\(source): the checkpoint holds \(root.description.prefix(80)), not a state dict")
     }
 
+    /// How far a deflated zip entry may expand relative to the whole file.
+    static let maxInflation = 64
+
+    /// Caps the elements materialized over the whole checkpoint at ``maxViewsPerElement``
+    /// times the elements its storages hold. Views may share storage (tied weights appear
+    /// under two names), but a small file must not expand into gigabytes of floats by
+    /// naming one storage under thousands of names.
+    struct ElementBudget {
+        static let maxViewsPerElement = 4
+        let source: String
+        var stored = 0
+        var spent = 0
+
+        mutating func addStorage(elements: Int) { stored = stored.addingReportingOverflow(elements).partialValue }
+
+        mutating func spend(_ n: Int, name: String) throws {
+            spent += n  // each n ≤ Int32.max and this runs once per entry, so no overflow
+            let allowed = stored.multipliedReportingOverflow(by: Self.maxViewsPerElement)
+            guard allowed.overflow || spent <= allowed.partialValue else {
+                throw MetronomeError.invalidArgument(
+                    "\(source): tensor '\(name)': the tensors so far hold \(spent) elements, more than \(Self.maxViewsPerElement)× the \(stored) elements stored in the file")
+            }
+        }
+    }
+
     /// Gathers a strided view out of storage bytes into a dense C-order tensor.
+    ///
+    /// Every size and offset comes from the file, so all arithmetic is checked; a view may
+    /// not hold more elements than its storage, and a zero stride on a dimension longer
+    /// than 1 (a broadcast view that repeats storage) is refused rather than expanded.
     static func materialize(_ ref: TorchTensorReference, storage: [UInt8], base: Int, storageCount: Int,
                             name: String, source: String) throws -> TorchTensor {
         func fail(_ m: String) -> MetronomeError { .invalidArgument("\(source): tensor '\(name)': \(m)") }
         var count = 1
         for d in ref.shape {
             let (p, o) = count.multipliedReportingOverflow(by: d)
-            guard !o, p <= Int(Int32.max) else { throw fail("shape \(ref.shape) is too large") }
+            guard !o, p <= Int(Int32.max) else { throw fail("shape \(ref.shape.prefix(16)) is too large") }
             count = p
         }
+        guard count > 0 else { return TorchTensor(dtype: ref.dtype, shape: ref.shape, scalars: []) }
+        let geometry = "offset \(ref.offset), size \(ref.shape.prefix(16)), stride \(ref.strides.prefix(16))"
+        guard count <= storageCount else {
+            throw fail("view (\(geometry)) has \(count) elements but its storage holds \(max(0, storageCount)); views that repeat storage elements are not supported")
+        }
+        for (d, s) in zip(ref.shape, ref.strides) where d > 1 && s < 1 {
+            throw fail("view (\(geometry)) has stride \(s) on a dimension of size \(d); zero and negative strides are not supported")
+        }
+        // The last element the view reads, offset + Σ (size - 1) · stride, with overflow checks.
+        var last = ref.offset
+        for (d, s) in zip(ref.shape, ref.strides) {
+            let (step, o1) = (d - 1).multipliedReportingOverflow(by: s)
+            let (sum, o2) = last.addingReportingOverflow(step)
+            guard !o1, !o2 else { throw fail("view (\(geometry)) overflows 64-bit offsets") }
+            last = sum
+        }
+        let size = ref.dtype.size
+        // last < storageCount, and the storage's bytes are in memory, so (last + 1) · size is small.
+        guard last < storageCount, base >= 0, base <= storage.count, (last + 1) * size <= storage.count - base else {
+            throw fail("view (\(geometry)) reaches past its storage of \(max(0, storageCount)) elements")
+        }
+        // A dimension of size 1 is never stepped along; its stride (any value) is ignored so
+        // that the walk below stays within the checked range.
+        let strides = zip(ref.shape, ref.strides).map { $0.0 == 1 ? 0 : $0.1 }
         var scalars = [Float](repeating: 0, count: count)
-        if count > 0 {
-            var last = ref.offset
-            for (d, s) in zip(ref.shape, ref.strides) { last += (d - 1) * s }
-            guard last < storageCount, base + (last + 1) * ref.dtype.size <= storage.count else {
-                throw fail("view (offset \(ref.offset), size \(ref.shape), stride \(ref.strides)) reaches past its storage of \(storageCount) elements")
-            }
-            let rank = ref.shape.count
-            var index = [Int](repeating: 0, count: rank)
-            var element = ref.offset
-            let size = ref.dtype.size
-            storage.withUnsafeBytes { raw in
-                for i in 0..<count {
-                    let at = base + element * size
-                    scalars[i] = decode(raw, at, ref.dtype)
-                    var d = rank - 1
-                    while d >= 0 {
-                        index[d] += 1
-                        element += ref.strides[d]
-                        if index[d] < ref.shape[d] { break }
-                        element -= ref.strides[d] * ref.shape[d]
-                        index[d] = 0
-                        d -= 1
-                    }
+        let rank = ref.shape.count
+        var index = [Int](repeating: 0, count: rank)
+        var element = ref.offset
+        storage.withUnsafeBytes { raw in
+            for i in 0..<count {
+                let at = base + element * size
+                scalars[i] = decode(raw, at, ref.dtype)
+                var d = rank - 1
+                while d >= 0 {
+                    index[d] += 1
+                    element += strides[d]
+                    if index[d] < ref.shape[d] { break }
+                    element -= strides[d] * ref.shape[d]
+                    index[d] = 0
+                    d -= 1
                 }
             }
         }

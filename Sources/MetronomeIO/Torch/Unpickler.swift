@@ -22,48 +22,92 @@ public indirect enum PickleValue: CustomStringConvertible {
     /// A tensor rebuilt by `torch._utils._rebuild_tensor_v2` and relatives.
     case tensor(TorchTensorReference)
 
-    public var description: String {
-        switch self {
-        case .none: return "None"
-        case .bool(let b): return b ? "True" : "False"
-        case .int(let i): return "\(i)"
-        case .bigInt(let b): return "<\(b.count)-byte integer>"
-        case .float(let f): return "\(f)"
-        case .string(let s): return "'\(s)'"
-        case .bytes(let b): return "<\(b.count) bytes>"
-        case .tuple(let t): return "(" + t.map(\.description).joined(separator: ", ") + ")"
-        case .list(let l): return "[" + l.items.map(\.description).joined(separator: ", ") + "]"
-        case .dict(let d): return "{" + d.items.map { "\($0.0): \($0.1)" }.joined(separator: ", ") + "}"
-        case .global(let m, let n): return "\(m).\(n)"
-        case .storage(let s): return "storage(\(s.dtype), \(s.key))"
-        case .tensor(let t): return "tensor(\(t.dtype), \(t.shape))"
+    /// At most ``describeLimit`` characters: values go into error messages, and a hostile
+    /// pickle can build a value whose full text is astronomically long (64 `DUP, TUPLE2`
+    /// pairs make a tuple of 2^64 leaves in 132 bytes).
+    public var description: String { describe(limit: PickleValue.describeLimit) }
+
+    public static let describeLimit = 400
+
+    /// The value's text, cut at about `limit` characters, built without recursion and with
+    /// work proportional to `limit` (containers show at most their first few items).
+    public func describe(limit: Int) -> String {
+        enum Token { case value(PickleValue), text(String) }
+        let itemsShown = 16
+        var out = ""
+        var work: [Token] = [.value(self)]
+        func container(_ open: String, _ close: String, _ items: [Token], total: Int) {
+            work.append(.text(close))
+            if total > items.count { work.append(.text(", …")) }
+            for (i, t) in items.enumerated().reversed() {
+                work.append(t)
+                if i > 0 { work.append(.text(", ")) }
+            }
+            work.append(.text(open))
         }
+        while let token = work.popLast() {
+            if out.utf8.count >= limit { return out + "…" }
+            switch token {
+            case .text(let t): out += t
+            case .value(let v):
+                switch v {
+                case .none: out += "None"
+                case .bool(let b): out += b ? "True" : "False"
+                case .int(let i): out += "\(i)"
+                case .bigInt(let b): out += "<\(b.count)-byte integer>"
+                case .float(let f): out += "\(f)"
+                case .string(let s): out += "'" + String(s.prefix(limit)) + "'"
+                case .bytes(let b): out += "<\(b.count) bytes>"
+                case .tuple(let t): container("(", ")", t.prefix(itemsShown).map { .value($0) }, total: t.count)
+                case .list(let l): container("[", "]", l.items.prefix(itemsShown).map { .value($0) }, total: l.items.count)
+                case .dict(let d):
+                    let pairs = d.items.prefix(itemsShown).map { kv -> Token in .value(.tuple([kv.0, kv.1])) }
+                    container("{", "}", pairs, total: d.items.count)
+                case .global(let m, let n): out += "\(m).\(n)"
+                case .storage(let s): out += "storage(\(s.dtype), \(s.key.prefix(limit)))"
+                case .tensor(let t): out += "tensor(\(t.dtype), \(t.shape.prefix(itemsShown)))"
+                }
+            }
+        }
+        return out
     }
 }
 
+/// A list (or a set, kept as a list) being built by APPEND(S)/ADDITEMS.
+///
+/// `depth` and `sealed` let the unpickler cap nesting exactly: once a container is placed
+/// inside another value it is sealed and may no longer change, so the depths recorded
+/// for its parents stay true and no container can come to contain itself.
 public final class PickleList {
-    public var items: [PickleValue]
+    public internal(set) var items: [PickleValue]
+    /// Nesting depth of this list (1 when it holds only scalars or nothing).
+    var depth = 1
+    var sealed = false
     init(_ items: [PickleValue] = []) { self.items = items }
 }
 
-/// An insertion-ordered dictionary (Python dicts and OrderedDicts both keep order).
+/// An insertion-ordered dictionary (Python dicts and OrderedDicts both keep order). String
+/// keys are indexed, so building a dict of n entries costs O(n), not O(n²).
 public final class PickleDict {
-    public var items: [(PickleValue, PickleValue)] = []
+    public private(set) var items: [(PickleValue, PickleValue)] = []
     /// State set on the object by BUILD (an OrderedDict's `_metadata`), kept but unused.
-    public var state: PickleValue?
+    public internal(set) var state: PickleValue?
+    var index: [String: Int] = [:]
+    /// Nesting depth and sealing, as for ``PickleList``.
+    var depth = 1
+    var sealed = false
     init() {}
 
     func set(_ key: PickleValue, _ value: PickleValue) {
-        if case .string(let k) = key, let i = items.firstIndex(where: { if case .string(k) = $0.0 { return true }; return false }) {
-            items[i].1 = value
-        } else {
-            items.append((key, value))
+        if case .string(let k) = key {
+            if let i = index[k] { items[i].1 = value; return }
+            index[k] = items.count
         }
+        items.append((key, value))
     }
 
     public subscript(_ key: String) -> PickleValue? {
-        for (k, v) in items { if case .string(key) = k { return v } }
-        return nil
+        index[key].map { items[$0].1 }
     }
 }
 
@@ -125,6 +169,11 @@ public struct RestrictedUnpickler {
     var persistentLoad: ((PickleValue) throws -> PickleValue)?
     /// Caps on what a hostile stream can make the reader allocate.
     let maxStack = 1 << 22
+    /// Deepest nesting of tuples, lists and dicts accepted. State dicts and training
+    /// checkpoints nest a handful of levels; the cap keeps describing and destroying a
+    /// value (both recursive in Swift) far from the thread's stack limit.
+    public static let maxDepth = 256
+    var maxDepth: Int { Self.maxDepth }
 
     public init(bytes: [UInt8], offset: Int = 0, source: String,
                 persistentLoad: ((PickleValue) throws -> PickleValue)? = nil) {
@@ -189,35 +238,92 @@ public struct RestrictedUnpickler {
         return .int(i)
     }
 
+    /// A stack or memo slot: the value and the nesting depth it had when pushed (lists and
+    /// dicts carry their own, which grows as they are filled).
+    struct Slot {
+        var value: PickleValue
+        var depth: Int
+        var currentDepth: Int {
+            switch value {
+            case .list(let l): return l.depth
+            case .dict(let d): return d.depth
+            default: return depth
+            }
+        }
+    }
+
     /// Reads one pickle up to its STOP opcode and returns the value it builds.
     public mutating func load() throws -> PickleValue {
-        var stack: [PickleValue] = []
+        var stack: [Slot] = []
         var marks: [Int] = []
-        var memo: [Int: PickleValue] = [:]
+        var memo: [Int: Slot] = [:]
+        let maxDepth = self.maxDepth
+        let fail = self.fail
 
-        func pop() throws -> PickleValue {
+        func pop() throws -> Slot {
             guard let v = stack.popLast() else { throw fail("stack underflow (corrupt pickle)") }
             if let m = marks.last, stack.count < m { throw fail("stack underflow past a mark (corrupt pickle)") }
             return v
         }
-        func popMark() throws -> [PickleValue] {
+        func popMark() throws -> [Slot] {
             guard let m = marks.popLast(), m <= stack.count else { throw fail("missing MARK (corrupt pickle)") }
             let items = Array(stack[m...])
             stack.removeSubrange(m...)
             return items
         }
-        func top() throws -> PickleValue {
+        func top() throws -> Slot {
             guard let v = stack.last else { throw fail("stack underflow (corrupt pickle)") }
             return v
         }
-        func push(_ v: PickleValue) throws {
+        func push(_ v: PickleValue, depth: Int = 0) throws {
             guard stack.count < maxStack else { throw fail("pickle stack exceeds \(maxStack) entries") }
-            stack.append(v)
+            stack.append(Slot(value: v, depth: depth))
         }
-        func setItems(_ pairs: [PickleValue]) throws {
+        func push(_ slot: Slot) throws {
+            guard stack.count < maxStack else { throw fail("pickle stack exceeds \(maxStack) entries") }
+            stack.append(slot)
+        }
+        /// Seals the containers among `children` (they now sit inside another value and may
+        /// not change) and returns the depth of a value holding them.
+        func nest(_ children: [Slot], into parent: AnyObject? = nil) throws -> Int {
+            var deepest = 0
+            for c in children {
+                switch c.value {
+                case .list(let l):
+                    if l === parent { throw fail("a list that contains itself (recursive structures are not supported)") }
+                    l.sealed = true
+                case .dict(let d):
+                    if d === parent { throw fail("a dict that contains itself (recursive structures are not supported)") }
+                    d.sealed = true
+                default: break
+                }
+                deepest = max(deepest, c.currentDepth)
+            }
+            guard deepest < maxDepth else {
+                throw fail("values nested deeper than \(maxDepth) levels (a state dict needs a handful)")
+            }
+            return deepest + 1
+        }
+        func tuple(_ items: [Slot]) throws {
+            let depth = try nest(items)
+            try push(.tuple(items.map(\.value)), depth: depth)
+        }
+        func list(_ what: String) throws -> PickleList {
+            guard case .list(let l) = try top().value else { throw fail("\(what) to a non-list") }
+            guard !l.sealed else { throw fail("\(what) to a list that is already inside another value (recursive structures are not supported)") }
+            return l
+        }
+        func append(_ items: [Slot], _ what: String) throws {
+            let l = try list(what)
+            l.depth = max(l.depth, try nest(items, into: l))
+            l.items.append(contentsOf: items.map(\.value))
+        }
+        func setItems(_ pairs: [Slot]) throws {
             guard pairs.count % 2 == 0 else { throw fail("odd number of items for SETITEMS") }
-            guard case .dict(let d) = try top() else { throw fail("SETITEM(S) on a non-dict") }
-            for i in stride(from: 0, to: pairs.count, by: 2) { d.set(pairs[i], pairs[i + 1]) }
+            guard case .dict(let d) = try top().value else { throw fail("SETITEM(S) on a non-dict") }
+            guard !d.sealed else { throw fail("SETITEM(S) on a dict that is already inside another value (recursive structures are not supported)") }
+            d.depth = max(d.depth, try nest(pairs, into: d))
+            for i in stride(from: 0, to: pairs.count, by: 2) { d.set(pairs[i].value, pairs[i + 1].value) }
         }
 
         while true {
@@ -228,11 +334,11 @@ public struct RestrictedUnpickler {
             case 0x95: _ = try take(8)  // FRAME: framing is transparent to a reader of the whole stream
             case 0x2E:  // STOP
                 guard marks.isEmpty, stack.count == 1 else { throw fail("malformed pickle (stack not empty at STOP)") }
-                return stack[0]
+                return stack[0].value
             case 0x28: marks.append(stack.count)  // MARK
             case 0x30: _ = try pop()  // POP
             case 0x31: _ = try popMark()  // POP_MARK
-            case 0x32: try push(try top())  // DUP
+            case 0x32: try push(try top())  // DUP (the same slot: shared, not copied)
             case 0x4E: try push(.none)
             case 0x88: try push(.bool(true))
             case 0x89: try push(.bool(false))
@@ -277,20 +383,17 @@ public struct RestrictedUnpickler {
             case 0x43: let n = Int(try byte()); try push(.bytes(Array(try take(n))))  // SHORT_BINBYTES
             case 0x8E, 0x96: let n = try uint(8); try push(.bytes(Array(try take(n))))  // BINBYTES8, BYTEARRAY8
             case 0x29: try push(.tuple([]))  // EMPTY_TUPLE
-            case 0x74: try push(.tuple(try popMark()))  // TUPLE
-            case 0x85: try push(.tuple([try pop()]))  // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); try push(.tuple([a, b]))
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try push(.tuple([a, b, c]))
+            case 0x74: try tuple(try popMark())  // TUPLE
+            case 0x85: try tuple([try pop()])  // TUPLE1
+            case 0x86: let b = try pop(), a = try pop(); try tuple([a, b])
+            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try tuple([a, b, c])
             case 0x5D: try push(.list(PickleList()))  // EMPTY_LIST
-            case 0x6C: try push(.list(PickleList(try popMark())))  // LIST
-            case 0x61:  // APPEND
-                let v = try pop()
-                guard case .list(let l) = try top() else { throw fail("APPEND to a non-list") }
-                l.items.append(v)
-            case 0x65:  // APPENDS
+            case 0x6C:  // LIST
                 let items = try popMark()
-                guard case .list(let l) = try top() else { throw fail("APPENDS to a non-list") }
-                l.items.append(contentsOf: items)
+                try push(.list(PickleList()))
+                try append(items, "LIST")
+            case 0x61: try append([try pop()], "APPEND")
+            case 0x65: try append(try popMark(), "APPENDS")
             case 0x7D: try push(.dict(PickleDict()))  // EMPTY_DICT
             case 0x64:  // DICT
                 let items = try popMark()
@@ -299,11 +402,8 @@ public struct RestrictedUnpickler {
             case 0x73: let v = try pop(), k = try pop(); try setItems([k, v])  // SETITEM
             case 0x75: try setItems(try popMark())  // SETITEMS
             case 0x8F: try push(.list(PickleList()))  // EMPTY_SET, kept as a list
-            case 0x90:  // ADDITEMS
-                let items = try popMark()
-                guard case .list(let l) = try top() else { throw fail("ADDITEMS to a non-set") }
-                l.items.append(contentsOf: items)
-            case 0x91: try push(.tuple(try popMark()))  // FROZENSET
+            case 0x90: try append(try popMark(), "ADDITEMS")
+            case 0x91: try tuple(try popMark())  // FROZENSET
             case 0x67:  // GET
                 guard let i = Int(try line()), let v = memo[i] else { throw fail("GET of an unknown memo entry") }
                 try push(v)
@@ -325,21 +425,26 @@ public struct RestrictedUnpickler {
                 let module = try line(), name = try line()
                 try push(try global(module, name))
             case 0x93:  // STACK_GLOBAL
-                let n = try pop(), m = try pop()
+                let n = try pop().value, m = try pop().value
                 guard case .string(let module) = m, case .string(let name) = n else { throw fail("STACK_GLOBAL needs two strings") }
                 try push(try global(module, name))
             case 0x52:  // REDUCE
                 let args = try pop(), callable = try pop()
-                guard case .tuple(let a) = args else { throw fail("REDUCE arguments are not a tuple") }
-                try push(try call(callable, a))
+                guard case .tuple(let a) = args.value else { throw fail("REDUCE arguments are not a tuple") }
+                // The result is built from the arguments, so it is no deeper than they are.
+                let result = try call(callable.value, a)
+                if case .dict(let d) = result { d.depth = max(d.depth, args.currentDepth) }
+                try push(result, depth: args.currentDepth)
             case 0x62:  // BUILD: sets state on the object below; only OrderedDict metadata is expected
                 let state = try pop()
-                guard case .dict(let d) = try top() else {
-                    throw fail("BUILD (setting object state) on \(try top()) is not allowed")
+                guard case .dict(let d) = try top().value else {
+                    throw fail("BUILD (setting object state) on \(try top().value) is not allowed")
                 }
-                d.state = state
+                guard !d.sealed else { throw fail("BUILD on a dict that is already inside another value") }
+                d.depth = max(d.depth, try nest([state], into: d))
+                d.state = state.value
             case 0x51:  // BINPERSID
-                let pid = try pop()
+                let pid = try pop().value
                 guard let persistentLoad else { throw fail("persistent id \(pid) in a pickle that may not have one") }
                 try push(try persistentLoad(pid))
             case 0x50:  // PERSID
@@ -389,7 +494,7 @@ public struct RestrictedUnpickler {
                     d.set(kv[0], kv[1])
                 }
             } else if !args.isEmpty {
-                throw fail("OrderedDict called with unexpected arguments \(args)")
+                throw fail("OrderedDict called with unexpected arguments \(PickleValue.tuple(args))")
             }
             return .dict(d)
         case "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor":
