@@ -140,29 +140,49 @@ public struct RunSummary: Codable, Sendable, Equatable {
         return try encoder.encode(self)
     }
 
-    /// A fixed-width table for the terminal.
+    /// What happened to a task, plainly: `ok` only when it missed nothing and its observed
+    /// maximum stayed within its bound; otherwise the misses, the bound exceeded, or that
+    /// the analysis did not vouch for it.
+    public static func verdict(_ t: TaskSummary) -> String {
+        if t.misses > 0 { return "MISSED \(t.misses)" + (t.skipped > 0 ? " (\(t.skipped) skipped)" : "") }
+        if let ratio = t.observedBoundRatio, ratio > 1 { return String(format: "bound exceeded ×%.2f", ratio) }
+        switch t.schedulable {
+        case true?: return "ok"
+        case false?: return "met, not shown schedulable"
+        case nil: return "met, not analysed"
+        }
+    }
+
+    /// Whether the analysis held: nil when it called no task schedulable; false when such a
+    /// task missed a deadline or responded later than its bound.
+    public var analysisHeld: Bool? {
+        let vouched = tasks.filter { $0.schedulable == true }
+        guard !vouched.isEmpty else { return nil }
+        return vouched.allSatisfy { $0.misses == 0 && ($0.observedBoundRatio ?? 0) <= 1 }
+    }
+
+    /// The summary as an aligned table for the terminal, with a closing line on the analysis.
     public func table() -> String {
         func f(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "-" }
-        func pad(_ s: String, _ n: Int, left: Bool = false) -> String {
-            let t = String(s.prefix(n))
-            let fill = String(repeating: " ", count: n - t.count)
-            return left ? t + fill : fill + t
-        }
-        let header = [pad("task", 12, left: true), pad("jobs", 5), pad("miss", 5), pad("ratio", 6), pad("min", 7),
-                      pad("p50", 7), pad("p90", 7), pad("p99", 7), pad("max", 7), pad("bound", 7), pad("obs/bd", 6), pad("jit99", 6),
-                      pad("util", 5), " verdict"]
-        var lines = [header.joined(separator: " ")]
+        var table = TextTable([.left("task"), .right("jobs"), .right("miss"), .right("ratio"), .right("min"), .right("p50"),
+                               .right("p90"), .right("p99"), .right("max"), .right("bound"), .right("obs/bd"), .right("jit99"),
+                               .right("util"), .left("verdict")])
         for t in tasks {
             let r = t.responseMs
-            let verdict = t.schedulable.map { $0 ? "ok" : "UNSCHEDULABLE" } ?? "-"
-            lines.append([pad(t.name, 12, left: true), pad(String(t.jobs), 5), pad(String(t.misses), 5),
-                          pad(String(format: "%.3f", t.missRatio), 6), pad(f(r?.min), 7), pad(f(r?.p50), 7),
-                          pad(f(r?.p90), 7), pad(f(r?.p99), 7), pad(f(r?.max), 7), pad(f(t.boundMs), 7),
-                          pad(t.observedBoundRatio.map { String(format: "%.3f", $0) } ?? "-", 6),
-                          pad(String(format: "%.3f", t.releaseJitterP99Ms), 6), pad(String(format: "%.2f", t.utilization), 5),
-                          " " + verdict].joined(separator: " "))
+            table.append([t.name, String(t.jobs), String(t.misses), String(format: "%.3f", t.missRatio), f(r?.min), f(r?.p50),
+                          f(r?.p90), f(r?.p99), f(r?.max), f(t.boundMs),
+                          t.observedBoundRatio.map { String(format: "%.3f", $0) } ?? "-",
+                          String(format: "%.3f", t.releaseJitterP99Ms), String(format: "%.2f", t.utilization), Self.verdict(t)])
         }
-        lines.append("(times in ms from release; bound = analytic response-time bound: \(analysisMethod); obs/bd = max / bound)")
+        var lines = [table.render(),
+                     "(times in ms from release; bound = analytic response-time bound: \(analysisMethod); obs/bd = max / bound)"]
+        switch analysisHeld {
+        case true?: lines.append("the analysis held: every task it called schedulable met its deadlines within its bound")
+        case false?:
+            let broken = tasks.filter { $0.schedulable == true && ($0.misses > 0 || ($0.observedBoundRatio ?? 0) > 1) }.map(\.name)
+            lines.append("the analysis did NOT hold for \(broken.joined(separator: ", ")): called schedulable, but missed or exceeded its bound")
+        case nil: lines.append("the analysis called no task schedulable")
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -46,17 +46,15 @@ struct AI: ParsableCommand {
             return
         }
         print("\(graph.name): batch \(batch), \(elementSize)-byte elements")
-        print([Units.pad("variant", 16), Units.pad("input", 14), Units.lpad("inputs", 7), Units.lpad("MFLOP/img", 10),
-               Units.lpad("act KiB/img", 12), Units.lpad("params", 11), Units.lpad("AI all", 8), Units.lpad("AI conv+FC", 11),
-               Units.lpad("vs orig", 8)].joined(separator: " "))
+        var table = TextTable([.left("variant"), .left("input"), .right("inputs"), .right("MFLOP/img"), .right("act KiB/img"),
+                               .right("params"), .right("AI all"), .right("AI conv+FC"), .right("vs orig")])
         let base = rows.first?.convGemmArithmeticIntensity ?? 1
         for r in rows {
-            print([Units.pad(r.variant, 16), Units.pad(Units.shape(Array(r.inputShape.dropFirst())), 14),
-                   Units.lpad(String(r.inputs), 7), Units.lpad(String(format: "%.2f", r.flopsPerImage / 1e6), 10),
-                   Units.lpad(String(format: "%.1f", r.activationBytesPerImage / 1024), 12), Units.lpad(Units.count(r.params), 11),
-                   Units.lpad(String(format: "%.1f", r.arithmeticIntensity), 8),
-                   Units.lpad(String(format: "%.1f", r.convGemmArithmeticIntensity), 11),
-                   Units.lpad(String(format: "%.2fx", r.convGemmArithmeticIntensity / base), 8)].joined(separator: " "))
+            table.append([r.variant, Units.shape(Array(r.inputShape.dropFirst())), String(r.inputs),
+                          String(format: "%.2f", r.flopsPerImage / 1e6), String(format: "%.1f", r.activationBytesPerImage / 1024),
+                          Units.count(r.params), String(format: "%.1f", r.arithmeticIntensity),
+                          String(format: "%.1f", r.convGemmArithmeticIntensity), String(format: "%.2fx", r.convGemmArithmeticIntensity / base)])
         }
+        print(table.render())
     }
 }

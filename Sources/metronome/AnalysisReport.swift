@@ -1,4 +1,5 @@
 import Foundation
+import Metronome
 import MetronomeRealtime
 
 /// What `metronome analyze` prints: a Codable value (`--json`) with its text renderer.

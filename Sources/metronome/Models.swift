@@ -17,10 +17,7 @@ struct Models: ParsableCommand {
     @Flag(help: "Print one JSON object per model instead of a table.") var json = false
 
     func run() throws {
-        let width = (Zoo.entries.map(\.name.count).max() ?? 20) + 2
-        if !json {
-            print("\("MODEL".padding(toLength: width, withPad: " ", startingAt: 0)) \("PARAMS".leftPad(12)) \("GMACS".leftPad(8))  \("INPUT".padding(toLength: 18, withPad: " ", startingAt: 0)) WEIGHTS / DESCRIPTION")
-        }
+        var table = TextTable([.left("MODEL"), .right("PARAMS"), .right("GMACS"), .left("INPUT"), .left("WEIGHTS / DESCRIPTION")])
         for e in Zoo.entries {
             var params: Int? = nil
             var macs: Int? = nil
@@ -41,11 +38,11 @@ struct Models: ParsableCommand {
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                let p = params.map(Self.grouped) ?? "?"
-                let m = macs.map { String(format: "%.3f", Double($0) / 1e9) } ?? "?"
-                print("\(e.name.padding(toLength: width, withPad: " ", startingAt: 0)) \(p.leftPad(12)) \(m.leftPad(8))  \(shape.padding(toLength: 18, withPad: " ", startingAt: 0)) \(note); \(e.summary)")
+                table.append([e.name, params.map(Self.grouped) ?? "?", macs.map { String(format: "%.3f", Double($0) / 1e9) } ?? "?",
+                              shape, "\(note); \(e.summary)"])
             }
         }
+        if !json { print(table.render()) }
     }
 
     static func grouped(_ n: Int) -> String {
@@ -54,8 +51,4 @@ struct Models: ParsableCommand {
         while i > 0 { s.insert(",", at: s.index(s.startIndex, offsetBy: i)); i -= 3 }
         return s
     }
-}
-
-extension String {
-    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

@@ -33,6 +33,9 @@ struct RunTaskSet: ParsableCommand {
     var duration: DurationArgument?
     @Option(help: "Output directory (default: runs/<name>-<timestamp>).") var out: String?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @Flag(help: "Print summary.json on stdout instead of the table (progress goes to stderr).") var json = false
+    @Flag(help: "Exit with status 3 when a task the analysis called schedulable missed a deadline or exceeded its bound.")
+    var strict = false
     @OptionGroup var timing: TimingOptions
 
     func run() throws {
@@ -42,19 +45,25 @@ struct RunTaskSet: ParsableCommand {
             set.jobs = nil
         }
         let directory = try outputDirectory(out, set: set, force: force)
-        print("task set '\(set.name)': \(set.tasks.count) tasks, policy \(set.policy.rawValue), preemption \(set.preemption.rawValue), cores \(set.cores)")
-        print("preparing (compile, reference outputs, \(timing.runs) \(timing.timing.rawValue) timing runs per task):")
+        let log: (String) -> Void = json ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : { print($0) }
+        log("task set '\(set.name)': \(set.tasks.count) tasks, policy \(set.policy.rawValue), preemption \(set.preemption.rawValue), cores \(set.cores)")
+        log("preparing (compile, reference outputs, \(timing.runs) \(timing.timing.rawValue) timing runs per task):")
         let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
-                                                  timing: timing.timing) { print($0) }
-        let analysis = ScheduleAnalysis.analyze(set, demands: try timing.demands(set, prepared: prepared) { print($0) },
+                                                  timing: timing.timing, log: log)
+        let analysis = ScheduleAnalysis.analyze(set, demands: try timing.demands(set, prepared: prepared, log: log),
                                                 margin: timing.margin)
         let length = set.duration.map { String(format: "%.1f s", Double($0) / 1e9) } ?? "\(set.jobs ?? 0) jobs per task"
-        print("running for \(length)...")
-        let result = try RealtimeRunner.run(set, prepared: prepared) { print($0) }
+        log("running for \(length)...")
+        let result = try RealtimeRunner.run(set, prepared: prepared, log: log)
         let summary = RunSummary(result, analysis: analysis)
         try RunOutput.write(result, summary: summary, to: directory, overwrite: force)
-        print(summary.table())
-        print("wrote \(directory.path)/{trace.csv,summary.json,report.html}")
+        if json {
+            print(String(decoding: try summary.json(), as: UTF8.self))
+        } else {
+            print(summary.table())
+            print("wrote \(directory.path)/{trace.csv,summary.json,report.html}")
+        }
+        if strict && summary.analysisHeld == false { throw ExitCode(3) }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Metronome
 import MetronomeRealtime
 
 /// `metronome runs`: questions about recorded runs (directories written by `run` or `simulate`).

@@ -42,6 +42,8 @@ struct Simulate: ParsableCommand {
     @Option(help: "Output directory (default: runs/<name>-sim-<timestamp>).") var out: String?
     @Flag(help: "Overwrite existing output files.") var force = false
     @Flag(help: "Print per-task results as JSON instead of a table.") var json = false
+    @Flag(help: "Exit with status 3 when a task the analysis called schedulable missed a deadline or exceeded its bound.")
+    var strict = false
     @OptionGroup var timing: TimingOptions
 
     func run() throws {
@@ -71,5 +73,6 @@ struct Simulate: ParsableCommand {
             print(summary.table())
             print("wrote \(directory.path)/{trace.csv,summary.json,report.html}")
         }
+        if strict && summary.analysisHeld == false { throw ExitCode(3) }
     }
 }

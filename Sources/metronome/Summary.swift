@@ -55,18 +55,14 @@ struct Summary: ParsableCommand {
     }
 
     static func printTable(_ r: CostReport) {
-        let header = [Units.lpad("#", 4), Units.pad("layer", 26), Units.pad("op", 18), Units.pad("output", 18),
-                      Units.lpad("MACs", 12), Units.lpad("FLOPs", 12), Units.lpad("params", 11),
-                      Units.lpad("out bytes", 11), Units.lpad("FLOP/B", 8)]
-        print(header.joined(separator: " "))
+        var table = TextTable([.right("#"), .left("layer"), .left("op"), .left("output"), .right("MACs"), .right("FLOPs"),
+                               .right("params"), .right("out bytes"), .right("FLOP/B")])
         for (i, l) in r.layers.enumerated() {
-            let row = [Units.lpad(String(i), 4), Units.pad(l.name, 26), Units.pad(l.opType, 18),
-                       Units.pad(l.outputShapes.map(Units.shape).joined(separator: ","), 18),
-                       Units.lpad(l.macs > 0 ? Units.count(l.macs) : "-", 12), Units.lpad(Units.count(l.flops), 12),
-                       Units.lpad(l.params > 0 ? Units.count(l.params) : "-", 11), Units.lpad(Units.bytes(l.outputBytes), 11),
-                       Units.lpad(String(format: "%.2f", l.arithmeticIntensity), 8)]
-            print(row.joined(separator: " "))
+            table.append([String(i), l.name, l.opType, l.outputShapes.map(Units.shape).joined(separator: ","),
+                          l.macs > 0 ? Units.count(l.macs) : "-", Units.count(l.flops), l.params > 0 ? Units.count(l.params) : "-",
+                          Units.bytes(l.outputBytes), String(format: "%.2f", l.arithmeticIntensity)])
         }
+        print(table.render())
         let inputs = r.inputShapes.sorted { $0.key < $1.key }.map { "\($0.key) \(Units.shape($0.value))" }.joined(separator: ", ")
         print("")
         print("\(r.model): batch \(r.batch), \(inputs), \(r.elementSize)-byte elements, \(r.layers.count) layers")

@@ -30,6 +30,7 @@ struct Sweep: ParsableCommand {
     var align = 1
     @Option(help: "CSV output path; the chart goes to the same path with .svg.") var out: String
     @Flag(help: "Replace existing output files.") var force = false
+    @Flag(help: "Print the summary as JSON instead of a table (the CSV and SVG are written either way).") var json = false
 
     /// `results.csv` → `results.svg`, in the same directory and spelled the same way.
     var svgPath: String {
@@ -68,14 +69,21 @@ struct Sweep: ParsableCommand {
         }
         try ThroughputSweep.csv(rows).write(toFile: out, atomically: true, encoding: .utf8)
         try SweepChart.svg(rows).write(toFile: svgPath, atomically: true, encoding: .utf8)
-        print("wrote \(out) and \(svgPath)")
-        print([Units.pad("model", 30), Units.lpad("B", 6), Units.lpad("fold", 5), Units.lpad("images/s", 12),
-               Units.lpad("GFLOP/s", 9), Units.lpad("vs orig", 8)].joined(separator: " "))
-        for s in ThroughputSweep.summarize(rows) {
-            print([Units.pad(s.model, 30), Units.lpad(String(s.batchSize), 6), Units.lpad(String(s.fold), 5),
-                   Units.lpad(String(format: "%.1f", s.medianThroughput), 12),
-                   Units.lpad(String(format: "%.2f", s.medianFlopsPerSecond / 1e9), 9),
-                   Units.lpad(String(format: "%.3fx", s.medianNorm), 8)].joined(separator: " "))
+        if !json { print("wrote \(out) and \(svgPath)") }
+        let summaries = ThroughputSweep.summarize(rows)
+        if json {
+            let objects: [[String: Any]] = summaries.map {
+                ["model": $0.model, "batch": $0.batchSize, "fold": $0.fold, "images_per_s": $0.medianThroughput,
+                 "gflops_per_s": $0.medianFlopsPerSecond / 1e9, "vs_original": $0.medianNorm]
+            }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+            return
         }
+        var table = TextTable([.left("model"), .right("B"), .right("fold"), .right("images/s"), .right("GFLOP/s"), .right("vs orig")])
+        for s in summaries {
+            table.append([s.model, String(s.batchSize), String(s.fold), String(format: "%.1f", s.medianThroughput),
+                          String(format: "%.2f", s.medianFlopsPerSecond / 1e9), String(format: "%.3fx", s.medianNorm)])
+        }
+        print(table.render())
     }
 }

@@ -115,4 +115,48 @@ final class RealtimeCLITests: XCTestCase {
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("summary.json"), missing.stderr)
     }
+
+    /// The run summary table, golden (a simulation is deterministic): aligned columns, verdicts
+    /// that say what happened, and a closing line on whether the analysis held.
+    func testSummaryTableSaysWhatHappened() throws {
+        let dir = try Harness.temporaryDirectory("golden")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try Harness.run(try Harness.metronome(), ["simulate", Harness.root.appendingPathComponent("examples/davis-np.yaml").path,
+                                                          "--duration", "117ms", "--out", dir.path, "--force", "--strict"])
+        XCTAssertEqual(r.status, 0, "c was not called schedulable, so its misses do not break the analysis: \(r.stderr)")
+        XCTAssertEqual(r.stdout.replacingOccurrences(of: dir.path, with: "DIR"), """
+            simulated 117ms of releases (every job at its WCET)
+            task  jobs  miss  ratio   min   p50    p90    p99    max  bound  obs/bd  jit99  util  verdict
+            a       13     0  0.000  2.00  3.00   6.00   7.00   7.00   8.00   0.875  0.000  0.22  ok
+            b       12     0  0.000  6.00  6.00   8.00   8.00   8.00  10.00   0.800  0.000  0.61  ok
+            c        9     3  0.333  2.00  8.00  15.00  15.00  15.00  15.00   1.000  0.000  0.14  MISSED 3 (1 skipped)
+            (times in ms from release; bound = analytic response-time bound: NP-FP busy-period RTA (Davis et al. 2007); obs/bd = max / bound)
+            the analysis held: every task it called schedulable met its deadlines within its bound
+            wrote DIR/{trace.csv,summary.json,report.html}
+
+            """)
+    }
+
+    /// `run --strict` fails when a task the analysis called schedulable misses or exceeds its
+    /// bound: here a declared WCET far below the network's real time.
+    func testStrictRunFailsWhenTheAnalysisDidNotHold() throws {
+        let bin = try Harness.metronome()
+        let (dir, path) = try write("""
+            name: optimistic
+            duration: 300ms
+            cores: [0]
+            tasks:
+              - {name: fast, model: mobilenet_v2, wcet: 10us, period: 5ms}
+            """)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out").path
+        let r = try Harness.run(bin, ["run", path, "--out", out, "--strict", "--timing-runs", "2"])
+        XCTAssertEqual(r.status, 3, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("the analysis did NOT hold for fast"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("bound exceeded ×") || r.stdout.contains("MISSED"), r.stdout)
+        let lenient = try Harness.run(bin, ["run", path, "--out", out, "--force", "--timing-runs", "2", "--json"])
+        XCTAssertEqual(lenient.status, 0, lenient.stderr)
+        let summary = try JSONSerialization.jsonObject(with: Data(lenient.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual((summary?["tasks"] as? [[String: Any]])?.first?["name"] as? String, "fast", "--json prints summary.json")
+    }
 }
