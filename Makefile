@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test bench-engine bench-realtime pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-realtime pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -25,6 +25,12 @@ build: deps
 # The main job on the built-in default: the demo task set (examples/demo.yaml), 10 s.
 run: build weights
 	.build/release/metronome run
+
+# Runs every task set in examples/ for EXAMPLE_DURATION and checks the `# expect:` lines of
+# each (scripts/check_examples.py): what its comments say it does on this 2-core machine.
+EXAMPLE_DURATION ?= 3s
+examples: build weights
+	$(PYTHON) scripts/check_examples.py --duration $(EXAMPLE_DURATION)
 
 # XCTest only: the suite has no Swift Testing tests, and its empty run would close the log.
 test: deps weights pydeps

@@ -4,6 +4,11 @@ extension TaskSet {
 # The built-in default task set (`metronome run` with no file): four networks on two cores,
 # fixed priorities with preemption at layer boundaries. Core 0 runs a fast camera network
 # above a slower planner; core 1 a detector above a large mapper.
+# Expected (checked by `make examples`): the analysis calls every task schedulable and the
+# run misses nothing.
+# expect: schedulable
+# expect: no misses
+# expect: analysis held
 name: demo
 duration: 10s
 policy: fixed-priority

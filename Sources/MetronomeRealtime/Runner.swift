@@ -168,8 +168,12 @@ public enum RealtimeRunner {
             }
             prepared.append(p)
         }
+        // Measure under the run's own conditions: managed jobs run at SCHED_FIFO on the cores
+        // the dispatcher grants; unmanaged ones at normal priority on all their cores, where
+        // other processes can take the CPU (a WCET measured at FIFO would not cover that).
+        let managed = set.policy != .unmanaged
         for (i, p) in prepared.enumerated() {
-            let cores = Array(set.cores(of: i).prefix(p.spec.threads))
+            let cores = managed ? Array(set.cores(of: i).prefix(p.spec.threads)) : set.cores(of: i)
             // One round of timing runs per choice of co-runners: each task of another
             // partition leads one round, so the estimate covers the worst neighbour seen.
             let rounds = mode == .contended ? max(1, set.tasks.indices.filter { $0 != i }.count) : 1
@@ -184,7 +188,7 @@ public enum RealtimeRunner {
                 for (j, jCores) in coRunners {
                     let q = prepared[j]
                     guard let t = RealtimeThread.spawn({
-                        RealtimeThread.makeFIFO(priority: 50)
+                        if managed { RealtimeThread.makeFIFO(priority: 50) }
                         q.executor.pin(to: jCores)
                         var k = 0
                         while !stop.isSet {
@@ -199,7 +203,7 @@ public enum RealtimeRunner {
                     background.forEach(RealtimeThread.join)
                 }
                 try onScratchThread {
-                    RealtimeThread.makeFIFO(priority: 50)
+                    if managed { RealtimeThread.makeFIFO(priority: 50) }
                     p.executor.pin(to: cores)
                     for r in 0..<max(timingRuns, 1) {
                         var last = MonotonicClock.now()

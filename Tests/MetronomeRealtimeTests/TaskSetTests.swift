@@ -123,3 +123,47 @@ final class RotationTests: XCTestCase {
         XCTAssertEqual(seen, [2, 3], "camera is measured beside the detector and beside the mapper")
     }
 }
+
+/// Contended timing never oversubscribes: for every shipped example and every task, the
+/// co-runners use only cores the measured task does not, one task per core, and together
+/// never more threads than the set's cores; and the verdict does not depend on the run.
+final class ContendedTimingTests: XCTestCase {
+    func testCoRunnersNeverShareTheMeasuredCores() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertGreaterThan(files.count, 5)
+        for file in files {
+            let set = try TaskSet.load(path: dir.appendingPathComponent(file).path)
+            for i in set.tasks.indices {
+                let measured = Array(set.cores(of: i).prefix(set.tasks[i].threads))
+                for rotation in 0..<set.tasks.count {
+                    let co = RealtimeRunner.coRunners(for: i, measuredOn: measured, set: set, rotation: rotation)
+                    let used = co.flatMap(\.cores)
+                    XCTAssertTrue(Set(used).isDisjoint(with: measured), "\(file) task \(i): a co-runner on a measured core")
+                    XCTAssertEqual(Set(used).count, used.count, "\(file) task \(i): two co-runners on one core")
+                    XCTAssertLessThanOrEqual(used.count + measured.count, set.cores.count, "\(file): more threads than cores")
+                    for (j, cores) in co {
+                        XCTAssertTrue(Set(cores).isSubset(of: set.cores(of: j)), "\(file): co-runner \(j) outside its cores")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Two analyses of the same set give the same verdicts (timing is measured anew each time).
+    func testAnalysingTwiceGivesTheSameVerdict() throws {
+        let cores = Array(Affinity.availableCores().prefix(2))
+        let set = TaskSet(name: "twice", duration: 1_000_000_000, policy: .fixedPriority, preemption: .layer, cores: cores, tasks: [
+            .init(name: "a", model: "small", period: 5_000_000, cores: [cores[0]]),
+            .init(name: "b", model: "medium", period: 40_000_000, cores: [cores[0]]),
+            .init(name: "c", model: "long", period: 1_000_000, cores: [cores.last!]),
+        ])
+        let verdicts = try (0..<2).map { _ in
+            ScheduleAnalysis.analyze(set, timing: try RealtimeRunner.prepare(set, loader: RunnerTests.loader, timingRuns: 5).map(\.timing))
+                .tasks.map(\.schedulable)
+        }
+        XCTAssertEqual(verdicts[0], verdicts[1])
+        XCTAssertEqual(verdicts[0], [true, true, false], "c cannot run a long network every millisecond")
+    }
+}
