@@ -84,11 +84,30 @@ public struct RunSummary: Codable, Sendable, Equatable {
     public var realtimePriority: Bool
     public var analysisMethod: String
     public var tasks: [TaskSummary]
+    /// Stretches in which jobs of several tasks ran slower than ever profiled (see
+    /// ``InterferenceDetector``), and how many misses fall inside them.
+    public var interference: [InterferenceEpisode]
+    public var missesExplainedByInterference: Int
 
     enum CodingKeys: String, CodingKey {
-        case name, policy, preemption, tasks
+        case name, policy, preemption, tasks, interference
         case lockK = "lock_k", elapsedS = "elapsed_s", realtimePriority = "realtime_priority"
-        case analysisMethod = "analysis_method"
+        case analysisMethod = "analysis_method", missesExplainedByInterference = "misses_explained_by_interference"
+    }
+
+    /// Reads summaries written before interference detection existed, too.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        policy = try c.decode(String.self, forKey: .policy)
+        preemption = try c.decode(String.self, forKey: .preemption)
+        lockK = try c.decodeIfPresent(Int.self, forKey: .lockK)
+        elapsedS = try c.decode(Double.self, forKey: .elapsedS)
+        realtimePriority = try c.decode(Bool.self, forKey: .realtimePriority)
+        analysisMethod = try c.decode(String.self, forKey: .analysisMethod)
+        tasks = try c.decode([TaskSummary].self, forKey: .tasks)
+        interference = try c.decodeIfPresent([InterferenceEpisode].self, forKey: .interference) ?? []
+        missesExplainedByInterference = try c.decodeIfPresent(Int.self, forKey: .missesExplainedByInterference) ?? 0
     }
 
     public init(_ result: RunResult, analysis: AnalysisResult?) {
@@ -104,6 +123,9 @@ public struct RunSummary: Codable, Sendable, Equatable {
             Self.summarize(set.tasks[i], result.records[i], elapsed: result.elapsed, timing: result.timing[i],
                            bound: analysis?.tasks[i])
         }
+        let detected = InterferenceDetector.detect(result)
+        interference = detected.episodes
+        missesExplainedByInterference = detected.explainedMisses
     }
 
     static func summarize(_ task: TaskSet.Task, _ records: [JobRecord], elapsed: Int64, timing: TimingProfile,
@@ -182,6 +204,18 @@ public struct RunSummary: Codable, Sendable, Equatable {
             let broken = tasks.filter { $0.schedulable == true && ($0.misses > 0 || ($0.observedBoundRatio ?? 0) > 1) }.map(\.name)
             lines.append("the analysis did NOT hold for \(broken.joined(separator: ", ")): called schedulable, but missed or exceeded its bound")
         case nil: lines.append("the analysis called no task schedulable")
+        }
+        let misses = tasks.reduce(0) { $0 + $1.misses }
+        if !interference.isEmpty {
+            lines.append("interference: \(interference.count) episode(s) in which several tasks ran slower than ever profiled"
+                         + (misses > 0 ? "; \(missesExplainedByInterference) of \(misses) misses fall inside one" : ""))
+            for e in interference.prefix(10) {
+                let span = String(format: "%.1f–%.1f ms", e.startMs, e.endMs)
+                lines.append("  \(span), cores \(e.cores.map(String.init).joined(separator: ",")), tasks "
+                             + "\(e.tasks.joined(separator: ", ")): \(e.jobs) slow jobs, up to ×"
+                             + String(format: "%.2f", e.worstInflation) + " the profiled median")
+            }
+            if interference.count > 10 { lines.append("  … \(interference.count - 10) more in summary.json") }
         }
         return lines.joined(separator: "\n")
     }

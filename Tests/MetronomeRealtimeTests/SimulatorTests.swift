@@ -220,3 +220,40 @@ final class DispatcherAgreementTests: XCTestCase {
         XCTAssertEqual(disagreements, [], "\(disagreements.count) of \(compared) ordered pairs disagree")
     }
 }
+
+/// Interference detection on a trace with injected inflation: a simulated run replays
+/// chosen execution times, so the slow stretch is known exactly.
+final class InterferenceDetectionTests: XCTestCase {
+    func testEpisodesFindInjectedSlowdownsOfSeveralTasks() throws {
+        let ms: Int64 = 1_000_000
+        let set = TaskSet(name: "noisy", duration: 1, policy: .fixedPriority, preemption: .layer, cores: [0, 1], tasks: [
+            .init(name: "a", wcet: 2 * ms, period: 10 * ms, cores: [0]),
+            .init(name: "b", wcet: 3 * ms, period: 20 * ms, cores: [1]),
+        ])
+        // Normally 1.5 and 2.5 ms. Jobs of both tasks released in [300, 340) ms run 12 ms
+        // (a) and 8 ms (b): beyond their profiled worst (the WCET) and a's deadline. A lone
+        // slow job of a at 700 ms is its own variance, not an episode.
+        var a = Array(repeating: 3 * ms / 2, count: 100), b = Array(repeating: 5 * ms / 2, count: 50)
+        for j in 30..<34 { a[j] = 12 * ms }
+        for j in 15..<17 { b[j] = 8 * ms }
+        a[70] = 4 * ms
+        let result = try Simulator.run(set, demands: set.tasks.map { TaskDemand(declared: $0)! },
+                                       options: .init(duration: 1_000 * ms, execution: .trace([a, b])))
+        let report = InterferenceDetector.detect(result)
+        XCTAssertEqual(report.episodes.count, 1, "\(report.episodes)")
+        let e = try XCTUnwrap(report.episodes.first)
+        XCTAssertEqual(e.tasks, ["a", "b"])
+        XCTAssertEqual(e.cores, [0, 1])
+        XCTAssertEqual(e.startMs, 300, accuracy: 1e-9)
+        XCTAssertEqual(e.endMs, 332, accuracy: 1e-9, "a: jobs at 300 and 320 run 12 ms (310 and 330 are skipped)")
+        XCTAssertEqual(e.worstInflation, 6, accuracy: 1e-9, "12 ms over a's profiled median of 2 ms")
+        XCTAssertGreaterThan(report.misses, 0)
+        XCTAssertEqual(report.explainedMisses, report.misses, "every miss falls inside the episode")
+        let summary = RunSummary(result, analysis: nil)
+        XCTAssertEqual(summary.interference, report.episodes)
+        XCTAssertTrue(summary.table().contains("interference: 1 episode(s)"), summary.table())
+        // A clean run has none.
+        let clean = try Simulator.run(set, demands: set.tasks.map { TaskDemand(declared: $0)! }, options: .init(duration: 1_000 * ms))
+        XCTAssertEqual(InterferenceDetector.detect(clean).episodes, [])
+    }
+}

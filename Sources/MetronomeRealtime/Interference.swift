@@ -1,0 +1,88 @@
+import Foundation
+
+/// A stretch of a run in which jobs of several tasks ran slower than their profiled worst
+/// case: interference from outside the task set (other processes, host slowdowns, thermal
+/// limits), which a measured WCET cannot foresee.
+public struct InterferenceEpisode: Codable, Sendable, Equatable {
+    /// From the start of the first slow job to the end of the last one, ms from the run's start.
+    public var startMs: Double
+    public var endMs: Double
+    /// Cores the slow jobs' tasks run on.
+    public var cores: [Int]
+    public var tasks: [String]
+    /// Slow jobs in the episode.
+    public var jobs: Int
+    /// The largest execution time over the task's profiled median among the episode's jobs.
+    public var worstInflation: Double
+
+    enum CodingKeys: String, CodingKey {
+        case cores, tasks, jobs
+        case startMs = "start_ms", endMs = "end_ms", worstInflation = "worst_inflation"
+    }
+}
+
+/// Finds interference episodes in a run by comparing every job's execution time with the
+/// task's timing profile (the runs measured before the set ran).
+///
+/// A job is *slow* when its execution time exceeds the longest profiled run of its task — it
+/// ran slower than the task was ever seen to run alone or beside its co-runners. Slow jobs
+/// whose spans overlap, or lie within `gap` of each other, form a cluster; a cluster with
+/// slow jobs of at least two tasks is an episode (one slow task alone is the model's own
+/// variance as far as the trace can tell). A missed deadline is *explained* when the job's
+/// window [release, release + deadline] overlaps an episode.
+public enum InterferenceDetector {
+    public static let defaultGap: Int64 = 20_000_000
+
+    public struct Report: Sendable, Equatable {
+        public var episodes: [InterferenceEpisode]
+        /// Misses (missed deadlines and skipped releases) whose window overlaps an episode.
+        public var explainedMisses: Int
+        public var misses: Int
+    }
+
+    public static func detect(_ result: RunResult, gap: Int64 = defaultGap) -> Report {
+        let set = result.taskSet
+        struct Slow { var task: Int; var start: Int64; var end: Int64; var inflation: Double }
+        var slow: [Slow] = []
+        for (i, records) in result.records.enumerated() {
+            let profile = result.timing[i].jobSamples.sorted()
+            guard let worst = profile.last, worst > 0 else { continue }
+            let median = Double(profile[profile.count / 2])
+            for r in records {
+                guard let s = r.start, let e = r.end, r.execution > Int64(worst) else { continue }
+                slow.append(Slow(task: i, start: s, end: e, inflation: Double(r.execution) / max(median, 1)))
+            }
+        }
+        slow.sort { $0.start < $1.start }
+        var episodes: [InterferenceEpisode] = []
+        var windows: [(Int64, Int64)] = []
+        var k = 0
+        while k < slow.count {
+            var cluster = [slow[k]]
+            var end = slow[k].end
+            k += 1
+            while k < slow.count && slow[k].start <= end + gap {
+                cluster.append(slow[k])
+                end = max(end, slow[k].end)
+                k += 1
+            }
+            let tasks = Set(cluster.map(\.task))
+            guard tasks.count >= 2 else { continue }
+            let start = cluster[0].start
+            windows.append((start, end))
+            episodes.append(InterferenceEpisode(
+                startMs: Double(start) / 1e6, endMs: Double(end) / 1e6,
+                cores: Set(tasks.flatMap { set.cores(of: $0) }).sorted(), tasks: tasks.sorted().map { set.tasks[$0].name },
+                jobs: cluster.count, worstInflation: cluster.map(\.inflation).max() ?? 1))
+        }
+        var misses = 0, explained = 0
+        for (i, records) in result.records.enumerated() {
+            for r in records where !r.deadlineMet {
+                misses += 1
+                let window = (r.release, r.release + set.tasks[i].deadline)
+                if windows.contains(where: { $0.0 <= window.1 && window.0 <= $0.1 }) { explained += 1 }
+            }
+        }
+        return Report(episodes: episodes, explainedMisses: explained, misses: misses)
+    }
+}
