@@ -17,9 +17,20 @@ public struct TaskDemand: Sendable, Equatable {
         self.regions = max(1, regions)
     }
 
-    /// A task's declared demand (`wcet`, `npr` or `layers`), if it declares one.
+    /// A task's declared demand (`wcet`, `npr` or `layers`), if it declares one; with
+    /// `widths`, the widest width's.
     public init?(declared task: TaskSet.Task) {
-        guard let c = task.wcet else { return nil }
+        guard let c = task.widthWCETs?.last ?? task.wcet else { return nil }
+        self.init(wcet: c, declaredBy: task)
+    }
+
+    /// One declared demand per width (narrowest first), or nil without declared wcets.
+    public static func declaredPerWidth(_ task: TaskSet.Task) -> [TaskDemand]? {
+        if let cs = task.widthWCETs { return cs.map { TaskDemand(wcet: $0, declaredBy: task) } }
+        return TaskDemand(declared: task).map { [$0] }
+    }
+
+    init(wcet c: Int64, declaredBy task: TaskSet.Task) {
         if let q = task.npr {
             self.init(wcet: c, npr: q, regions: Int(ScheduleAnalysis.ceilDiv(c, q)))
         } else if let l = task.layers {

@@ -28,6 +28,16 @@ public struct TaskSet: Sendable, Equatable {
         case asynchronous
     }
 
+    /// What a job that runs past its execution budget does (checked at layer boundaries).
+    public enum OnOverrun: String, Sendable, CaseIterable {
+        /// Nothing: the job runs on (the overrun is recorded).
+        case `continue`
+        /// The job ends at the next layer boundary, without output (recorded as aborted).
+        case abort
+        /// The job runs on, and the task's following jobs run one width narrower (with `widths`).
+        case degrade
+    }
+
     public enum Overrun: String, Sendable, CaseIterable {
         /// A release that happens while the task's previous job still runs is dropped (recorded as a miss).
         case skip
@@ -47,6 +57,14 @@ public struct TaskSet: Sendable, Equatable {
         public var npr: Int64?
         /// Number of equal non-preemptive regions a job of a synthetic task has (with `wcet`).
         public var layers: Int?
+        /// Widths the task may run at, narrowest first: each job runs at the widest whose WCET
+        /// fits the time left before its deadline (``WidthSelector``). nil: one width.
+        public var widths: [Double]?
+        /// Declared WCET per width (synthetic tasks with `widths`), narrowest first.
+        public var widthWCETs: [Int64]?
+        /// Execution budget per job, ns; nil: the analysis's WCET of the job's width.
+        public var budget: Int64?
+        public var onOverrun: OnOverrun
         /// Width multiplier applied with the slimming transform (nil: the model as it is).
         public var width: Double?
         /// Folding factor (nil: no folding).
@@ -67,7 +85,8 @@ public struct TaskSet: Sendable, Equatable {
         public var offset: Int64
 
         public init(name: String, model: String? = nil, wcet: Int64? = nil, npr: Int64? = nil, layers: Int? = nil,
-                    width: Double? = nil, fold: Int? = nil, batch: Int = 1,
+                    widths: [Double]? = nil, widthWCETs: [Int64]? = nil, budget: Int64? = nil,
+                    onOverrun: OnOverrun = .continue, width: Double? = nil, fold: Int? = nil, batch: Int = 1,
                     period: Int64, deadline: Int64? = nil, priority: Int? = nil, cores: [Int]? = nil,
                     threads: Int = 1, overrun: Overrun = .skip, inputs: Int = 4, offset: Int64 = 0) {
             self.name = name
@@ -75,6 +94,10 @@ public struct TaskSet: Sendable, Equatable {
             self.wcet = wcet
             self.npr = npr
             self.layers = layers
+            self.widths = widths
+            self.widthWCETs = widthWCETs
+            self.budget = budget
+            self.onOverrun = onOverrun
             self.width = width
             self.fold = fold
             self.batch = batch
@@ -118,7 +141,7 @@ public struct TaskSet: Sendable, Equatable {
 
     /// Whether every task declares its WCET, so the set can be analysed and simulated
     /// without running any model.
-    public var isSynthetic: Bool { tasks.allSatisfy { $0.wcet != nil } }
+    public var isSynthetic: Bool { tasks.allSatisfy { $0.wcet != nil || $0.widthWCETs != nil } }
 
     /// The cores task `i` may use.
     public func cores(of i: Int) -> [Int] { tasks[i].cores ?? cores }
@@ -155,7 +178,7 @@ public struct TaskSet: Sendable, Equatable {
             let p = "tasks[\(i)]"
             guard !t.name.isEmpty else { throw fail("\(p).name", "must not be empty") }
             guard names.insert(t.name).inserted else { throw fail("\(p).name", "duplicate task name '\(t.name)'") }
-            switch (t.model, t.wcet) {
+            switch (t.model, t.wcet ?? t.widthWCETs?.first) {
             case (nil, nil): throw fail("\(p).model", "give a model, or a wcet for a synthetic task")
             case (let m?, _) where m.isEmpty: throw fail("\(p).model", "must not be empty")
             default: break
@@ -176,6 +199,24 @@ public struct TaskSet: Sendable, Equatable {
             guard t.threads >= 1 else { throw fail("\(p).threads", "must be at least 1, got \(t.threads)") }
             guard t.inputs >= 1 else { throw fail("\(p).inputs", "must be at least 1, got \(t.inputs)") }
             if let w = t.width, !(w > 0 && w <= 1) { throw fail("\(p).width", "must be in (0, 1], got \(w)") }
+            if let ws = t.widths {
+                guard !ws.isEmpty else { throw fail("\(p).widths", "must list at least one width") }
+                if let w = ws.first(where: { !($0 > 0 && $0 <= 1) }) { throw fail("\(p).widths", "must be in (0, 1], got \(w)") }
+                guard zip(ws, ws.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                    throw fail("\(p).widths", "must be listed narrowest first, each once, got \(ws)")
+                }
+                if t.width != nil { throw fail("\(p).width", "give width or widths, not both") }
+                if t.wcet != nil && t.widthWCETs == nil { throw fail("\(p).wcet", "with widths, give one wcet per width as a list") }
+            }
+            if let cs = t.widthWCETs {
+                guard let ws = t.widths else { throw fail("\(p).wcet", "a list of wcets needs widths") }
+                guard cs.count == ws.count else { throw fail("\(p).wcet", "\(cs.count) wcets for \(ws.count) widths") }
+                guard cs.allSatisfy({ $0 > 0 }) else { throw fail("\(p).wcet", "must be positive") }
+            }
+            if let b = t.budget, b <= 0 { throw fail("\(p).budget", "must be positive") }
+            if t.onOverrun == .degrade && (t.widths?.count ?? 1) < 2 {
+                throw fail("\(p).on_overrun", "degrade needs at least two widths to degrade to")
+            }
             if let f = t.fold, f < 1 { throw fail("\(p).fold", "must be at least 1, got \(f)") }
             if let f = t.fold, t.batch % f != 0 {
                 throw fail("\(p).fold", "batch \(t.batch) must be a multiple of the fold factor \(f)")

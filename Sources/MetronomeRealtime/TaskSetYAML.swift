@@ -38,20 +38,24 @@ extension TaskSet {
         }
         for (i, node) in seq.enumerated() {
             let m = try YAMLMap(node, path: "tasks[\(i)]", allowed: [
-                "name", "model", "wcet", "npr", "layers", "width", "fold", "batch", "period", "deadline",
-                "priority", "cores", "threads", "overrun", "inputs", "offset",
+                "name", "model", "wcet", "npr", "layers", "width", "widths", "budget", "on_overrun", "fold", "batch",
+                "period", "deadline", "priority", "cores", "threads", "overrun", "inputs", "offset",
             ])
             guard let name = try m.string("name") else { throw TaskSetError(path: "tasks[\(i)].name", message: "is required") }
             let model = try m.string("model")
-            let wcet = try m.duration("wcet")
-            guard model != nil || wcet != nil else {
+            // wcet is one duration, or with widths a list of them (one per width).
+            let wcetList = try m.durationList("wcet")
+            let wcet = wcetList == nil ? try m.duration("wcet") : nil
+            guard model != nil || wcet != nil || wcetList != nil else {
                 throw TaskSetError(path: "tasks[\(i)].model", message: "is required (or wcet, for a synthetic task)")
             }
             guard let period = try m.duration("period") else {
                 throw TaskSetError(path: "tasks[\(i)].period", message: "is required")
             }
             set.tasks.append(Task(
-                name: name, model: model, wcet: wcet, npr: try m.duration("npr"), layers: try m.int("layers"), width: try m.double("width"), fold: try m.int("fold"),
+                name: name, model: model, wcet: wcet, npr: try m.duration("npr"), layers: try m.int("layers"),
+                widths: try m.doubleList("widths"), widthWCETs: wcetList, budget: try m.duration("budget"),
+                onOverrun: try m.choice("on_overrun", OnOverrun.self) ?? .continue, width: try m.double("width"), fold: try m.int("fold"),
                 batch: try m.int("batch") ?? 1, period: period, deadline: try m.duration("deadline"),
                 priority: try m.int("priority"), cores: try m.intList("cores"), threads: try m.int("threads") ?? 1,
                 overrun: try m.choice("overrun", Overrun.self) ?? .skip, inputs: try m.int("inputs") ?? 4,
@@ -131,6 +135,30 @@ struct YAMLMap {
             throw TaskSetError(path: sub(key), message: "'\(s)' is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return v
+    }
+
+    /// A list of durations, or nil when the key is absent or a single value.
+    func durationList(_ key: String) throws -> [Int64]? {
+        guard let n = values[key], case .sequence(let seq) = n else { return nil }
+        return try seq.enumerated().map { i, item in
+            guard let s = item.string, let v = DurationText.parse(s) else {
+                throw TaskSetError(path: "\(sub(key))[\(i)]", message: "must be a duration with a unit: ns, us, ms or s")
+            }
+            return v
+        }
+    }
+
+    func doubleList(_ key: String) throws -> [Double]? {
+        guard let n = values[key] else { return nil }
+        guard case .sequence(let seq) = n else {
+            throw TaskSetError(path: sub(key), message: "must be a list of numbers like [0.5, 1.0]")
+        }
+        return try seq.enumerated().map { i, item in
+            guard let s = item.string, let v = Double(s), v.isFinite else {
+                throw TaskSetError(path: "\(sub(key))[\(i)]", message: "must be a number")
+            }
+            return v
+        }
     }
 
     func intList(_ key: String) throws -> [Int]? {
