@@ -21,7 +21,8 @@ struct RunTaskSet: ParsableCommand {
         discussion: """
             Compiles every task's model, measures each one's execution time, then releases all tasks \
             periodically (absolute-time releases on the monotonic clock) under the set's policy. \
-            Writes trace.csv, summary.json and report.html to the output directory and prints \
+            Writes trace.csv, summary.json and report.html to the output directory (with --trace-json, \
+            also a Chrome trace-event file) and prints \
             the summary with the analytic response-time bound beside the observed maximum. \
             Without a file, runs the built-in demo (examples/demo.yaml). Durations take a unit: \
             ns, us, ms or s.
@@ -33,6 +34,8 @@ struct RunTaskSet: ParsableCommand {
     var duration: DurationArgument?
     @Option(help: "Output directory (default: runs/<name>-<timestamp>).") var out: String?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @Option(name: .customLong("trace-json"), help: "Also write the whole run as Chrome trace-event JSON to this file (opens in Perfetto or chrome://tracing).")
+    var traceJSON: String?
     @OptionGroup var timing: TimingOptions
 
     func run() throws {
@@ -42,6 +45,7 @@ struct RunTaskSet: ParsableCommand {
             set.jobs = nil
         }
         let directory = try outputDirectory(out, set: set, force: force)
+        let traceURL = try traceJSONFile(traceJSON, force: force)
         print("task set '\(set.name)': \(set.tasks.count) tasks, policy \(set.policy.rawValue), preemption \(set.preemption.rawValue), cores \(set.cores)")
         print("preparing (compile, reference outputs, \(timing.runs) \(timing.timing.rawValue) timing runs per task):")
         let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
@@ -53,8 +57,10 @@ struct RunTaskSet: ParsableCommand {
         let result = try RealtimeRunner.run(set, prepared: prepared) { print($0) }
         let summary = RunSummary(result, analysis: analysis)
         try RunOutput.write(result, summary: summary, to: directory, overwrite: force)
+        if let traceURL { try ChromeTrace.write(result, to: traceURL, overwrite: force) }
         print(summary.table())
         print("wrote \(directory.path)/{trace.csv,summary.json,report.html}")
+        if let traceURL { print("wrote \(traceURL.path)") }
     }
 }
 
