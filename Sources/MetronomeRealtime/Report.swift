@@ -44,22 +44,23 @@ public enum HTMLReport {
     /// response-time bound (`bounds`, ms, from the summary), so that a curve crossing its
     /// bound shows at a glance.
     static func cdf(_ result: RunResult, bounds: [Double?]) -> String {
-        let (w, h, left, bottom) = (760.0, 320.0, 60.0, 40.0)
+        let (w, h, left, bottom) = (960.0, 320.0, 60.0, 40.0)
+        let right = w - 230  // the legend's column
         let all = result.records.joined().compactMap(\.response)
         let deadlines = result.taskSet.tasks.map(\.deadline)
         let boundMax = bounds.compactMap { $0 }.max() ?? 0
         let xMax = max(Double(max(all.max() ?? 1, deadlines.max() ?? 1)) / 1e6, boundMax) * 1.05
-        func x(_ ms: Double) -> Double { left + ms / xMax * (w - left - 20) }
+        func x(_ ms: Double) -> Double { left + ms / xMax * (right - left) }
         func y(_ p: Double) -> Double { h - bottom - p * (h - bottom - 20) }
         var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
-        svg += "<line x1=\"\(left)\" y1=\"\(y(0))\" x2=\"\(w - 20)\" y2=\"\(y(0))\" stroke=\"#333\"/>"
+        svg += "<line x1=\"\(left)\" y1=\"\(y(0))\" x2=\"\(right)\" y2=\"\(y(0))\" stroke=\"#333\"/>"
         svg += "<line x1=\"\(left)\" y1=\"\(y(0))\" x2=\"\(left)\" y2=\"\(y(1))\" stroke=\"#333\"/>"
         for k in 0...5 {
             let ms = xMax * Double(k) / 5
             svg += "<text x=\"\(x(ms))\" y=\"\(h - bottom + 15)\" text-anchor=\"middle\">\(String(format: "%.1f", ms))</text>"
             svg += "<text x=\"\(left - 5)\" y=\"\(y(Double(k) / 5) + 4)\" text-anchor=\"end\">\(String(format: "%.1f", Double(k) / 5))</text>"
         }
-        svg += "<text x=\"\((w + left) / 2)\" y=\"\(h - 5)\" text-anchor=\"middle\">response time (ms); dashed lines: deadlines; solid lines: analysis bounds</text>"
+        svg += "<text x=\"\((right + left) / 2)\" y=\"\(h - 5)\" text-anchor=\"middle\">response time (ms); dashed lines: deadlines; solid lines: analysis bounds</text>"
         for (i, records) in result.records.enumerated() {
             let color = palette[i % palette.count]
             let r = records.compactMap(\.response).sorted()
@@ -76,7 +77,7 @@ public enum HTMLReport {
             }
             svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points)\"/>"
             let bound = bounds[i].map { String(format: " (bound %.2f ms)", $0) } ?? " (no bound)"
-            svg += "<text x=\"\(w - 230)\" y=\"\(30 + Double(i) * 14)\" fill=\"\(color)\">\(escape(result.taskSet.tasks[i].name))\(bound)</text>"
+            svg += "<text x=\"\(right + 15)\" y=\"\(30 + Double(i) * 14)\" fill=\"\(color)\">\(escape(result.taskSet.tasks[i].name))\(bound)</text>"
         }
         return svg + "</svg>"
     }
@@ -105,6 +106,10 @@ public enum HTMLReport {
             window = min(window, max(1, times[timelineElementLimit]))
         }
         window = max(window, 1)
+        // The page opens on the old default view (four of the longest periods, at least 200 ms);
+        // zooming out shows the whole window.
+        let initial = min(window, max(4 * (set.tasks.map(\.period).max() ?? 0), 200_000_000))
+        let initialMs = Double(initial) / 1e6
         let cores = Array(Set(set.cores + result.spans.joined().flatMap(\.cores))).sorted()
         let (w, left, laneH, gap) = (1100.0, 110.0, 22.0, 14.0)
         let plotW = w - left - 20
@@ -119,7 +124,8 @@ public enum HTMLReport {
         let missed: [Set<Int>] = result.records.map { Set($0.filter { !$0.deadlineMet && !$0.skipped }.map(\.job)) }
 
         var out = "<p>The first \(String(format: "%.0f", windowMs)) ms of the run"
-        out += window < result.elapsed ? " (of \(String(format: "%.0f", Double(result.elapsed) / 1e6)) ms)." : "."
+        out += window < result.elapsed ? " (of \(String(format: "%.0f", Double(result.elapsed) / 1e6)) ms)" : ""
+        out += initial < window ? ", opening on its first \(String(format: "%.0f", initialMs)) ms." : "."
         out += " Scroll to zoom, drag to pan. <button id=\"tl-in\">zoom in</button> <button id=\"tl-out\">zoom out</button> <button id=\"tl-reset\">reset</button></p>"
         let truncated = set.tasks.indices.filter { result.spansTruncated[$0] }.map { set.tasks[$0].name }
         if !truncated.isEmpty {
@@ -134,7 +140,7 @@ public enum HTMLReport {
         for (i, t) in set.tasks.enumerated() {
             svg += "<text x=\"5\" y=\"\(tasksTop + Double(i) * taskH + 16)\" fill=\"\(palette[i % palette.count])\">\(escape(t.name))</text>"
         }
-        var plot = "<svg id=\"tl-plot\" x=\"\(left)\" y=\"0\" width=\"\(plotW)\" height=\"\(plotH)\" viewBox=\"0 0 \(windowMs) \(plotH)\" preserveAspectRatio=\"none\" data-window=\"\(windowMs)\">"
+        var plot = "<svg id=\"tl-plot\" x=\"\(left)\" y=\"0\" width=\"\(plotW)\" height=\"\(plotH)\" viewBox=\"0 0 \(initialMs) \(plotH)\" preserveAspectRatio=\"none\" data-window=\"\(windowMs)\" data-initial=\"\(initialMs)\">"
         plot += "<rect x=\"0\" y=\"0\" width=\"\(windowMs)\" height=\"\(plotH)\" fill=\"#fafafa\"/>"
         for k in cores.indices where k % 2 == 1 {
             plot += "<rect x=\"0\" y=\"\(coresTop + Double(k) * laneH)\" width=\"\(windowMs)\" height=\"\(laneH)\" fill=\"#f0f0f0\"/>"
@@ -181,7 +187,7 @@ public enum HTMLReport {
         plot += "</svg>"
         svg += plot + "<g id=\"tl-axis\">"
         for k in 0...6 {
-            svg += "<text x=\"\(left + plotW * Double(k) / 6)\" y=\"\(plotH + 14)\" text-anchor=\"middle\">\(String(format: "%.0f", windowMs * Double(k) / 6)) ms</text>"
+            svg += "<text x=\"\(left + plotW * Double(k) / 6)\" y=\"\(plotH + 14)\" text-anchor=\"middle\">\(String(format: initialMs < 60 ? "%.1f" : "%.0f", initialMs * Double(k) / 6)) ms</text>"
         }
         svg += "</g></svg>"
         return out + svg + "\n<script>\n" + zoomScript + "\n</script>"
@@ -193,12 +199,13 @@ public enum HTMLReport {
         (function () {
           const svg = document.getElementById('tl'), plot = document.getElementById('tl-plot'), axis = document.getElementById('tl-axis');
           const full = +plot.dataset.window, L = +plot.getAttribute('x'), W = +plot.getAttribute('width'), H = +plot.getAttribute('height');
-          let x0 = 0, w = full, drag = null;
+          const initial = +plot.dataset.initial;
+          let x0 = 0, w = initial, drag = null;
           function draw() {
             plot.setAttribute('viewBox', x0 + ' 0 ' + w + ' ' + H);
             let s = '';
             for (let k = 0; k <= 6; k++) {
-              s += '<text x="' + (L + W * k / 6) + '" y="' + (H + 14) + '" text-anchor="middle">' + (x0 + w * k / 6).toFixed(w < 6 ? 3 : w < 60 ? 1 : 0) + ' ms</text>';
+              s += '<text x="' + (L + W * k / 6) + '" y="' + (H + 14) + '" text-anchor="middle">' + (x0 + w * k / 6).toFixed(w < 6 ? 2 : w < 60 ? 1 : 0) + ' ms</text>';
             }
             axis.innerHTML = s;
           }
@@ -223,7 +230,7 @@ public enum HTMLReport {
           });
           document.getElementById('tl-in').onclick = () => zoom(0.5, 0.5);
           document.getElementById('tl-out').onclick = () => zoom(2, 0.5);
-          document.getElementById('tl-reset').onclick = () => { x0 = 0; w = full; draw(); };
+          document.getElementById('tl-reset').onclick = () => { x0 = 0; w = initial; draw(); };
         })();
         """
 }
