@@ -361,6 +361,23 @@ public struct RunResult: Sendable {
     /// Whether worker threads got SCHED_FIFO.
     public var realtimePriority: Bool
     public var timing: [TimingProfile]
+    /// Per task, in time order: each job's execution spans (where it computed, split at
+    /// preemptions and lock hand-overs) and lock waits. Empty for a result built without them.
+    public var spans: [[ExecutionSpan]]
+    /// Per task: whether its span storage filled during the run, so that its later spans are
+    /// missing (records are complete regardless).
+    public var spansTruncated: [Bool]
+
+    public init(taskSet: TaskSet, records: [[JobRecord]], elapsed: Int64, realtimePriority: Bool, timing: [TimingProfile],
+                spans: [[ExecutionSpan]]? = nil, spansTruncated: [Bool]? = nil) {
+        self.taskSet = taskSet
+        self.records = records
+        self.elapsed = elapsed
+        self.realtimePriority = realtimePriority
+        self.timing = timing
+        self.spans = spans ?? records.map { _ in [] }
+        self.spansTruncated = spansTruncated ?? records.map { _ in false }
+    }
 }
 
 /// Shared state of one run: the barrier, the dispatcher, the lock and per-task records.
@@ -376,6 +393,8 @@ final class RunSession: @unchecked Sendable {
     private var arrived = 0
     private var start: UInt64?
     private var records: [[JobRecord]]
+    /// One per task, allocated here, before the run (see ``SpanRecorder``).
+    private let spanRecorders: [SpanRecorder]
     private var failures: [String] = []
     private var fifoRefused = false
 
@@ -396,6 +415,15 @@ final class RunSession: @unchecked Sendable {
             let expected = set.jobs ?? Int((set.duration ?? 0) / t.period) + 2
             r.reserveCapacity(expected)
             return r
+        }
+        spanRecorders = set.tasks.indices.map { i in
+            let t = set.tasks[i]
+            let expected = set.jobs ?? Int((set.duration ?? 0) / t.period) + 2
+            let capacity = SpanRecorder.capacity(
+                expectedJobs: expected, regions: tasks[i].plan.kernelCount,
+                preemptive: managed && set.preemption == .layer && set.policy != .fifo,
+                lock: set.lockK != nil, perLayerLock: set.lockK != nil && set.preemption == .layer)
+            return SpanRecorder(task: i, capacity: capacity, coresPerSpan: managed ? t.threads : set.cores(of: i).count)
         }
         startSignal = monitor.condition()
     }
@@ -424,7 +452,8 @@ final class RunSession: @unchecked Sendable {
             log("note: SCHED_FIFO was not permitted; workers ran at normal priority (run as root or grant CAP_SYS_NICE)")
         }
         return RunResult(taskSet: set, records: records, elapsed: elapsed,
-                         realtimePriority: !fifoRefused && set.policy != .unmanaged, timing: tasks.map(\.timing))
+                         realtimePriority: !fifoRefused && set.policy != .unmanaged, timing: tasks.map(\.timing),
+                         spans: spanRecorders.map { $0.spans() }, spansTruncated: spanRecorders.map(\.truncated))
     }
 
     /// The scheduling key of a job for the set's policy (smaller runs first).
@@ -441,6 +470,7 @@ final class RunSession: @unchecked Sendable {
     /// Counters of the job a worker is running.
     private final class JobState {
         var key = SchedulingKey(0, 0)
+        var job = 0
         var lockWait: UInt64 = 0
         var suspended: UInt64 = 0
         var preemptions = 0
@@ -463,7 +493,8 @@ final class RunSession: @unchecked Sendable {
             cores.append(contentsOf: granted)
         }
 
-        func reset(key: SchedulingKey) {
+        func reset(job: Int, key: SchedulingKey) {
+            self.job = job
             self.key = key
             lockWait = 0
             suspended = 0
@@ -523,9 +554,13 @@ final class RunSession: @unchecked Sendable {
         defer { monitor.withLock { records[i] = local } }
         // Per-job counters live in one object and the layer-boundary callback is built once,
         // so the runtime's part of a job allocates nothing (JobAllocationTests).
-        let boundary: (Int) throws -> Void = { [self] _ in
+        // Spans go into the recorder's preallocated storage (times relative to the origin).
+        let recorder = spanRecorders[i]
+        let boundary: (Int) throws -> Void = { [self] layer in
             if let dispatcher, dispatcher.preemptive, dispatcher.shouldYield(task: i) {
                 // Preempted: the lock goes too, and both are taken again before going on.
+                recorder.close(job: state.job, at: Self.relative(MonotonicClock.now(), origin), layer: layer,
+                               cores: state.cores, ending: .preempted)
                 if perLayerLock, let lock { lock.release() }
                 let t = MonotonicClock.now()
                 let granted = dispatcher.yield(task: i)
@@ -533,17 +568,29 @@ final class RunSession: @unchecked Sendable {
                 state.preemptions += 1
                 state.place(granted, executor: task.executor, threads: spec.threads)
                 if perLayerLock, let lock {
+                    let t1 = MonotonicClock.now()
                     let w = lock.acquire(key: state.key)
                     state.lockWait += w
                     state.suspended += w
+                    recorder.lockWait(job: state.job, from: Self.relative(t1, origin), to: Self.relative(t1, origin) + Int64(w),
+                                      cores: state.cores)
                 }
+                recorder.open(at: Self.relative(MonotonicClock.now(), origin), firstLayer: layer)
             } else if perLayerLock, let lock {
                 // Kept unless a job with a smaller key waits (the analysis's preemption point).
+                let t0 = MonotonicClock.now()
                 let w = lock.pass(key: state.key)
                 state.lockWait += w
                 state.suspended += w
+                if w > 0 {
+                    let from = Self.relative(t0, origin)
+                    recorder.close(job: state.job, at: from, layer: layer, cores: state.cores, ending: .lockHandover)
+                    recorder.lockWait(job: state.job, from: from, to: from + Int64(w), cores: state.cores)
+                    recorder.open(at: from + Int64(w), firstLayer: layer)
+                }
             }
         }
+        let layerCount = task.plan.kernelCount
         do {
             while true {
                 let nominal = origin + UInt64(spec.offset) + UInt64(n) * UInt64(spec.period)
@@ -566,7 +613,7 @@ final class RunSession: @unchecked Sendable {
                     wakeup = MonotonicClock.now()
                 }
                 observer?.begin(i, n)
-                state.reset(key: key(task: i, nominal: nominal))
+                state.reset(job: n, key: key(task: i, nominal: nominal))
                 var lockAcquired: UInt64?
                 var lockReleased: UInt64?
                 if let dispatcher {
@@ -575,14 +622,19 @@ final class RunSession: @unchecked Sendable {
                     state.place(granted, executor: task.executor, threads: spec.threads)
                 }
                 if let lock {
+                    let t1 = MonotonicClock.now()
                     state.lockWait += lock.acquire(key: state.key)
-                    lockAcquired = MonotonicClock.now()
+                    let acquired = MonotonicClock.now()
+                    lockAcquired = acquired
+                    recorder.lockWait(job: n, from: Self.relative(t1, origin), to: Self.relative(acquired, origin), cores: state.cores)
                 }
                 let start = MonotonicClock.now()
+                recorder.open(at: Self.relative(start, origin), firstLayer: 0)
                 let ok = try task.runAndCheck(n % task.inputPointers.count, boundary: boundary)
                 // Stamped while still held, so recorded spans lie inside the true holding spans.
                 if let lock { lockReleased = MonotonicClock.now(); lock.release() }
                 let end = MonotonicClock.now()
+                recorder.close(job: n, at: Self.relative(end, origin), layer: layerCount, cores: state.cores, ending: .completed)
                 // Jobs execute at priority 50; everything else a worker does (bookkeeping,
                 // sleeping, waking, asking the dispatcher) at 60, so a release is always
                 // noticed at once, even on a core where another job is running.

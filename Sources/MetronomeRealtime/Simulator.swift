@@ -62,7 +62,8 @@ public enum Simulator {
         state.run()
         return RunResult(taskSet: set, records: state.records, elapsed: state.records.joined().compactMap(\.end).max() ?? 0,
                          realtimePriority: false,
-                         timing: demands.map { TimingProfile(jobSamples: [UInt64($0.wcet)], maxLayer: UInt64($0.npr), regions: $0.regions) })
+                         timing: demands.map { TimingProfile(jobSamples: [UInt64($0.wcet)], maxLayer: UInt64($0.npr), regions: $0.regions) },
+                         spans: state.spans)
     }
 }
 
@@ -88,6 +89,9 @@ struct SimulationState {
         var lockReleased: Int64?
         var preemptions = 0
         var key: SchedulingKey
+        /// Start and first region of the execution span in progress (set while running).
+        var spanStart: Int64 = 0
+        var spanFirstRegion = 0
     }
 
     let set: TaskSet
@@ -105,6 +109,9 @@ struct SimulationState {
     var backlog: [[Int]]
     var nextRelease: [Int]
     var records: [[JobRecord]]
+    /// Per task: execution spans (a job computing from one dispatch to its next yield, lock
+    /// hand-over or end) and lock waits longer than zero, in time order.
+    var spans: [[ExecutionSpan]]
     var now: Int64 = 0
 
     init(set: TaskSet, demands: [TaskDemand], options: Simulator.Options) throws {
@@ -134,6 +141,16 @@ struct SimulationState {
         backlog = Array(repeating: [], count: n)
         nextRelease = Array(repeating: 0, count: n)
         records = Array(repeating: [], count: n)
+        spans = Array(repeating: [], count: n)
+    }
+
+    /// The cores task i's job is on: its grant under a managed policy, its own cores otherwise.
+    func cores(_ i: Int) -> [Int] { table?.granted(i) ?? set.cores(of: i) }
+
+    /// Ends the execution span of task i's running job at `now`, after `job.segment` regions.
+    mutating func closeSpan(_ i: Int, _ job: Job, _ ending: ExecutionSpan.Ending) {
+        spans[i].append(ExecutionSpan(task: i, job: job.n, kind: .execution, start: job.spanStart, end: now, cores: cores(i),
+                                      firstLayer: job.spanFirstRegion, layers: job.segment - job.spanFirstRegion, ending: ending))
     }
 
     func releaseTime(_ i: Int, _ n: Int) -> Int64 { set.tasks[i].offset + Int64(n) * set.tasks[i].period }
@@ -214,6 +231,7 @@ struct SimulationState {
         guard var job = current[i] else { return }
         job.segment += 1
         if job.segment == job.segments.count {
+            closeSpan(i, job, .completed)
             if job.holdsLock {
                 job.lockReleased = now
                 job.holdsLock = false
@@ -231,6 +249,7 @@ struct SimulationState {
             return
         }
         if let table, table.preemptive, table.shouldYield(i) {
+            closeSpan(i, job, .preempted)
             job.preemptions += 1
             if perLayerLock && job.holdsLock {
                 job.holdsLock = false
@@ -244,6 +263,7 @@ struct SimulationState {
         }
         if perLayerLock && lockWaiters.contains(where: { current[$0]!.key < job.key }) {
             // Hand the lock over (the waiting job with the smallest key gets it) and queue again.
+            closeSpan(i, job, .lockHandover)
             job.holdsLock = false
             job.phase = .waitingLock
             job.suspendedSince = now
@@ -296,7 +316,13 @@ struct SimulationState {
             var job = current[i]!
             job.holdsLock = true
             if job.lockAcquired == nil { job.lockAcquired = now }
-            if let since = job.lockWaitSince { job.lockWait += now - since; job.lockWaitSince = nil }
+            if let since = job.lockWaitSince {
+                job.lockWait += now - since
+                job.lockWaitSince = nil
+                if now > since {
+                    spans[i].append(ExecutionSpan(task: i, job: job.n, kind: .lockWait, start: since, end: now, cores: cores(i)))
+                }
+            }
             current[i] = job
             resume(i)
         }
@@ -313,6 +339,8 @@ struct SimulationState {
         if let since = job.lockWaitSince { job.lockWait += now - since; job.lockWaitSince = nil }
         job.phase = .running
         job.segmentEnd = now + job.segments[job.segment]
+        job.spanStart = now
+        job.spanFirstRegion = job.segment
         current[i] = job
     }
 }

@@ -21,7 +21,8 @@ struct RunTaskSet: ParsableCommand {
         discussion: """
             Compiles every task's model, measures each one's execution time, then releases all tasks \
             periodically (absolute-time releases on the monotonic clock) under the set's policy. \
-            Writes trace.csv, summary.json and report.html to the output directory and prints \
+            Writes trace.csv, summary.json and report.html to the output directory (with --trace-json, \
+            also a Chrome trace-event file) and prints \
             the summary with the analytic response-time bound beside the observed maximum. \
             Without a file, runs the built-in demo (examples/demo.yaml). Durations take a unit: \
             ns, us, ms or s.
@@ -36,6 +37,8 @@ struct RunTaskSet: ParsableCommand {
     @Flag(help: "Print summary.json on stdout instead of the table (progress goes to stderr).") var json = false
     @Flag(help: "Exit with status 3 when a task the analysis called schedulable missed a deadline or exceeded its bound.")
     var strict = false
+    @Option(name: .customLong("trace-json"), help: "Also write the whole run as Chrome trace-event JSON to this file (opens in Perfetto or chrome://tracing).")
+    var traceJSON: String?
     @OptionGroup var timing: TimingOptions
 
     func run() throws {
@@ -45,6 +48,7 @@ struct RunTaskSet: ParsableCommand {
             set.jobs = nil
         }
         let directory = try outputDirectory(out, set: set, force: force)
+        let traceURL = try traceJSONFile(traceJSON, force: force)
         let log: (String) -> Void = json ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : { print($0) }
         log("task set '\(set.name)': \(set.tasks.count) tasks, policy \(set.policy.rawValue), preemption \(set.preemption.rawValue), cores \(set.cores)")
         log("preparing (compile, reference outputs, \(timing.runs) \(timing.timing.rawValue) timing runs per task):")
@@ -57,11 +61,13 @@ struct RunTaskSet: ParsableCommand {
         let result = try RealtimeRunner.run(set, prepared: prepared, log: log)
         let summary = RunSummary(result, analysis: analysis)
         try RunOutput.write(result, summary: summary, to: directory, overwrite: force)
+        if let traceURL { try ChromeTrace.write(result, to: traceURL, overwrite: force) }
         if json {
             print(String(decoding: try summary.json(), as: UTF8.self))
         } else {
             print(summary.table())
             print("wrote \(directory.path)/{trace.csv,summary.json,report.html}")
+            if let traceURL { print("wrote \(traceURL.path)") }
         }
         if strict && summary.analysisHeld == false { throw ExitCode(3) }
     }

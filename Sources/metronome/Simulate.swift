@@ -41,6 +41,8 @@ struct Simulate: ParsableCommand {
     @Option(help: "Seed of --exec uniform.") var seed: UInt64 = 1
     @Option(help: "Output directory (default: runs/<name>-sim-<timestamp>).") var out: String?
     @Flag(help: "Overwrite existing output files.") var force = false
+    @Option(name: .customLong("trace-json"), help: "Also write the whole run as Chrome trace-event JSON to this file (opens in Perfetto or chrome://tracing).")
+    var traceJSON: String?
     @Flag(help: "Print per-task results as JSON instead of a table.") var json = false
     @Flag(help: "Exit with status 3 when a task the analysis called schedulable missed a deadline or exceeded its bound.")
     var strict = false
@@ -49,6 +51,7 @@ struct Simulate: ParsableCommand {
     func run() throws {
         let set = try loadTaskSet(taskset)
         let directory = try outputDirectory(out, set: set, suffix: "sim-", force: force)
+        let traceURL = try traceJSONFile(traceJSON, force: force)
         let log: (String) -> Void = { if !json { print($0) } }
         let (demands, _) = try taskDemands(set, timing: timing, log: log)
         let analysis = ScheduleAnalysis.analyze(set, demands: demands, margin: set.isSynthetic ? 1 : timing.margin)
@@ -60,6 +63,7 @@ struct Simulate: ParsableCommand {
         let result = try Simulator.run(set, demands: demands, options: .init(duration: length, execution: exec))
         let summary = RunSummary(result, analysis: analysis)
         try RunOutput.write(result, summary: summary, to: directory, overwrite: force)
+        if let traceURL { try ChromeTrace.write(result, to: traceURL, overwrite: force) }
         if json {
             let tasks: [[String: Any]] = summary.tasks.map { t in
                 ["name": t.name, "jobs": t.jobs, "misses": t.misses, "max_response_ms": t.responseMs.map { $0.max as Any } ?? NSNull(),
@@ -72,6 +76,7 @@ struct Simulate: ParsableCommand {
             print("simulated \(DurationText.format(length)) of releases (\(execution.minFraction.map { "uniform:\($0), seed \(seed)" } ?? "every job at its WCET"))")
             print(summary.table())
             print("wrote \(directory.path)/{trace.csv,summary.json,report.html}")
+            if let traceURL { print("wrote \(traceURL.path)") }
         }
         if strict && summary.analysisHeld == false { throw ExitCode(3) }
     }

@@ -102,3 +102,14 @@ func outputDirectory(_ out: String?, set: TaskSet, suffix: String = "", force: B
 }
 
 extension RealtimeRunner.TimingMode: ExpressibleByArgument {}
+
+/// `--trace-json FILE`: checked before the run (which may take long), so that an existing file
+/// is refused up front unless forced.
+func traceJSONFile(_ path: String?, force: Bool) throws -> URL? {
+    guard let path else { return nil }
+    let url = URL(fileURLWithPath: path)
+    if !force && FileManager.default.fileExists(atPath: url.path) {
+        throw ValidationError("\(url.path) already exists; choose another --trace-json or pass --force")
+    }
+    return url
+}

@@ -34,6 +34,39 @@ final class RunnerTests: XCTestCase {
 
     var twoCores: Bool { Affinity.availableCores().count >= 2 }
 
+    /// A real run's execution spans agree with its job records: each completed job's spans lie
+    /// within it, on its allowed cores, cover every layer once, end in as many preemptions as
+    /// the record counts, and add up to its execution time (up to the few microseconds between
+    /// the clock reads that close a span and those that measure suspension).
+    func assertSpansMatchRecords(_ result: RunResult, _ prepared: [PreparedTask], file: StaticString = #filePath, line: UInt = #line) {
+        let set = result.taskSet
+        XCTAssertEqual(result.spansTruncated, set.tasks.map { _ in false }, file: file, line: line)
+        for (i, records) in result.records.enumerated() {
+            let allowed = Set(set.cores(of: i))
+            var byJob: [Int: [ExecutionSpan]] = [:]
+            for s in result.spans[i] { byJob[s.job, default: []].append(s) }
+            for r in records where !r.skipped {
+                let spans = byJob[r.job] ?? []
+                let runs = spans.filter { $0.kind == .execution }
+                XCTAssertGreaterThan(runs.count, 0, "task \(i) job \(r.job) has execution spans", file: file, line: line)
+                XCTAssertEqual(runs.filter { $0.ending == .preempted }.count, r.preemptions, file: file, line: line)
+                XCTAssertEqual(runs.map(\.layers).reduce(0, +), prepared[i].plan.kernelCount, "every layer once", file: file, line: line)
+                XCTAssertEqual(runs.first?.start, r.start, file: file, line: line)
+                XCTAssertEqual(runs.last?.end, r.end, file: file, line: line)
+                for s in spans {
+                    XCTAssertTrue(s.start <= s.end && s.start >= r.release && s.end <= r.end!, "\(s) within \(r)", file: file, line: line)
+                    XCTAssertTrue(Set(s.cores).isSubset(of: allowed) && !s.cores.isEmpty, "\(s.cores)", file: file, line: line)
+                }
+                for (a, b) in zip(runs, runs.dropFirst()) { XCTAssertLessThanOrEqual(a.end, b.start, file: file, line: line) }
+                let total = runs.map(\.duration).reduce(0, +)
+                XCTAssertLessThanOrEqual(abs(total - r.execution), 100_000 * Int64(runs.count),
+                                         "spans \(total) ns vs execution \(r.execution) ns", file: file, line: line)
+                let waited = spans.filter { $0.kind == .lockWait }.map(\.duration).reduce(0, +)
+                XCTAssertLessThanOrEqual(abs(waited - r.lockWait), 100_000 * Int64(runs.count), file: file, line: line)
+            }
+        }
+    }
+
     func testSchedulableSetOnDisjointCoresMeetsEveryDeadline() throws {
         try XCTSkipUnless(twoCores, "needs two cores")
         let cores = Array(Affinity.availableCores().prefix(2))
@@ -133,6 +166,7 @@ final class RunnerTests: XCTestCase {
                                   .init(name: "low", model: "long", period: 200_000_000, priority: 1, offset: 1_000_000),
                               ])
             let (result, _, prepared) = try run(set)
+            assertSpansMatchRecords(result, prepared)
             responses[preemption] = result.records[0].compactMap(\.response).max()
             lowPreemptions[preemption] = result.records[1].reduce(0) { $0 + $1.preemptions }
             isolatedHigh = Int64(prepared[0].timing.maxJob)
@@ -155,7 +189,8 @@ final class RunnerTests: XCTestCase {
                               .init(name: "b", model: "medium", period: 11_000_000),
                               .init(name: "c", model: "small", period: 5_000_000),
                           ])
-        let (result, _, _) = try run(set)
+        let (result, _, prepared) = try run(set)
+        assertSpansMatchRecords(result, prepared)
         let spans = result.records.joined().compactMap { r -> (Int64, Int64)? in
             guard let a = r.lockAcquired, let b = r.lockReleased else { return nil }
             return (a, b)
@@ -198,7 +233,10 @@ final class RunnerTests: XCTestCase {
             XCTAssertNotNil(task?[key], key)
         }
         let html = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
-        XCTAssertTrue(html.contains("<svg") && !html.contains("<script") && !html.contains("http://cdn"))
+        // A small inline script (the timeline's zoom) is allowed; nothing may be loaded from elsewhere.
+        XCTAssertTrue(html.contains("<svg") && html.contains("<script>"))
+        XCTAssertFalse(html.contains("src=\"http") || html.contains("href=\"http") || html.contains("src=") || html.contains("href="),
+                       "report.html loads no external resources (no src or href at all)")
         XCTAssertThrowsError(try RunOutput.write(result, summary: summary, to: dir), "refuses to overwrite")
         XCTAssertNoThrow(try RunOutput.write(result, summary: summary, to: dir, overwrite: true))
     }
