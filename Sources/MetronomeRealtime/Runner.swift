@@ -25,6 +25,12 @@ public struct JobRecord: Sendable, Equatable {
     /// First lock acquisition and last release (per-job lock span), if the set has a lock.
     public var lockAcquired: Int64?
     public var lockReleased: Int64?
+    /// The width the job ran at (tasks with `widths`; nil otherwise).
+    public var width: Double? = nil
+    /// Ended at a layer boundary by `on_overrun: abort`, without output (counted as a miss).
+    public var aborted = false
+    /// Executed past its budget.
+    public var overran = false
     public var skipped: Bool { start == nil }
     public var response: Int64? { end.map { $0 - release } }
 }
@@ -71,6 +77,13 @@ public final class PreparedTask: @unchecked Sendable {
     /// Pointer lists built once, so a job passes them without allocating.
     let inputPointers: [[UnsafePointer<Float>]]
     let outputPointers: [UnsafeMutablePointer<Float>]
+    /// For a task with `widths`: the narrower widths' own prepared tasks, narrowest first
+    /// (this one is the widest). Every variant is compiled, checked and timed up front.
+    public internal(set) var narrower: [PreparedTask] = []
+
+    /// Width index `w` of this task (narrowest first; the last is this one).
+    public func variant(_ w: Int) -> PreparedTask { w < narrower.count ? narrower[w] : self }
+    public var variantCount: Int { narrower.count + 1 }
 
     init(spec: TaskSet.Task, plan: Plan, executor: Executor, buffers: [PlanBuffers], timing: TimingProfile) {
         self.spec = spec
@@ -141,94 +154,118 @@ public enum RealtimeRunner {
             guard task.model != nil else {
                 throw TaskSetError(path: "tasks[\(i)].model", message: "running needs a model; '\(task.name)' is synthetic (wcet only): analyse or simulate it instead")
             }
-            let graph: Graph
-            do { graph = try loader(task) } catch {
-                throw TaskSetError(path: "tasks[\(i)].model", message: "\(error)")
+            // One variant per width (narrowest first); the widest is the task's own.
+            var variants: [PreparedTask] = []
+            for width in task.widths ?? [task.width ?? 1] {
+                var spec = task
+                if task.widths != nil {
+                    spec.width = width
+                    spec.widths = nil
+                }
+                variants.append(try compileVariant(spec, index: i, path: task.widths == nil ? "model" : "widths", log: log, loader: loader))
             }
-            let program: Program
-            let plan: Plan
-            do {
-                program = try Program(lowering: graph, batch: task.batch / (task.fold ?? 1))
-                plan = try Plan.compile(program, options: CompileOptions(threads: task.threads))
-            } catch {
-                throw TaskSetError(path: "tasks[\(i)].model", message: "cannot compile '\(task.model ?? "")': \(error)")
-            }
-            let executor = try Executor(plan: plan)
-            var generator = SplitMix64(seed: 1000 + UInt64(i))
-            let buffers = (0..<task.inputs).map { _ in PlanBuffers(plan: plan, generator: &generator) }
-            let p = PreparedTask(spec: task, plan: plan, executor: executor, buffers: buffers,
-                                 timing: TimingProfile(jobSamples: [], maxLayer: 0))
-            do {
-                let t0 = MonotonicClock.now()
-                p.expected = try referenceOutputs(program: program, plan: plan, buffers: buffers)
-                log(String(format: "  %@: reference outputs for %d input(s) in %.1f s", task.name, task.inputs,
-                           Double(MonotonicClock.now() - t0) / 1e9))
-            } catch {
-                throw TaskSetError(path: "tasks[\(i)].model", message: "reference outputs of '\(task.model ?? "")': \(error)")
-            }
+            let p = variants.removeLast()
+            p.narrower = variants
             prepared.append(p)
         }
         // Measure under the run's own conditions: managed jobs run at SCHED_FIFO on the cores
         // the dispatcher grants; unmanaged ones at normal priority on all their cores, where
         // other processes can take the CPU (a WCET measured at FIFO would not cover that).
         let managed = set.policy != .unmanaged
-        for (i, p) in prepared.enumerated() {
-            let cores = managed ? Array(set.cores(of: i).prefix(p.spec.threads)) : set.cores(of: i)
-            // One round of timing runs per choice of co-runners: each task of another
-            // partition leads one round, so the estimate covers the worst neighbour seen.
-            let rounds = mode == .contended ? max(1, set.tasks.indices.filter { $0 != i }.count) : 1
-            var samples: [UInt64] = []
-            var layerMaxima: [UInt64] = []
-            var neighbours = Set<Int>()
-            for round in 0..<rounds {
-                let coRunners = mode == .contended ? coRunners(for: i, measuredOn: cores, set: set, rotation: round) : []
-                neighbours.formUnion(coRunners.map(\.task))
-                let stop = StopFlag()
-                var background: [pthread_t] = []
-                for (j, jCores) in coRunners {
-                    let q = prepared[j]
-                    guard let t = RealtimeThread.spawn({
+        for (i, main) in prepared.enumerated() {
+            let cores = managed ? Array(set.cores(of: i).prefix(main.spec.threads)) : set.cores(of: i)
+            for w in 0..<main.variantCount {
+                let p = main.variant(w)
+                // One round of timing runs per choice of co-runners: each task of another
+                // partition leads one round, so the estimate covers the worst neighbour seen.
+                let rounds = mode == .contended ? max(1, set.tasks.indices.filter { $0 != i }.count) : 1
+                var samples: [UInt64] = []
+                var layerMaxima: [UInt64] = []
+                var neighbours = Set<Int>()
+                for round in 0..<rounds {
+                    let coRunners = mode == .contended ? coRunners(for: i, measuredOn: cores, set: set, rotation: round) : []
+                    neighbours.formUnion(coRunners.map(\.task))
+                    let stop = StopFlag()
+                    var background: [pthread_t] = []
+                    for (j, jCores) in coRunners {
+                        let q = prepared[j]
+                        guard let t = RealtimeThread.spawn({
+                            if managed { RealtimeThread.makeFIFO(priority: 50) }
+                            q.executor.pin(to: jCores)
+                            var k = 0
+                            while !stop.isSet {
+                                _ = try? q.executor.run(inputs: q.inputPointers[k % q.inputPointers.count], outputs: q.outputPointers)
+                                k += 1
+                            }
+                        }) else { throw MetronomeError.backend("cannot start a thread") }
+                        background.append(t)
+                    }
+                    defer {
+                        stop.set()
+                        background.forEach(RealtimeThread.join)
+                    }
+                    try onScratchThread {
                         if managed { RealtimeThread.makeFIFO(priority: 50) }
-                        q.executor.pin(to: jCores)
-                        var k = 0
-                        while !stop.isSet {
-                            _ = try? q.executor.run(inputs: q.inputPointers[k % q.inputPointers.count], outputs: q.outputPointers)
-                            k += 1
+                        p.executor.pin(to: cores)
+                        for r in 0..<max(timingRuns, 1) {
+                            var last = MonotonicClock.now()
+                            let t0 = last
+                            var longest: UInt64 = 0
+                            try p.executor.run(inputs: p.inputPointers[r % p.inputPointers.count], outputs: p.outputPointers) { _ in
+                                let now = MonotonicClock.now()
+                                longest = max(longest, now - last)
+                                last = now
+                            }
+                            let end = MonotonicClock.now()
+                            layerMaxima.append(max(longest, end - last))
+                            samples.append(end - t0)
                         }
-                    }) else { throw MetronomeError.backend("cannot start a thread") }
-                    background.append(t)
-                }
-                defer {
-                    stop.set()
-                    background.forEach(RealtimeThread.join)
-                }
-                try onScratchThread {
-                    if managed { RealtimeThread.makeFIFO(priority: 50) }
-                    p.executor.pin(to: cores)
-                    for r in 0..<max(timingRuns, 1) {
-                        var last = MonotonicClock.now()
-                        let t0 = last
-                        var longest: UInt64 = 0
-                        try p.executor.run(inputs: p.inputPointers[r % p.inputPointers.count], outputs: p.outputPointers) { _ in
-                            let now = MonotonicClock.now()
-                            longest = max(longest, now - last)
-                            last = now
-                        }
-                        let end = MonotonicClock.now()
-                        layerMaxima.append(max(longest, end - last))
-                        samples.append(end - t0)
                     }
                 }
+                // Blocking is the longest non-preemptive region ever observed (not a percentile):
+                // the analysis must cover the worst one.
+                p.timing = TimingProfile(jobSamples: samples, maxLayer: layerMaxima.max() ?? 0, regions: p.plan.kernelCount)
+                let with = neighbours.isEmpty ? "alone" : "beside " + neighbours.sorted().map { set.tasks[$0].name }.joined(separator: ", ")
+                let label = main.spec.widths.map { "\(main.spec.name)@\($0[w])" } ?? main.spec.name
+                log(String(format: "  %@: %@ batch %d, %d thread(s), max %.2f ms (%@), longest layer %.2f ms",
+                           label, main.spec.model ?? "", main.spec.batch, main.spec.threads,
+                           Double(p.timing.maxJob) / 1e6, with, Double(p.timing.maxLayer) / 1e6))
             }
-            // Blocking is the longest non-preemptive region ever observed (not a percentile):
-            // the analysis must cover the worst one.
-            p.timing = TimingProfile(jobSamples: samples, maxLayer: layerMaxima.max() ?? 0, regions: p.plan.kernelCount)
-            let with = neighbours.isEmpty ? "alone" : "beside " + neighbours.sorted().map { set.tasks[$0].name }.joined(separator: ", ")
-            log(String(format: "  %@: %@ batch %d, %d thread(s), max %.2f ms (%@), longest layer %.2f ms",
-                       p.spec.name, p.spec.model ?? "", p.spec.batch, p.spec.threads,
-                       Double(p.timing.maxJob) / 1e6, with, Double(p.timing.maxLayer) / 1e6))
         }
         return prepared
+    }
+
+    /// Compiles one variant of task `i` (the task itself, or one of its widths), preloads its
+    /// inputs (the same for every width: seeded by the task) and computes its reference outputs.
+    static func compileVariant(_ task: TaskSet.Task, index i: Int, path key: String, log: (String) -> Void,
+                               loader: ModelLoader) throws -> PreparedTask {
+        let path = "tasks[\(i)].\(key)"
+        let graph: Graph
+        do { graph = try loader(task) } catch {
+            throw TaskSetError(path: path, message: "\(error)")
+        }
+        let program: Program
+        let plan: Plan
+        do {
+            program = try Program(lowering: graph, batch: task.batch / (task.fold ?? 1))
+            plan = try Plan.compile(program, options: CompileOptions(threads: task.threads))
+        } catch {
+            throw TaskSetError(path: path, message: "cannot compile '\(task.model ?? "")': \(error)")
+        }
+        let executor = try Executor(plan: plan)
+        var generator = SplitMix64(seed: 1000 + UInt64(i))
+        let buffers = (0..<task.inputs).map { _ in PlanBuffers(plan: plan, generator: &generator) }
+        let p = PreparedTask(spec: task, plan: plan, executor: executor, buffers: buffers,
+                             timing: TimingProfile(jobSamples: [], maxLayer: 0))
+        do {
+            let t0 = MonotonicClock.now()
+            p.expected = try referenceOutputs(program: program, plan: plan, buffers: buffers)
+            log(String(format: "  %@%@: reference outputs for %d input(s) in %.1f s", task.name,
+                       task.width.map { "@\($0)" } ?? "", task.inputs, Double(MonotonicClock.now() - t0) / 1e9))
+        } catch {
+            throw TaskSetError(path: path, message: "reference outputs of '\(task.model ?? "")': \(error)")
+        }
+        return p
     }
 
     /// What every job of a task is checked against: the reference interpreter's outputs on
@@ -327,9 +364,17 @@ public enum RealtimeRunner {
 
     /// Runs the task set on prepared tasks and returns every job's record; `observer`, if
     /// given, is called around every job (see ``JobObserver``).
-    public static func run(_ set: TaskSet, prepared: [PreparedTask], observer: JobObserver? = nil,
-                           log: (String) -> Void = { _ in }) throws -> RunResult {
-        let session = RunSession(set: set, tasks: prepared, observer: observer)
+    /// `demands[i][w]` is task i's analysis demand at width w (narrowest first): its WCET is the
+    /// job's default budget and what width selection fits into the time left. Default: each
+    /// variant's measured maximum × 1.2.
+    public static func run(_ set: TaskSet, prepared: [PreparedTask], demands: [[TaskDemand]]? = nil,
+                           observer: JobObserver? = nil, log: (String) -> Void = { _ in }) throws -> RunResult {
+        let wcets = prepared.indices.map { i in
+            demands?[i].map(\.wcet) ?? (0..<prepared[i].variantCount).map {
+                TaskDemand(measured: prepared[i].variant($0).timing, margin: 1.2).wcet
+            }
+        }
+        let session = RunSession(set: set, tasks: prepared, wcets: wcets, observer: observer)
         return try session.run(log: log)
     }
 }
@@ -388,6 +433,8 @@ final class RunSession: @unchecked Sendable {
     let lock: KExclusionLock?
     let priorities: [Int]
     let observer: JobObserver?
+    /// Per task, the WCET of each width (narrowest first): default budgets and width selection.
+    let wcets: [[Int64]]
     private let monitor = Monitor()
     private let startSignal: Monitor.Condition
     private var arrived = 0
@@ -398,9 +445,10 @@ final class RunSession: @unchecked Sendable {
     private var failures: [String] = []
     private var fifoRefused = false
 
-    init(set: TaskSet, tasks: [PreparedTask], observer: JobObserver? = nil) {
+    init(set: TaskSet, tasks: [PreparedTask], wcets: [[Int64]], observer: JobObserver? = nil) {
         self.set = set
         self.tasks = tasks
+        self.wcets = wcets
         self.observer = observer
         let managed = set.policy != .unmanaged
         dispatcher = managed
@@ -467,8 +515,19 @@ final class RunSession: @unchecked Sendable {
 
     static func relative(_ t: UInt64, _ origin: UInt64) -> Int64 { Int64(t) - Int64(origin) }
 
+    /// Thrown from a layer boundary to end a job that ran past its budget (`on_overrun: abort`).
+    /// One instance per worker, created before the run.
+    private final class JobAbort: Error {}
+
     /// Counters of the job a worker is running.
     private final class JobState {
+        let abort = JobAbort()
+        /// The executor of the width this job runs at.
+        var executor: Executor
+        /// Budget of this job in ns of execution (0: none), and when it started.
+        var budget: UInt64 = 0
+        var startTime: UInt64 = 0
+        var overran = false
         var key = SchedulingKey(0, 0)
         var job = 0
         var lockWait: UInt64 = 0
@@ -478,9 +537,10 @@ final class RunSession: @unchecked Sendable {
         /// dispatcher's array, whose later in-place update would then have to copy it).
         var cores: [Int]
 
-        init(capacity: Int) {
+        init(capacity: Int, executor: Executor) {
             cores = []
             cores.reserveCapacity(capacity)
+            self.executor = executor
         }
 
         func place(_ granted: [Int], executor: Executor, threads: Int) {
@@ -499,6 +559,7 @@ final class RunSession: @unchecked Sendable {
             lockWait = 0
             suspended = 0
             preemptions = 0
+            overran = false
         }
     }
 
@@ -506,7 +567,18 @@ final class RunSession: @unchecked Sendable {
         let task = tasks[i]
         let spec = set.tasks[i]
         let allowed = set.cores(of: i)
-        let state = JobState(capacity: allowed.count)
+        let state = JobState(capacity: allowed.count, executor: task.executor)
+        let widths = wcets[i]
+        // Budgets per width: the task's own, or its WCET at that width.
+        let budgets = widths.map { UInt64(spec.budget ?? $0) }
+        var selector: WidthSelector? = task.variantCount > 1
+            ? WidthSelector(wcets: widths, medians: (0..<task.variantCount).map { w in
+                let samples = task.variant(w).timing.jobSamples.sorted()
+                return samples.isEmpty ? widths[w] : Int64(samples[samples.count / 2])
+            })
+            : nil
+        // Budgets are checked at layer boundaries only when overrunning changes something.
+        let enforce = spec.onOverrun != .continue
         if set.policy != .unmanaged {
             // The dispatcher decides who runs; SCHED_FIFO keeps other processes off the cores.
             if !RealtimeThread.makeFIFO(priority: 60) { monitor.withLock { fifoRefused = true } }
@@ -519,12 +591,14 @@ final class RunSession: @unchecked Sendable {
         var warmupError: Error?
         do {
             let initial = set.policy == .unmanaged ? allowed : Array(allowed.prefix(spec.threads))
-            task.executor.pin(to: initial)
             state.cores.append(contentsOf: initial)
             // Through the jobs' own call (with a layer-boundary callback and the output check),
-            // so that every first-use cost of that path is paid here.
+            // so that every first-use cost of that path is paid here — for every width.
             let noBoundary: (Int) throws -> Void = { _ in }
-            for _ in 0..<2 { _ = try task.runAndCheck(0, boundary: noBoundary) }
+            for w in 0..<task.variantCount {
+                task.variant(w).executor.pin(to: initial)
+                for _ in 0..<2 { _ = try task.variant(w).runAndCheck(0, boundary: noBoundary) }
+            }
         } catch {
             warmupError = error
         }
@@ -557,6 +631,13 @@ final class RunSession: @unchecked Sendable {
         // Spans go into the recorder's preallocated storage (times relative to the origin).
         let recorder = spanRecorders[i]
         let boundary: (Int) throws -> Void = { [self] layer in
+            if enforce && !state.overran {
+                let executed = MonotonicClock.now() - state.startTime - state.suspended
+                if executed > state.budget {
+                    state.overran = true
+                    if spec.onOverrun == .abort { throw state.abort }
+                }
+            }
             if let dispatcher, dispatcher.preemptive, dispatcher.shouldYield(task: i) {
                 // Preempted: the lock goes too, and both are taken again before going on.
                 recorder.close(job: state.job, at: Self.relative(MonotonicClock.now(), origin), layer: layer,
@@ -566,7 +647,7 @@ final class RunSession: @unchecked Sendable {
                 let granted = dispatcher.yield(task: i)
                 state.suspended += MonotonicClock.now() - t
                 state.preemptions += 1
-                state.place(granted, executor: task.executor, threads: spec.threads)
+                state.place(granted, executor: state.executor, threads: spec.threads)
                 if perLayerLock, let lock {
                     let t1 = MonotonicClock.now()
                     let w = lock.acquire(key: state.key)
@@ -590,7 +671,6 @@ final class RunSession: @unchecked Sendable {
                 }
             }
         }
-        let layerCount = task.plan.kernelCount
         do {
             while true {
                 let nominal = origin + UInt64(spec.offset) + UInt64(n) * UInt64(spec.period)
@@ -619,7 +699,7 @@ final class RunSession: @unchecked Sendable {
                 if let dispatcher {
                     let granted = dispatcher.acquire(task: i, key: state.key)
                     RealtimeThread.makeFIFO(priority: 50)
-                    state.place(granted, executor: task.executor, threads: spec.threads)
+                    state.place(granted, executor: state.executor, threads: spec.threads)
                 }
                 if let lock {
                     let t1 = MonotonicClock.now()
@@ -628,26 +708,50 @@ final class RunSession: @unchecked Sendable {
                     lockAcquired = acquired
                     recorder.lockWait(job: n, from: Self.relative(t1, origin), to: Self.relative(acquired, origin), cores: state.cores)
                 }
+                // The width, once the job has its cores (and the lock): the widest whose WCET
+                // fits the time left before the deadline.
+                let w = selector?.choose(timeLeft: Int64(nominal + UInt64(spec.deadline)) - Int64(MonotonicClock.now()))
+                    ?? task.variantCount - 1
+                let variant = task.variant(w)
+                if variant.executor !== state.executor {
+                    // Another width: its executor's threads go where this worker's job runs.
+                    state.executor = variant.executor
+                    if spec.threads > 1 { state.executor.pin(to: state.cores) }
+                }
+                state.budget = budgets[w]
                 let start = MonotonicClock.now()
+                state.startTime = start
                 recorder.open(at: Self.relative(start, origin), firstLayer: 0)
-                let ok = try task.runAndCheck(n % task.inputPointers.count, boundary: boundary)
+                var ok = false
+                var aborted = false
+                do {
+                    ok = try variant.runAndCheck(n % variant.inputPointers.count, boundary: boundary)
+                } catch is JobAbort {
+                    aborted = true
+                }
                 // Stamped while still held, so recorded spans lie inside the true holding spans.
                 if let lock { lockReleased = MonotonicClock.now(); lock.release() }
                 let end = MonotonicClock.now()
-                recorder.close(job: n, at: Self.relative(end, origin), layer: layerCount, cores: state.cores, ending: .completed)
+                recorder.close(job: n, at: Self.relative(end, origin), layer: variant.plan.kernelCount, cores: state.cores,
+                               ending: .completed)
                 // Jobs execute at priority 50; everything else a worker does (bookkeeping,
                 // sleeping, waking, asking the dispatcher) at 60, so a release is always
                 // noticed at once, even on a core where another job is running.
                 if dispatcher != nil { RealtimeThread.makeFIFO(priority: 60) }
                 dispatcher?.complete(task: i)
                 let deadline = nominal + UInt64(spec.deadline)
+                let execution = Int64(end - start) - Int64(state.suspended)
+                if !aborted { selector?.observe(width: w, execution: execution) }
+                if state.overran && spec.onOverrun == .degrade { selector?.degrade() }
                 local.append(JobRecord(
                     task: i, job: n, release: Self.relative(nominal, origin), wakeup: wakeup.map { Self.relative($0, origin) },
                     start: Self.relative(start, origin), end: Self.relative(end, origin), lockWait: Int64(state.lockWait),
-                    preemptions: state.preemptions, deadlineMet: end <= deadline, outputOK: ok,
-                    execution: Int64(end - start) - Int64(state.suspended),
+                    preemptions: state.preemptions, deadlineMet: !aborted && end <= deadline, outputOK: ok,
+                    execution: execution,
                     lockAcquired: lockAcquired.map { Self.relative($0, origin) },
-                    lockReleased: lockReleased.map { Self.relative($0, origin) }))
+                    lockReleased: lockReleased.map { Self.relative($0, origin) },
+                    width: spec.widths?[w], aborted: aborted,
+                    overran: state.overran || (state.budget > 0 && UInt64(max(execution, 0)) > state.budget)))
                 previousEnd = end
                 observer?.end(i, n)
                 n += 1

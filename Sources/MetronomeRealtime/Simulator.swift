@@ -56,9 +56,12 @@ public enum Simulator {
 
     /// Simulates `set` with each task's demand; throws for sets whose behaviour Metronome
     /// leaves to the OS (unmanaged tasks sharing cores without a 1-exclusion lock).
-    public static func run(_ set: TaskSet, demands: [TaskDemand], options: Options = Options()) throws -> RunResult {
+    /// `widthDemands[i]`, for a task with `widths`, holds its demand at each width (narrowest
+    /// first): each job runs at the width ``WidthSelector`` picks, as in a real run.
+    public static func run(_ set: TaskSet, demands: [TaskDemand], widthDemands: [[TaskDemand]]? = nil,
+                           options: Options = Options()) throws -> RunResult {
         precondition(demands.count == set.tasks.count, "one demand per task")
-        var state = try SimulationState(set: set, demands: demands, options: options)
+        var state = try SimulationState(set: set, demands: demands, widthDemands: widthDemands, options: options)
         state.run()
         return RunResult(taskSet: set, records: state.records, elapsed: state.records.joined().compactMap(\.end).max() ?? 0,
                          realtimePriority: false,
@@ -91,11 +94,20 @@ struct SimulationState {
         var key: SchedulingKey
         /// Start and first region of the execution span in progress (set while running).
         var spanStart: Int64 = 0
+        /// Width index, budget, execution so far (completed regions) and whether it overran.
+        var width = 0
+        var budget: Int64 = .max
+        var executed: Int64 = 0
+        var overran = false
+        var execution: Int64 = 0
         var spanFirstRegion = 0
     }
 
     let set: TaskSet
     let demands: [TaskDemand]
+    /// Per task, the demand at each width (one entry for tasks without widths).
+    let widthDemands: [[TaskDemand]]
+    var selectors: [WidthSelector?]
     let duration: Int64
     var execution: Simulator.Execution
     var generator: SplitMix64
@@ -114,7 +126,7 @@ struct SimulationState {
     var spans: [[ExecutionSpan]]
     var now: Int64 = 0
 
-    init(set: TaskSet, demands: [TaskDemand], options: Simulator.Options) throws {
+    init(set: TaskSet, demands: [TaskDemand], widthDemands: [[TaskDemand]]?, options: Simulator.Options) throws {
         let n = set.tasks.count
         if set.policy == .unmanaged {
             let disjoint = (0..<n).allSatisfy { i in
@@ -126,6 +138,12 @@ struct SimulationState {
         }
         self.set = set
         self.demands = demands
+        let perWidth = set.tasks.indices.map { i in
+            (widthDemands?[i]).flatMap { $0.count == (set.tasks[i].widths?.count ?? 1) ? $0 : nil } ?? [demands[i]]
+        }
+        self.widthDemands = perWidth
+        // The simulator's profile of a width is its WCET: jobs at or under it show no inflation.
+        selectors = perWidth.map { $0.count > 1 ? WidthSelector(wcets: $0.map(\.wcet), medians: $0.map(\.wcet)) : nil }
         duration = options.duration ?? Simulator.defaultDuration(set).duration
         execution = options.execution
         if case .uniform(_, let seed) = options.execution { generator = SplitMix64(seed: seed) } else { generator = SplitMix64(seed: 0) }
@@ -193,8 +211,7 @@ struct SimulationState {
         }
     }
 
-    mutating func executionTime(_ i: Int, _ n: Int) -> Int64 {
-        let c = demands[i].wcet
+    mutating func executionTime(_ i: Int, _ n: Int, wcet c: Int64) -> Int64 {
         switch execution {
         case .wcet: return c
         case .uniform(let low, _):
@@ -215,10 +232,11 @@ struct SimulationState {
         case .fifo: key = SchedulingKey(r, Int64(i))
         case .fixedPriority, .unmanaged: key = SchedulingKey(-Int64(priorities[i]), Int64(i))
         }
-        let l = Int64(demands[i].regions)
-        let e = max(executionTime(i, n), l)
-        let segments = (0..<l).map { e / l + ($0 < e % l ? 1 : 0) }
-        current[i] = Job(n: n, release: r, sleptForRelease: slept, segments: segments, key: key)
+        // The width is chosen when the job starts computing (``resume``); until then it is
+        // the widest, whose regions stand in.
+        var job = Job(n: n, release: r, sleptForRelease: slept, segments: [], key: key)
+        shape(&job, task: i, width: widthDemands[i].count - 1)
+        current[i] = job
         if table != nil {
             table!.activate(task: i, key: key)
         } else {
@@ -229,8 +247,18 @@ struct SimulationState {
     /// A region ended: the job finishes, yields its cores, hands the lock over, or goes on.
     mutating func boundary(_ i: Int) {
         guard var job = current[i] else { return }
+        job.executed += job.segments[job.segment]
         job.segment += 1
-        if job.segment == job.segments.count {
+        var abort = false
+        if !job.overran && job.executed > job.budget {
+            job.overran = true
+            switch set.tasks[i].onOverrun {
+            case .continue: break
+            case .abort: abort = job.segment < job.segments.count
+            case .degrade: selectors[i]?.degrade()
+            }
+        }
+        if job.segment == job.segments.count || abort {
             closeSpan(i, job, .completed)
             if job.holdsLock {
                 job.lockReleased = now
@@ -242,8 +270,10 @@ struct SimulationState {
             records[i].append(JobRecord(
                 task: i, job: job.n, release: job.release, wakeup: job.sleptForRelease ? job.release : nil,
                 start: began, end: now, lockWait: job.lockWait, preemptions: job.preemptions,
-                deadlineMet: now <= job.release + set.tasks[i].deadline, outputOK: true,
-                execution: now - began - job.suspended, lockAcquired: job.lockAcquired, lockReleased: job.lockReleased))
+                deadlineMet: !abort && now <= job.release + set.tasks[i].deadline, outputOK: !abort,
+                execution: now - began - job.suspended, lockAcquired: job.lockAcquired, lockReleased: job.lockReleased,
+                width: set.tasks[i].widths?[job.width], aborted: abort, overran: job.overran))
+            if !abort { selectors[i]?.observe(width: job.width, execution: job.execution) }
             current[i] = nil
             if !backlog[i].isEmpty { start(i, backlog[i].removeFirst(), slept: false) }
             return
@@ -328,9 +358,27 @@ struct SimulationState {
         }
     }
 
+    /// Gives a job the regions, execution time and budget of width `w`.
+    mutating func shape(_ job: inout Job, task i: Int, width w: Int) {
+        let d = widthDemands[i][w]
+        let l = Int64(d.regions)
+        let e = max(executionTime(i, job.n, wcet: d.wcet), l)
+        job.segments = (0..<l).map { e / l + ($0 < e % l ? 1 : 0) }
+        job.width = w
+        job.budget = set.tasks[i].budget ?? d.wcet
+        job.execution = e
+    }
+
     /// The job computes its next region.
     mutating func resume(_ i: Int) {
         guard var job = current[i] else { return }
+        if job.start == nil, var selector = selectors[i] {
+            // As in a real run: the widest width whose WCET fits the time left, chosen once the
+            // job has its cores (and the lock).
+            let w = selector.choose(timeLeft: job.release + set.tasks[i].deadline - now)
+            selectors[i] = selector
+            if w != job.width { shape(&job, task: i, width: w) }
+        }
         if job.start == nil {
             job.start = now
             job.suspendedSince = nil

@@ -41,6 +41,11 @@ public struct TaskSummary: Codable, Sendable, Equatable {
     /// probabilistic WCET under-estimated the run's interference.
     public var observedBoundRatio: Double?
     public var schedulable: Bool?
+    /// Tasks with `widths`: the mean width of its completed jobs (nil otherwise).
+    public var meanWidth: Double? = nil
+    /// Jobs ended by `on_overrun: abort` (counted in misses), and jobs that ran past their budget.
+    public var aborted: Int? = nil
+    public var overruns: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case name, model, jobs, misses, skipped, utilization, preemptions, schedulable
@@ -48,6 +53,7 @@ public struct TaskSummary: Codable, Sendable, Equatable {
         case outputErrors = "output_errors", responseMs = "response_ms"
         case releaseJitterP99Ms = "release_jitter_p99_ms", lockWaitMaxMs = "lock_wait_max_ms"
         case isolatedMaxMs = "isolated_max_ms", boundMs = "bound_ms", observedBoundRatio = "observed_bound_ratio"
+        case meanWidth = "mean_width", aborted, overruns
     }
 
     /// Every key is always present; a missing value is written as `null` (the synthesized
@@ -72,6 +78,9 @@ public struct TaskSummary: Codable, Sendable, Equatable {
         try c.encode(boundMs, forKey: .boundMs)
         try c.encode(observedBoundRatio, forKey: .observedBoundRatio)
         try c.encode(schedulable, forKey: .schedulable)
+        try c.encode(meanWidth, forKey: .meanWidth)
+        try c.encode(aborted, forKey: .aborted)
+        try c.encode(overruns, forKey: .overruns)
     }
 }
 
@@ -153,7 +162,12 @@ public struct RunSummary: Codable, Sendable, Equatable {
             utilization: elapsed > 0 ? Double(completed.reduce(0) { $0 + $1.execution }) / Double(elapsed) : 0,
             preemptions: completed.reduce(0) { $0 + $1.preemptions },
             lockWaitMaxMs: ms(completed.map(\.lockWait).max() ?? 0), isolatedMaxMs: Double(timing.maxJob) / 1e6,
-            boundMs: boundMs, observedBoundRatio: ratio, schedulable: bound?.schedulable)
+            boundMs: boundMs, observedBoundRatio: ratio, schedulable: bound?.schedulable,
+            meanWidth: task.widths == nil ? nil : {
+                let w = completed.compactMap(\.width)
+                return w.isEmpty ? nil : w.reduce(0, +) / Double(w.count)
+            }(),
+            aborted: records.filter(\.aborted).count, overruns: records.filter(\.overran).count)
     }
 
     public func json() throws -> Data {
@@ -166,7 +180,17 @@ public struct RunSummary: Codable, Sendable, Equatable {
     /// maximum stayed within its bound; otherwise the misses, the bound exceeded, or that
     /// the analysis did not vouch for it.
     public static func verdict(_ t: TaskSummary) -> String {
-        if t.misses > 0 { return "MISSED \(t.misses)" + (t.skipped > 0 ? " (\(t.skipped) skipped)" : "") }
+        let width = t.meanWidth.map { String(format: ", mean width %.2f", $0) } ?? ""
+        return plainVerdict(t) + width
+    }
+
+    static func plainVerdict(_ t: TaskSummary) -> String {
+        if t.misses > 0 {
+            var why: [String] = []
+            if t.skipped > 0 { why.append("\(t.skipped) skipped") }
+            if let a = t.aborted, a > 0 { why.append("\(a) aborted") }
+            return "MISSED \(t.misses)" + (why.isEmpty ? "" : " (\(why.joined(separator: ", ")))")
+        }
         if let ratio = t.observedBoundRatio, ratio > 1 { return String(format: "bound exceeded ×%.2f", ratio) }
         switch t.schedulable {
         case true?: return "ok"
@@ -223,7 +247,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
 
 /// `trace.csv`: one row per release.
 public enum TraceCSV {
-    public static let header = "task,job,release_ns,start_ns,end_ns,response_ns,lock_wait_ns,preemptions,deadline_met,output_ok,wakeup_ns,execution_ns,lock_acquired_ns,lock_released_ns"
+    public static let header = "task,job,release_ns,start_ns,end_ns,response_ns,lock_wait_ns,preemptions,deadline_met,output_ok,wakeup_ns,execution_ns,lock_acquired_ns,lock_released_ns,width,aborted,overran"
 
     public static func render(_ result: RunResult) -> String {
         var out = header + "\n"
@@ -233,7 +257,8 @@ public enum TraceCSV {
             let opt = { (v: Int64?) in v.map(String.init) ?? "" }
             out += "\(csvField(name)),\(r.job),\(r.release),\(opt(r.start)),\(opt(r.end)),\(opt(r.response)),"
             out += "\(r.lockWait),\(r.preemptions),\(r.deadlineMet),\(r.outputOK),\(opt(r.wakeup)),"
-            out += "\(r.skipped ? "" : String(r.execution)),\(opt(r.lockAcquired)),\(opt(r.lockReleased))\n"
+            out += "\(r.skipped ? "" : String(r.execution)),\(opt(r.lockAcquired)),\(opt(r.lockReleased)),"
+            out += "\(r.width.map { String($0) } ?? ""),\(r.aborted),\(r.overran)\n"
         }
         return out
     }

@@ -184,8 +184,9 @@ public struct TaskSet: Sendable, Equatable {
             default: break
             }
             if let c = t.wcet, c <= 0 { throw fail("\(p).wcet", "must be positive") }
-            if t.wcet == nil && t.npr != nil { throw fail("\(p).npr", "is only used with wcet") }
-            if t.wcet == nil && t.layers != nil { throw fail("\(p).layers", "is only used with wcet") }
+            let declared = t.wcet != nil || t.widthWCETs != nil
+            if !declared && t.npr != nil { throw fail("\(p).npr", "is only used with wcet") }
+            if !declared && t.layers != nil { throw fail("\(p).layers", "is only used with wcet") }
             if t.npr != nil && t.layers != nil { throw fail("\(p).layers", "give npr or layers, not both") }
             if let q = t.npr, let c = t.wcet, !(q > 0 && q <= c) {
                 throw fail("\(p).npr", "must be positive and at most the wcet (\(DurationText.format(c)))")

@@ -8,6 +8,15 @@ import MetronomeTransforms
 /// Loads a task's model: zoo name or ONNX file, slimmed to its width and folded by its factor.
 func loadTaskModel(_ task: TaskSet.Task) throws -> Graph {
     guard let model = task.model else { throw MetronomeError.invalidArgument("task '\(task.name)' has no model") }
+    // A slimmable family at one of its widths is that width's own model (private batch norms).
+    if let width = task.width, let family = SlimmableZoo.family(named: model) {
+        guard family.widths.contains(width) else {
+            throw MetronomeError.invalidArgument("\(model) has widths \(family.widths.map { String($0) }.joined(separator: ", ")), not \(width)")
+        }
+        var graph = try ModelSource.load(width == 1 ? model : "\(model)@\(width)")
+        if let factor = task.fold, factor != 1 { graph = try fold(graph, factor: factor).graph }
+        return graph
+    }
     var graph = try ModelSource.load(model)
     if let width = task.width, width != 1 { graph = try slim(graph, width: width) }
     if let factor = task.fold, factor != 1 { graph = try fold(graph, factor: factor).graph }
@@ -54,11 +63,12 @@ struct RunTaskSet: ParsableCommand {
         log("preparing (compile, reference outputs, \(timing.runs) \(timing.timing.rawValue) timing runs per task):")
         let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
                                                   timing: timing.timing, log: log)
-        let analysis = ScheduleAnalysis.analyze(set, demands: try timing.demands(set, prepared: prepared, log: log),
-                                                margin: timing.margin)
+        let demands = try timing.demands(set, prepared: prepared, log: log)
+        // With widths the bounds are those of the nominal mode (every task at its widest).
+        let analysis = ScheduleAnalysis.analyze(set, demands: demands.map { $0.last! }, margin: timing.margin)
         let length = set.duration.map { String(format: "%.1f s", Double($0) / 1e9) } ?? "\(set.jobs ?? 0) jobs per task"
         log("running for \(length)...")
-        let result = try RealtimeRunner.run(set, prepared: prepared, log: log)
+        let result = try RealtimeRunner.run(set, prepared: prepared, demands: demands, log: log)
         let summary = RunSummary(result, analysis: analysis)
         try RunOutput.write(result, summary: summary, to: directory, overwrite: force)
         if let traceURL { try ChromeTrace.write(result, to: traceURL, overwrite: force) }
@@ -94,11 +104,28 @@ struct Analyze: ParsableCommand {
     func run() throws {
         let set = try loadTaskSet(taskset)
         let (demands, _) = try taskDemands(set, timing: timing) { if !json { print($0) } }
-        let analysis = ScheduleAnalysis.analyze(set, demands: demands, margin: set.isSynthetic ? 1 : timing.margin)
+        let margin = set.isSynthetic ? 1 : timing.margin
+        let nominal = AnalysisReport(set: set, analysis: ScheduleAnalysis.analyze(set, demands: demands.map { $0.last! }, margin: margin))
+        // With widths: the guaranteed mode (every task at its narrowest) beside the nominal one.
+        let hasWidths = demands.contains { $0.count > 1 }
+        let guaranteed = hasWidths
+            ? AnalysisReport(set: set, analysis: ScheduleAnalysis.analyze(set, demands: demands.map { $0.first! }, margin: margin))
+            : nil
         if json {
-            print(try AnalysisReport(set: set, analysis: analysis).json())
+            if let guaranteed {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(["nominal": nominal, "guaranteed": guaranteed]), as: UTF8.self))
+            } else {
+                print(try nominal.json())
+            }
+        } else if let guaranteed {
+            print("nominal mode (every task at its widest width):")
+            print(nominal.text())
+            print("\nguaranteed mode (every task at its narrowest width):")
+            print(guaranteed.text())
         } else {
-            print(AnalysisReport(set: set, analysis: analysis).text())
+            print(nominal.text())
         }
     }
 }

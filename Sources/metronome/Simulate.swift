@@ -54,13 +54,14 @@ struct Simulate: ParsableCommand {
         let traceURL = try traceJSONFile(traceJSON, force: force)
         let log: (String) -> Void = { if !json { print($0) } }
         let (demands, _) = try taskDemands(set, timing: timing, log: log)
-        let analysis = ScheduleAnalysis.analyze(set, demands: demands, margin: set.isSynthetic ? 1 : timing.margin)
+        let analysis = ScheduleAnalysis.analyze(set, demands: demands.map { $0.last! }, margin: set.isSynthetic ? 1 : timing.margin)
         let length = duration?.nanoseconds ?? Simulator.defaultDuration(set).duration
         if duration == nil && Simulator.defaultDuration(set).shortened {
             log("note: three hyperperiods hold more than \(Simulator.releaseLimit) releases; simulating \(DurationText.format(length))")
         }
         let exec: Simulator.Execution = execution.minFraction.map { .uniform(minFraction: $0, seed: seed) } ?? .wcet
-        let result = try Simulator.run(set, demands: demands, options: .init(duration: length, execution: exec))
+        let result = try Simulator.run(set, demands: demands.map { $0.last! }, widthDemands: demands,
+                                       options: .init(duration: length, execution: exec))
         let summary = RunSummary(result, analysis: analysis)
         try RunOutput.write(result, summary: summary, to: directory, overwrite: force)
         if let traceURL { try ChromeTrace.write(result, to: traceURL, overwrite: force) }

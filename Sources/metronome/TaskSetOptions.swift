@@ -49,21 +49,22 @@ struct TimingOptions: ParsableArguments {
         }
     }
 
-    /// The analysis demand of each measured task (declared `wcet`s win), logging the
-    /// probabilistic fits.
-    func demands(_ set: TaskSet, prepared: [PreparedTask], log: (String) -> Void) throws -> [TaskDemand] {
+    /// The analysis demand of each measured task at each of its widths (narrowest first;
+    /// declared `wcet`s win), logging the probabilistic fits.
+    func demands(_ set: TaskSet, prepared: [PreparedTask], log: (String) -> Void) throws -> [[TaskDemand]] {
         try set.tasks.indices.map { i in
-            if let declared = TaskDemand(declared: set.tasks[i]) { return declared }
-            let t = prepared[i].timing
-            var d = TaskDemand(measured: t, margin: margin)
-            if wcet == .evt {
+            if let declared = TaskDemand.declaredPerWidth(set.tasks[i]) { return declared }
+            return try (0..<prepared[i].variantCount).map { w in
+                let t = prepared[i].variant(w).timing
+                let d = TaskDemand(measured: t, margin: margin)
+                guard wcet == .evt else { return d }
                 let fit = try ProbabilisticWCET.estimate(samples: t.jobSamples, exceedanceProbability: exceedance)
-                d = TaskDemand(wcet: Int64((fit.boundNs * margin).rounded(.up)), npr: d.npr, regions: d.regions)
+                let label = set.tasks[i].widths.map { "\(set.tasks[i].name)@\($0[w])" } ?? set.tasks[i].name
                 log(String(format: "  %@: pWCET(%.0e per job) %.2f ms from %d blocks (Gumbel μ %.2f ms, β %.3f ms), observed max %.2f ms%@",
-                           set.tasks[i].name, exceedance, fit.boundNs / 1e6, fit.blocks, fit.location / 1e6, fit.scale / 1e6,
+                           label, exceedance, fit.boundNs / 1e6, fit.blocks, fit.location / 1e6, fit.scale / 1e6,
                            fit.observedMaxNs / 1e6, fit.iidPassed ? "" : "; i.i.d. checks FAILED: the probability is not supported by the samples"))
+                return TaskDemand(wcet: Int64((fit.boundNs * margin).rounded(.up)), npr: d.npr, regions: d.regions)
             }
-            return d
         }
     }
 }
@@ -73,10 +74,11 @@ func loadTaskSet(_ path: String?) throws -> TaskSet {
     try path.map { try TaskSet.load(path: $0) } ?? TaskSet.load(yaml: TaskSet.demoYAML)
 }
 
-/// Each task's demand for the analysis or the simulator: the declared `wcet` where every
-/// task gives one, otherwise measured here (which needs every task's model).
-func taskDemands(_ set: TaskSet, timing: TimingOptions, log: (String) -> Void) throws -> (demands: [TaskDemand], prepared: [PreparedTask]?) {
-    let declared = set.tasks.compactMap { TaskDemand(declared: $0) }
+/// Each task's demand at each of its widths (narrowest first) for the analysis or the
+/// simulator: the declared `wcet` where every task gives one, otherwise measured here (which
+/// needs every task's model).
+func taskDemands(_ set: TaskSet, timing: TimingOptions, log: (String) -> Void) throws -> (demands: [[TaskDemand]], prepared: [PreparedTask]?) {
+    let declared = set.tasks.compactMap { TaskDemand.declaredPerWidth($0) }
     if declared.count == set.tasks.count { return (declared, nil) }
     if let i = set.tasks.firstIndex(where: { $0.model == nil }) {
         throw TaskSetError(path: "tasks[\(i)].model", message: "a synthetic task (wcet only) cannot be mixed with measured tasks; give every task a wcet, or every task a model")
