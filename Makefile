@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-realtime pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-realtime bench-overload pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -64,6 +64,11 @@ DURATION ?= 10
 REPEAT ?= 3
 bench-realtime: build pydeps weights
 	$(PYTHON) bench/realtime_bench.py --duration $(DURATION) --repeat $(REPEAT)
+
+# The overload example beside a CPU hog (SCHED_FIFO, a duty cycle on core 0), with and without
+# run-time width selection; writes bench/OVERLOAD.md.
+bench-overload: build pydeps weights
+	$(PYTHON) bench/overload_bench.py
 
 # Coverage-guided fuzzing (libFuzzer) of each loader for FUZZ_SECONDS apiece, one at a time.
 # The fuzz package (fuzz/) is built apart from the main one, instrumented with
