@@ -14,10 +14,61 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
     public var jobs: Int
     /// The largest execution time over the task's profiled median among the episode's jobs.
     public var worstInflation: Double
+    /// The interference probe's largest kernel time over its calibrated median on the
+    /// episode's cores within the episode (nil without probe samples there): well above 1
+    /// means the platform itself slowed down, not just the models.
+    public var probeInflation: Double?
 
     enum CodingKeys: String, CodingKey {
         case cores, tasks, jobs
-        case startMs = "start_ms", endMs = "end_ms", worstInflation = "worst_inflation"
+        case startMs = "start_ms", endMs = "end_ms", worstInflation = "worst_inflation", probeInflation = "probe_inflation"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(startMs, forKey: .startMs)
+        try c.encode(endMs, forKey: .endMs)
+        try c.encode(cores, forKey: .cores)
+        try c.encode(tasks, forKey: .tasks)
+        try c.encode(jobs, forKey: .jobs)
+        try c.encode(worstInflation, forKey: .worstInflation)
+        try c.encode(probeInflation, forKey: .probeInflation)
+    }
+}
+
+/// What the interference probe saw over a run (``InterferenceProbe``).
+public struct ProbeSummary: Codable, Sendable, Equatable {
+    /// The fixed kernel's calibrated median, µs, and how often each core ran it, ms.
+    public var kernelUs: Double
+    public var periodMs: Double
+    /// Share of each core the probe used.
+    public var cost: Double
+    public var samples: Int
+    /// Kernel time over its median: 99th percentile and maximum over the run.
+    public var p99Inflation: Double
+    public var maxInflation: Double
+    /// Wake-up lateness of the probe threads, ms: 99th percentile and maximum.
+    public var p99LatenessMs: Double
+    public var maxLatenessMs: Double
+
+    enum CodingKeys: String, CodingKey {
+        case cost, samples
+        case kernelUs = "kernel_us", periodMs = "period_ms", p99Inflation = "p99_inflation", maxInflation = "max_inflation"
+        case p99LatenessMs = "p99_lateness_ms", maxLatenessMs = "max_lateness_ms"
+    }
+
+    public init?(_ result: RunResult) {
+        guard !result.probe.isEmpty, result.probeBaseline > 0 else { return nil }
+        let ratios = result.probe.map { Double($0.duration) / Double(result.probeBaseline) }.sorted()
+        kernelUs = Double(result.probeBaseline) / 1e3
+        periodMs = Double(InterferenceProbe.period) / 1e6
+        cost = Double(result.probeBaseline) / Double(InterferenceProbe.period)
+        samples = ratios.count
+        p99Inflation = ratios[min(ratios.count - 1, Int(Double(ratios.count) * 0.99))]
+        maxInflation = ratios.last ?? 1
+        let late = result.probe.map { Double($0.lateness) / 1e6 }.sorted()
+        p99LatenessMs = late[min(late.count - 1, Int(Double(late.count) * 0.99))]
+        maxLatenessMs = late.last ?? 0
     }
 }
 
@@ -28,10 +79,14 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
 /// ran slower than the task was ever seen to run alone or beside its co-runners. Slow jobs
 /// whose spans overlap, or lie within `gap` of each other, form a cluster; a cluster with
 /// slow jobs of at least two tasks is an episode (one slow task alone is the model's own
-/// variance as far as the trace can tell). A missed deadline is *explained* when the job's
-/// window [release, release + deadline] overlaps an episode.
+/// variance, unless the interference probe saw its core slow down by ``probeThreshold`` or
+/// more, or woke ``latenessThreshold`` late, at the same time: a platform slowdown too). A missed deadline is
+/// *explained* when the job's window [release, release + deadline] overlaps an episode.
 public enum InterferenceDetector {
     public static let defaultGap: Int64 = 20_000_000
+    public static let probeThreshold = 1.5
+    /// A probe wake-up this late (ns) also marks its core as taken by something outside the set.
+    public static let latenessThreshold: Int64 = 1_000_000
 
     public struct Report: Sendable, Equatable {
         public var episodes: [InterferenceEpisode]
@@ -67,13 +122,17 @@ public enum InterferenceDetector {
                 k += 1
             }
             let tasks = Set(cluster.map(\.task))
-            guard tasks.count >= 2 else { continue }
             let start = cluster[0].start
+            let cores = Set(tasks.flatMap { set.cores(of: $0) })
+            let inside = result.probe.filter { $0.time >= start && $0.time <= end && cores.contains($0.core) }
+            let probe = result.probeBaseline > 0 ? inside.map { Double($0.duration) / Double(result.probeBaseline) }.max() : nil
+            let platform = (probe ?? 0) >= probeThreshold || inside.contains { $0.lateness >= latenessThreshold }
+            guard tasks.count >= 2 || platform else { continue }
             windows.append((start, end))
             episodes.append(InterferenceEpisode(
                 startMs: Double(start) / 1e6, endMs: Double(end) / 1e6,
-                cores: Set(tasks.flatMap { set.cores(of: $0) }).sorted(), tasks: tasks.sorted().map { set.tasks[$0].name },
-                jobs: cluster.count, worstInflation: cluster.map(\.inflation).max() ?? 1))
+                cores: cores.sorted(), tasks: tasks.sorted().map { set.tasks[$0].name },
+                jobs: cluster.count, worstInflation: cluster.map(\.inflation).max() ?? 1, probeInflation: probe))
         }
         var misses = 0, explained = 0
         for (i, records) in result.records.enumerated() {

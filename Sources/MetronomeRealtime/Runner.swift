@@ -412,6 +412,10 @@ public struct RunResult: Sendable {
     /// Per task: whether its span storage filled during the run, so that its later spans are
     /// missing (records are complete regardless).
     public var spansTruncated: [Bool]
+    /// The interference probe's timings (see ``InterferenceProbe``), and its kernel's
+    /// calibrated median; empty and 0 for a simulated run.
+    public var probe: [ProbeSample] = []
+    public var probeBaseline: Int64 = 0
 
     public init(taskSet: TaskSet, records: [[JobRecord]], elapsed: Int64, realtimePriority: Bool, timing: [TimingProfile],
                 spans: [[ExecutionSpan]]? = nil, spansTruncated: [Bool]? = nil) {
@@ -485,6 +489,8 @@ final class RunSession: @unchecked Sendable {
             }
             threads.append(t)
         }
+        let expected = set.duration ?? (set.tasks.map { $0.period * Int64(set.jobs ?? 1) }.max() ?? 0)
+        let probe = InterferenceProbe(cores: set.cores, expectedDuration: expected + 1_000_000_000)
         if set.release == .synchronous {
             // The barrier: once every worker is waiting, release them all at one common time.
             monitor.lock()
@@ -493,15 +499,20 @@ final class RunSession: @unchecked Sendable {
             startSignal.broadcast()
             monitor.unlock()
         }
+        probe.start(origin: monitor.withLock { start } ?? launch)
         threads.forEach(RealtimeThread.join)
+        let probeSamples = probe.stop()
         if let f = failures.first { throw MetronomeError.backend("a task failed during the run: \(f)") }
         let elapsed = records.joined().compactMap(\.end).max() ?? 0
         if fifoRefused && set.policy != .unmanaged {
             log("note: SCHED_FIFO was not permitted; workers ran at normal priority (run as root or grant CAP_SYS_NICE)")
         }
-        return RunResult(taskSet: set, records: records, elapsed: elapsed,
-                         realtimePriority: !fifoRefused && set.policy != .unmanaged, timing: tasks.map(\.timing),
-                         spans: spanRecorders.map { $0.spans() }, spansTruncated: spanRecorders.map(\.truncated))
+        var result = RunResult(taskSet: set, records: records, elapsed: elapsed,
+                               realtimePriority: !fifoRefused && set.policy != .unmanaged, timing: tasks.map(\.timing),
+                               spans: spanRecorders.map { $0.spans() }, spansTruncated: spanRecorders.map(\.truncated))
+        result.probe = probeSamples
+        result.probeBaseline = probe.baseline
+        return result
     }
 
     /// The scheduling key of a job for the set's policy (smaller runs first).

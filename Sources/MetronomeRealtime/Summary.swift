@@ -97,9 +97,11 @@ public struct RunSummary: Codable, Sendable, Equatable {
     /// ``InterferenceDetector``), and how many misses fall inside them.
     public var interference: [InterferenceEpisode]
     public var missesExplainedByInterference: Int
+    /// The interference probe over the run (nil for simulations).
+    public var probe: ProbeSummary?
 
     enum CodingKeys: String, CodingKey {
-        case name, policy, preemption, tasks, interference
+        case name, policy, preemption, tasks, interference, probe
         case lockK = "lock_k", elapsedS = "elapsed_s", realtimePriority = "realtime_priority"
         case analysisMethod = "analysis_method", missesExplainedByInterference = "misses_explained_by_interference"
     }
@@ -117,6 +119,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
         tasks = try c.decode([TaskSummary].self, forKey: .tasks)
         interference = try c.decodeIfPresent([InterferenceEpisode].self, forKey: .interference) ?? []
         missesExplainedByInterference = try c.decodeIfPresent(Int.self, forKey: .missesExplainedByInterference) ?? 0
+        probe = try c.decodeIfPresent(ProbeSummary.self, forKey: .probe)
     }
 
     public init(_ result: RunResult, analysis: AnalysisResult?) {
@@ -135,6 +138,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
         let detected = InterferenceDetector.detect(result)
         interference = detected.episodes
         missesExplainedByInterference = detected.explainedMisses
+        probe = ProbeSummary(result)
     }
 
     static func summarize(_ task: TaskSet.Task, _ records: [JobRecord], elapsed: Int64, timing: TimingProfile,
@@ -230,6 +234,10 @@ public struct RunSummary: Codable, Sendable, Equatable {
         case nil: lines.append("the analysis called no task schedulable")
         }
         let misses = tasks.reduce(0) { $0 + $1.misses }
+        if let p = probe {
+            lines.append(String(format: "probe: a %.0f µs kernel every %.0f ms on each core (%.2f%% of a core); kernel time over its median p99 ×%.2f, max ×%.2f; wake-up lateness p99 %.2f ms, max %.2f ms",
+                                p.kernelUs, p.periodMs, p.cost * 100, p.p99Inflation, p.maxInflation, p.p99LatenessMs, p.maxLatenessMs))
+        }
         if !interference.isEmpty {
             lines.append("interference: \(interference.count) episode(s) in which several tasks ran slower than ever profiled"
                          + (misses > 0 ? "; \(missesExplainedByInterference) of \(misses) misses fall inside one" : ""))
@@ -237,7 +245,8 @@ public struct RunSummary: Codable, Sendable, Equatable {
                 let span = String(format: "%.1f–%.1f ms", e.startMs, e.endMs)
                 lines.append("  \(span), cores \(e.cores.map(String.init).joined(separator: ",")), tasks "
                              + "\(e.tasks.joined(separator: ", ")): \(e.jobs) slow jobs, up to ×"
-                             + String(format: "%.2f", e.worstInflation) + " the profiled median")
+                             + String(format: "%.2f", e.worstInflation) + " the profiled median"
+                             + (e.probeInflation.map { String(format: "; probe ×%.2f", $0) } ?? ""))
             }
             if interference.count > 10 { lines.append("  … \(interference.count - 10) more in summary.json") }
         }

@@ -257,3 +257,36 @@ final class InterferenceDetectionTests: XCTestCase {
         XCTAssertEqual(InterferenceDetector.detect(clean).episodes, [])
     }
 }
+
+/// The interference probe sees a core taken by something above the task set: a thread at
+/// SCHED_FIFO 70 that computes 15 ms of every 40 ms on the set's core during a short run.
+final class InterferenceProbeTests: XCTestCase {
+    func testProbeSeesAHigherPriorityHog() throws {
+        let core = Affinity.availableCores()[0]
+        let set = TaskSet(name: "probe", duration: 1_000_000_000, policy: .fixedPriority, cores: [core], tasks: [
+            .init(name: "s", model: "small", period: 10_000_000),
+        ])
+        let prepared = try RealtimeRunner.prepare(set, loader: RunnerTests.loader, timingRuns: 2)
+        final class Flag: @unchecked Sendable { var stop = false }
+        let flag = Flag()
+        let hog = Thread {
+            Affinity.pinCurrentThread(to: [core])
+            var param = sched_param(sched_priority: 70)
+            guard pthread_setschedparam(pthread_self(), SCHED_FIFO, &param) == 0 else { return }
+            while !flag.stop {
+                let t0 = MonotonicClock.now()
+                while MonotonicClock.now() - t0 < 15_000_000 {}
+                usleep(25_000)
+            }
+        }
+        hog.start()
+        let result = try RealtimeRunner.run(set, prepared: prepared)
+        flag.stop = true
+        let summary = RunSummary(result, analysis: nil)
+        let probe = try XCTUnwrap(summary.probe)
+        XCTAssertGreaterThan(probe.samples, 15, "about one sample every 50 ms")
+        XCTAssertLessThan(probe.cost, 0.005)
+        try XCTSkipUnless(result.realtimePriority, "SCHED_FIFO is not permitted here, so the hog cannot be placed above the set")
+        XCTAssertGreaterThan(probe.maxLatenessMs, 1, "woken late while the hog held the core: \(probe)")
+    }
+}
