@@ -159,4 +159,20 @@ final class RealtimeCLITests: XCTestCase {
         let summary = try JSONSerialization.jsonObject(with: Data(lenient.stdout.utf8)) as? [String: Any]
         XCTAssertEqual((summary?["tasks"] as? [[String: Any]])?.first?["name"] as? String, "fast", "--json prints summary.json")
     }
+
+    /// A width the slimmable model does not have is an error naming the key.
+    func testWidthsTheModelDoesNotHave() throws {
+        let (dir, path) = try write("""
+            name: w
+            duration: 1s
+            cores: [0]
+            tasks:
+              - {name: a, model: s-mobilenet_v2, widths: [0.6, 1.0], period: 50ms}
+            """)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try Harness.run(try Harness.metronome(), ["analyze", path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertFalse(r.signaled)
+        XCTAssertTrue(r.stderr.contains("tasks[0].widths") && r.stderr.contains("0.35"), r.stderr)
+    }
 }
