@@ -38,7 +38,7 @@ final class RunnerTests: XCTestCase {
     /// within it, on its allowed cores, cover every layer once, end in as many preemptions as
     /// the record counts, and add up to its execution time (up to the few microseconds between
     /// the clock reads that close a span and those that measure suspension).
-    func assertSpansMatchRecords(_ result: RunResult, _ prepared: [PreparedTask], file: StaticString = #filePath, line: UInt = #line) {
+    static func assertSpansMatchRecords(_ result: RunResult, _ prepared: [PreparedTask], file: StaticString = #filePath, line: UInt = #line) {
         let set = result.taskSet
         XCTAssertEqual(result.spansTruncated, set.tasks.map { _ in false }, file: file, line: line)
         for (i, records) in result.records.enumerated() {
@@ -166,7 +166,7 @@ final class RunnerTests: XCTestCase {
                                   .init(name: "low", model: "long", period: 200_000_000, priority: 1, offset: 1_000_000),
                               ])
             let (result, _, prepared) = try run(set)
-            assertSpansMatchRecords(result, prepared)
+            Self.assertSpansMatchRecords(result, prepared)
             responses[preemption] = result.records[0].compactMap(\.response).max()
             lowPreemptions[preemption] = result.records[1].reduce(0) { $0 + $1.preemptions }
             isolatedHigh = Int64(prepared[0].timing.maxJob)
@@ -190,7 +190,7 @@ final class RunnerTests: XCTestCase {
                               .init(name: "c", model: "small", period: 5_000_000),
                           ])
         let (result, _, prepared) = try run(set)
-        assertSpansMatchRecords(result, prepared)
+        Self.assertSpansMatchRecords(result, prepared)
         let spans = result.records.joined().compactMap { r -> (Int64, Int64)? in
             guard let a = r.lockAcquired, let b = r.lockReleased else { return nil }
             return (a, b)
