@@ -41,6 +41,9 @@ final class RunnerTests: XCTestCase {
     static func assertSpansMatchRecords(_ result: RunResult, _ prepared: [PreparedTask], file: StaticString = #filePath, line: UInt = #line) {
         let set = result.taskSet
         XCTAssertEqual(result.spansTruncated, set.tasks.map { _ in false }, file: file, line: line)
+        // And the Chrome trace of the run draws: its slices nest on every track.
+        let trace = (try? JSONSerialization.jsonObject(with: ChromeTrace.render(result))) as? [String: Any]
+        XCTAssertEqual(TraceTests.improperlyNested(trace?["traceEvents"] as? [[String: Any]] ?? []), [], file: file, line: line)
         for (i, records) in result.records.enumerated() {
             let allowed = Set(set.cores(of: i))
             var byJob: [Int: [ExecutionSpan]] = [:]
@@ -215,6 +218,12 @@ final class RunnerTests: XCTestCase {
             holders += d
             XCTAssertLessThanOrEqual(holders, 2)
         }
+        // Two holders compute at once on the same two cores (unmanaged: every span is drawn on
+        // both), so the trace needs overlap tracks to keep its slices nested.
+        let trace = try JSONSerialization.jsonObject(with: ChromeTrace.render(result)) as? [String: Any]
+        let traceEvents = trace?["traceEvents"] as? [[String: Any]] ?? []
+        XCTAssertEqual(TraceTests.improperlyNested(traceEvents), [])
+        XCTAssertTrue(traceEvents.contains { (($0["args"] as? [String: Any])?["name"] as? String)?.contains("(overlap 1)") == true })
     }
 
     func testOutputsWrittenAndNotOverwritten() throws {

@@ -94,6 +94,28 @@ final class TraceTests: XCTestCase {
             }
         }
         XCTAssertTrue(used.isSubset(of: named), "unnamed tracks: \(used.subtracting(named))", file: file, line: line)
+        XCTAssertEqual(Self.improperlyNested(events), [], "complete events nest on every track", file: file, line: line)
+    }
+
+    /// Complete events that overlap another event of their track without nesting in it, which
+    /// Chrome's viewers cannot draw (Perfetto reports them as import errors).
+    static func improperlyNested(_ events: [[String: Any]]) -> [String] {
+        var tracks: [String: [(Double, Double, String)]] = [:]
+        for e in events where e["ph"] as? String == "X" {
+            let ts = e["ts"] as? Double ?? 0, dur = e["dur"] as? Double ?? 0
+            tracks["\(e["pid"] ?? "")/\(e["tid"] ?? "")", default: []].append((ts, ts + dur, e["name"] as? String ?? ""))
+        }
+        var bad: [String] = []
+        let eps = 1e-3  // 1 ns, in µs
+        for (track, slices) in tracks {
+            var stack: [(Double, Double, String)] = []
+            for s in slices.sorted(by: { ($0.0, -$0.1) < ($1.0, -$1.1) }) {
+                while let top = stack.last, top.1 <= s.0 + eps { stack.removeLast() }
+                if let top = stack.last, s.1 > top.1 + eps { bad.append("\(track): \(s) overlaps \(top)") }
+                stack.append(s)
+            }
+        }
+        return bad
     }
 
     func complete(_ events: [[String: Any]], pid: Int, tid: Int, category: String) -> [String] {
