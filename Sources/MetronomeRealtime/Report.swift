@@ -187,7 +187,7 @@ public enum HTMLReport {
         plot += "</svg>"
         svg += plot + "<g id=\"tl-axis\">"
         for k in 0...6 {
-            svg += "<text x=\"\(left + plotW * Double(k) / 6)\" y=\"\(plotH + 14)\" text-anchor=\"middle\">\(String(format: initialMs < 60 ? "%.1f" : "%.0f", initialMs * Double(k) / 6)) ms</text>"
+            svg += "<text x=\"\(left + plotW * Double(k) / 6)\" y=\"\(plotH + 14)\" text-anchor=\"\(k == 6 ? "end" : "middle")\">\(String(format: initialMs < 60 ? "%.1f" : "%.0f", initialMs * Double(k) / 6)) ms</text>"
         }
         svg += "</g></svg>"
         return out + svg + "\n<script>\n" + zoomScript + "\n</script>"
@@ -205,7 +205,7 @@ public enum HTMLReport {
             plot.setAttribute('viewBox', x0 + ' 0 ' + w + ' ' + H);
             let s = '';
             for (let k = 0; k <= 6; k++) {
-              s += '<text x="' + (L + W * k / 6) + '" y="' + (H + 14) + '" text-anchor="middle">' + (x0 + w * k / 6).toFixed(w < 6 ? 2 : w < 60 ? 1 : 0) + ' ms</text>';
+              s += '<text x="' + (L + W * k / 6) + '" y="' + (H + 14) + '" text-anchor="' + (k === 6 ? 'end' : 'middle') + '">' + (x0 + w * k / 6).toFixed(w < 6 ? 2 : w < 60 ? 1 : 0) + ' ms</text>';
             }
             axis.innerHTML = s;
           }
