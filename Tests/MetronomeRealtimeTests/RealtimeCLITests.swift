@@ -86,6 +86,10 @@ final class RealtimeCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("b/trace.csv").path), "refused before simulating")
         let forced = try Harness.run(bin, ["simulate", yaml, "--out", dir.appendingPathComponent("b").path, "--trace-json", trace, "--force"])
         XCTAssertEqual(forced.status, 0, forced.stderr)
+        // `run` refuses it too, before preparing anything (this set could not even run).
+        let run = try Harness.run(bin, ["run", yaml, "--out", dir.appendingPathComponent("c").path, "--trace-json", trace])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("t.json already exists") && run.stderr.contains("--force"), run.stderr)
     }
 
     func testDurationFlagsTakeUnits() throws {
