@@ -7,7 +7,8 @@ import Foundation
 /// (`ph: X`) for every stretch a job computed there: which job ran on which core when. "tasks"
 /// has one thread per task: a slice per job from its release to its end (args: job index,
 /// response, deadline met, preemptions, lock wait), nested inside it the job's execution spans
-/// ("run", with the cores and the layers completed) and lock waits ("lock wait"), and instant
+/// ("run", with the cores and the layers completed; nested in it a slice per layer, "layer k",
+/// where the run recorded layer times) and lock waits ("lock wait"), and instant
 /// events (`ph: i`) for preemptions, lock hand-overs, skipped releases and deadline misses.
 /// Timestamps are microseconds from the run's common start (fractional: the records are in ns).
 ///
@@ -154,6 +155,12 @@ public struct ChromeTrace: Codable, Sendable, Equatable {
                                                "layers": .int(span.layers), "ending": .string(span.ending.rawValue)]
                     events.append(Event(name: "run", cat: "execution", ph: "X", ts: us(span.start), dur: us(span.duration),
                                         pid: Self.taskPid, tid: tid, args: args))
+                    var from = span.start
+                    for (k, end) in span.layerEnds.enumerated() {
+                        events.append(Event(name: "layer \(span.firstLayer + k)", cat: "layer", ph: "X", ts: us(from),
+                                            dur: us(end - from), pid: Self.taskPid, tid: tid, args: ["job": .int(span.job)]))
+                        from = end
+                    }
                     for c in span.cores {
                         events.append(Event(name: task.name, cat: "execution", ph: "X", ts: us(span.start), dur: us(span.duration),
                                             pid: Self.corePid, tid: tracks[c] ?? c + 1, args: args.merging(["task": .string(task.name)]) { a, _ in a }))

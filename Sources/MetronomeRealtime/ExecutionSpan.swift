@@ -36,10 +36,14 @@ public struct ExecutionSpan: Sendable, Equatable {
     public var firstLayer: Int
     /// Layers completed in this span (0 for a lock wait).
     public var layers: Int
+    /// When each of those layers ended: layer `firstLayer + k` ran from the previous entry (or
+    /// `start`) to `layerEnds[k]`. Either `layers` entries or, where the runner's layer storage
+    /// filled (``RunResult/spansTruncated``), none.
+    public var layerEnds: [Int64]
     public var ending: Ending
 
     public init(task: Int, job: Int, kind: Kind, start: Int64, end: Int64, cores: [Int], firstLayer: Int = 0,
-                layers: Int = 0, ending: Ending = .completed) {
+                layers: Int = 0, layerEnds: [Int64] = [], ending: Ending = .completed) {
         self.task = task
         self.job = job
         self.kind = kind
@@ -48,6 +52,7 @@ public struct ExecutionSpan: Sendable, Equatable {
         self.cores = cores
         self.firstLayer = firstLayer
         self.layers = layers
+        self.layerEnds = layerEnds
         self.ending = ending
     }
 

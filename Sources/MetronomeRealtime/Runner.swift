@@ -419,7 +419,9 @@ final class RunSession: @unchecked Sendable {
                 expectedJobs: expected, regions: tasks[i].plan.kernelCount,
                 preemptive: managed && set.preemption == .layer && set.policy != .fifo,
                 lock: set.lockK != nil, perLayerLock: set.lockK != nil && set.preemption == .layer)
-            return SpanRecorder(task: i, capacity: capacity, coresPerSpan: managed ? t.threads : set.cores(of: i).count)
+            let (layers, overflow) = max(expected, 1).multipliedReportingOverflow(by: tasks[i].plan.kernelCount)
+            return SpanRecorder(task: i, capacity: capacity, coresPerSpan: managed ? t.threads : set.cores(of: i).count,
+                                layerCapacity: overflow ? SpanRecorder.maximumLayerCapacity : layers)
         }
         startSignal = monitor.condition()
     }
@@ -553,10 +555,11 @@ final class RunSession: @unchecked Sendable {
         // Spans go into the recorder's preallocated storage (times relative to the origin).
         let recorder = spanRecorders[i]
         let boundary: (Int) throws -> Void = { [self] layer in
+            let layerEnd = Self.relative(MonotonicClock.now(), origin)
+            recorder.layerEnd(at: layerEnd)
             if let dispatcher, dispatcher.preemptive, dispatcher.shouldYield(task: i) {
                 // Preempted: the lock goes too, and both are taken again before going on.
-                recorder.close(job: state.job, at: Self.relative(MonotonicClock.now(), origin), layer: layer,
-                               cores: state.cores, ending: .preempted)
+                recorder.close(job: state.job, at: layerEnd, layer: layer, cores: state.cores, ending: .preempted)
                 if perLayerLock, let lock { lock.release() }
                 let t = MonotonicClock.now()
                 let granted = dispatcher.yield(task: i)
@@ -626,7 +629,11 @@ final class RunSession: @unchecked Sendable {
                 }
                 let start = MonotonicClock.now()
                 recorder.open(at: Self.relative(start, origin), firstLayer: 0)
-                let ok = try task.runAndCheck(n % task.inputPointers.count, boundary: boundary)
+                // As runAndCheck, split to stamp the end of the last layer before the output check.
+                let input = n % task.inputPointers.count
+                try task.executor.run(inputs: task.inputPointers[input], outputs: task.outputPointers, boundary: boundary)
+                recorder.layerEnd(at: Self.relative(MonotonicClock.now(), origin))
+                let ok = task.outputsMatch(input)
                 // Stamped while still held, so recorded spans lie inside the true holding spans.
                 if let lock { lockReleased = MonotonicClock.now(); lock.release() }
                 let end = MonotonicClock.now()

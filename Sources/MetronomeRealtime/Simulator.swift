@@ -92,6 +92,7 @@ struct SimulationState {
         /// Start and first region of the execution span in progress (set while running).
         var spanStart: Int64 = 0
         var spanFirstRegion = 0
+        var spanLayerEnds: [Int64] = []
     }
 
     let set: TaskSet
@@ -150,7 +151,8 @@ struct SimulationState {
     /// Ends the execution span of task i's running job at `now`, after `job.segment` regions.
     mutating func closeSpan(_ i: Int, _ job: Job, _ ending: ExecutionSpan.Ending) {
         spans[i].append(ExecutionSpan(task: i, job: job.n, kind: .execution, start: job.spanStart, end: now, cores: cores(i),
-                                      firstLayer: job.spanFirstRegion, layers: job.segment - job.spanFirstRegion, ending: ending))
+                                      firstLayer: job.spanFirstRegion, layers: job.segment - job.spanFirstRegion,
+                                      layerEnds: job.spanLayerEnds, ending: ending))
     }
 
     func releaseTime(_ i: Int, _ n: Int) -> Int64 { set.tasks[i].offset + Int64(n) * set.tasks[i].period }
@@ -230,6 +232,7 @@ struct SimulationState {
     mutating func boundary(_ i: Int) {
         guard var job = current[i] else { return }
         job.segment += 1
+        job.spanLayerEnds.append(now)
         if job.segment == job.segments.count {
             closeSpan(i, job, .completed)
             if job.holdsLock {
@@ -341,6 +344,7 @@ struct SimulationState {
         job.segmentEnd = now + job.segments[job.segment]
         job.spanStart = now
         job.spanFirstRegion = job.segment
+        job.spanLayerEnds.removeAll(keepingCapacity: true)
         current[i] = job
     }
 }

@@ -61,6 +61,13 @@ final class RunnerTests: XCTestCase {
                     XCTAssertTrue(Set(s.cores).isSubset(of: allowed) && !s.cores.isEmpty, "\(s.cores)", file: file, line: line)
                 }
                 for (a, b) in zip(runs, runs.dropFirst()) { XCTAssertLessThanOrEqual(a.end, b.start, file: file, line: line) }
+                for s in runs {
+                    // Every layer's end, in order, within its span; a preempted span ends with its last layer.
+                    XCTAssertEqual(s.layerEnds.count, s.layers, file: file, line: line)
+                    XCTAssertEqual(s.layerEnds, s.layerEnds.sorted(), file: file, line: line)
+                    XCTAssertTrue(s.layerEnds.allSatisfy { $0 > s.start && $0 <= s.end }, "\(s)", file: file, line: line)
+                    if s.ending == .preempted { XCTAssertEqual(s.layerEnds.last, s.end, file: file, line: line) }
+                }
                 let total = runs.map(\.duration).reduce(0, +)
                 XCTAssertLessThanOrEqual(abs(total - r.execution), 100_000 * Int64(runs.count),
                                          "spans \(total) ns vs execution \(r.execution) ns", file: file, line: line)

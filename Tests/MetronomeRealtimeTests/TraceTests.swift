@@ -43,6 +43,7 @@ final class TraceTests: XCTestCase {
         XCTAssertEqual(sim.spans[1].map(shape), ["0 execution 0.0-4.0 cores [0] layers 0+2 preempted",
                                                  "0 execution 5.0-9.0 cores [0] layers 2+2 completed"])
         XCTAssertEqual(sim.spansTruncated, [false, false])
+        XCTAssertEqual(sim.spans[1].map(\.layerEnds), [[2 * ms, 4 * ms], [7 * ms, 9 * ms]], "lo's layers end every 2 ms of running")
     }
 
     func testSimulatedSpansWithLockHandover() throws {
@@ -140,6 +141,8 @@ final class TraceTests: XCTestCase {
         // Job slices from release to end.
         XCTAssertEqual(complete(p, pid: task, tid: 1, category: "job"), ["hi #0 3000.0+2000.0"])
         XCTAssertEqual(complete(p, pid: task, tid: 2, category: "job"), ["lo #0 0.0+9000.0"])
+        XCTAssertEqual(complete(p, pid: task, tid: 2, category: "layer"),
+                       ["layer 0 0.0+2000.0", "layer 1 2000.0+2000.0", "layer 2 5000.0+2000.0", "layer 3 7000.0+2000.0"])
 
         let l = try events(try simulate(lockSet, duration: 20 * ms))
         assertSchema(l)
