@@ -323,9 +323,13 @@ public enum RealtimeRunner {
 
     /// Runs the task set on prepared tasks and returns every job's record; `observer`, if
     /// given, is called around every job (see ``JobObserver``).
-    public static func run(_ set: TaskSet, prepared: [PreparedTask], observer: JobObserver? = nil,
+    ///
+    /// `spanLimit` caps the execution spans and lock waits recorded per task (and the layer
+    /// times at that many × the task's layers), to bound memory on long runs; by default the
+    /// storage is sized from the expected number of jobs (see ``RunResult/spans``).
+    public static func run(_ set: TaskSet, prepared: [PreparedTask], observer: JobObserver? = nil, spanLimit: Int? = nil,
                            log: (String) -> Void = { _ in }) throws -> RunResult {
-        let session = RunSession(set: set, tasks: prepared, observer: observer)
+        let session = RunSession(set: set, tasks: prepared, observer: observer, spanLimit: spanLimit)
         return try session.run(log: log)
     }
 }
@@ -360,8 +364,8 @@ public struct RunResult: Sendable {
     /// Per task, in time order: each job's execution spans (where it computed, split at
     /// preemptions and lock hand-overs) and lock waits. Empty for a result built without them.
     public var spans: [[ExecutionSpan]]
-    /// Per task: whether its span storage filled during the run, so that its later spans are
-    /// missing (records are complete regardless).
+    /// Per task: whether its span storage (spans or layer times) filled during the run, so that
+    /// its later spans or their layer times are missing (records are complete regardless).
     public var spansTruncated: [Bool]
 
     public init(taskSet: TaskSet, records: [[JobRecord]], elapsed: Int64, realtimePriority: Bool, timing: [TimingProfile],
@@ -394,7 +398,7 @@ final class RunSession: @unchecked Sendable {
     private var failures: [String] = []
     private var fifoRefused = false
 
-    init(set: TaskSet, tasks: [PreparedTask], observer: JobObserver? = nil) {
+    init(set: TaskSet, tasks: [PreparedTask], observer: JobObserver? = nil, spanLimit: Int? = nil) {
         self.set = set
         self.tasks = tasks
         self.observer = observer
@@ -420,8 +424,11 @@ final class RunSession: @unchecked Sendable {
                 preemptive: managed && set.preemption == .layer && set.policy != .fifo,
                 lock: set.lockK != nil, perLayerLock: set.lockK != nil && set.preemption == .layer)
             let (layers, overflow) = max(expected, 1).multipliedReportingOverflow(by: tasks[i].plan.kernelCount)
-            return SpanRecorder(task: i, capacity: capacity, coresPerSpan: managed ? t.threads : set.cores(of: i).count,
-                                layerCapacity: overflow ? SpanRecorder.maximumLayerCapacity : layers)
+            let spans = min(capacity, spanLimit ?? capacity)
+            let layerCapacity = min(overflow ? SpanRecorder.maximumLayerCapacity : layers,
+                                    spanLimit.map { $0.multipliedReportingOverflow(by: tasks[i].plan.kernelCount).partialValue } ?? .max)
+            return SpanRecorder(task: i, capacity: spans, coresPerSpan: managed ? t.threads : set.cores(of: i).count,
+                                layerCapacity: layerCapacity)
         }
         startSignal = monitor.condition()
     }

@@ -257,6 +257,26 @@ final class RunnerTests: XCTestCase {
         XCTAssertNoThrow(try RunOutput.write(result, summary: summary, to: dir, overwrite: true))
     }
 
+    /// Span storage that fills stops recording (it never grows on the job path) and says so:
+    /// the records stay complete, the trace's otherData and the report name the task.
+    func testFullSpanStorageIsFlaggedNotGrown() throws {
+        let core = Affinity.availableCores()[0]
+        let set = TaskSet(name: "full", jobs: 10, cores: [core], tasks: [.init(name: "s", model: "small", period: 2_000_000)])
+        let prepared = try RealtimeRunner.prepare(set, loader: Self.loader, timingRuns: 1)
+        let result = try RealtimeRunner.run(set, prepared: prepared, spanLimit: 4)
+        XCTAssertEqual(result.records[0].count, 10, "records are complete")
+        XCTAssertEqual(result.spans[0].count, 4, "the first four spans, then nothing")
+        XCTAssertEqual(result.spans[0].map(\.job), [0, 1, 2, 3])
+        XCTAssertEqual(result.spansTruncated, [true])
+        let trace = try JSONSerialization.jsonObject(with: ChromeTrace.render(result)) as? [String: Any]
+        XCTAssertEqual((trace?["otherData"] as? [String: Any])?["spans_truncated"] as? String, "s")
+        let html = HTMLReport.render(result, summary: RunSummary(result, analysis: nil))
+        XCTAssertTrue(html.contains("Span storage filled during the run for s"))
+        let complete = try RealtimeRunner.run(set, prepared: prepared)
+        XCTAssertEqual(complete.spansTruncated, [false])
+        XCTAssertEqual(complete.spans[0].count, 10, "one span per job without preemption or lock")
+    }
+
     /// `output_ok` compares with the reference interpreter (plain Swift kernels on the
     /// unoptimised lowered program), not with the engine's own first run.
     func testJobsAreCheckedAgainstTheReferenceInterpreter() throws {
