@@ -3,7 +3,9 @@
 /// where and when it actually ran in between — split wherever it yielded its cores at a layer
 /// boundary or handed the lock over — so that per-core timelines (`report.html`,
 /// `--trace-json`) show which job occupied which core when. Times are nanoseconds from the
-/// common start of the run, like the records'.
+/// common start of the run, like the records'. A job's first execution span starts at its
+/// record's `start`; its last ends at the record's `end`, or in a set with a lock at
+/// `lockReleased` (after which the job only records itself).
 public struct ExecutionSpan: Sendable, Equatable {
     public enum Kind: String, Sendable, Equatable {
         /// The job computed on `cores`.

@@ -27,6 +27,25 @@ public struct JobRecord: Sendable, Equatable {
     public var lockReleased: Int64?
     public var skipped: Bool { start == nil }
     public var response: Int64? { end.map { $0 - release } }
+
+    /// Public so that results can be built by hand (renderers and their tests).
+    public init(task: Int, job: Int, release: Int64, wakeup: Int64?, start: Int64?, end: Int64?, lockWait: Int64,
+                preemptions: Int, deadlineMet: Bool, outputOK: Bool, execution: Int64, lockAcquired: Int64?,
+                lockReleased: Int64?) {
+        self.task = task
+        self.job = job
+        self.release = release
+        self.wakeup = wakeup
+        self.start = start
+        self.end = end
+        self.lockWait = lockWait
+        self.preemptions = preemptions
+        self.deadlineMet = deadlineMet
+        self.outputOK = outputOK
+        self.execution = execution
+        self.lockAcquired = lockAcquired
+        self.lockReleased = lockReleased
+    }
 }
 
 /// Timing of one task measured alone, before the run.
@@ -644,7 +663,11 @@ final class RunSession: @unchecked Sendable {
                 // Stamped while still held, so recorded spans lie inside the true holding spans.
                 if let lock { lockReleased = MonotonicClock.now(); lock.release() }
                 let end = MonotonicClock.now()
-                recorder.close(job: n, at: Self.relative(end, origin), layer: layerCount, cores: state.cores, ending: .completed)
+                // The last span ends where the job stopped computing: at the lock's release when it
+                // holds one (an OS-scheduled worker can be descheduled right after releasing it,
+                // which would otherwise show as computing), else at the end.
+                recorder.close(job: n, at: Self.relative(lockReleased ?? end, origin), layer: layerCount, cores: state.cores,
+                               ending: .completed)
                 // Jobs execute at priority 50; everything else a worker does (bookkeeping,
                 // sleeping, waking, asking the dispatcher) at 60, so a release is always
                 // noticed at once, even on a core where another job is running.

@@ -196,6 +196,36 @@ final class TraceTests: XCTestCase {
         }
     }
 
+    /// OS-scheduled spans drawn on every allowed core overlap there: the later one goes to an
+    /// overlap track of each core, and goes back to the core's own track once it is free.
+    func testOverlappingSpansGetOverlapTracks() throws {
+        let set = TaskSet(name: "os", duration: 1, policy: .unmanaged, preemption: .job, cores: [0, 1], tasks: [
+            .init(name: "a", wcet: 10 * ms, period: 100 * ms), .init(name: "b", wcet: 10 * ms, period: 100 * ms),
+        ])
+        func record(_ task: Int, _ job: Int, _ from: Int64, _ to: Int64) -> JobRecord {
+            JobRecord(task: task, job: job, release: from, wakeup: from, start: from, end: to, lockWait: 0, preemptions: 0,
+                      deadlineMet: true, outputOK: true, execution: to - from, lockAcquired: nil, lockReleased: nil)
+        }
+        func span(_ task: Int, _ job: Int, _ from: Int64, _ to: Int64) -> ExecutionSpan {
+            ExecutionSpan(task: task, job: job, kind: .execution, start: from, end: to, cores: [0, 1], layers: 1)
+        }
+        // a runs 0–10 and 20–30 ms, b 5–15 ms (overlapping a's first job).
+        let result = RunResult(taskSet: set, records: [[record(0, 0, 0, 10 * ms), record(0, 1, 20 * ms, 30 * ms)],
+                                                       [record(1, 0, 5 * ms, 15 * ms)]],
+                               elapsed: 30 * ms, realtimePriority: false, timing: [], spans: [
+                                   [span(0, 0, 0, 10 * ms), span(0, 1, 20 * ms, 30 * ms)], [span(1, 0, 5 * ms, 15 * ms)],
+                               ])
+        let e = try events(result)
+        assertSchema(e)
+        let overlap = ChromeTrace.overlapStride
+        for core in [0, 1] {
+            XCTAssertEqual(complete(e, pid: ChromeTrace.corePid, tid: core + 1, category: "execution"), ["a 0.0+10000.0", "a 20000.0+10000.0"])
+            XCTAssertEqual(complete(e, pid: ChromeTrace.corePid, tid: overlap + core + 1, category: "execution"), ["b 5000.0+10000.0"])
+        }
+        let names = e.filter { $0["name"] as? String == "thread_name" }.compactMap { ($0["args"] as? [String: Any])?["name"] as? String }
+        XCTAssertEqual(Set(names), ["core 0", "core 1", "core 0 (overlap 1)", "core 1 (overlap 1)", "a", "b"])
+    }
+
     func testTraceFileIsNotOverwrittenWithoutForce() throws {
         let sim = try simulate(preemptionSet, duration: 10 * ms)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("metronome-trace-\(UUID().uuidString)")
