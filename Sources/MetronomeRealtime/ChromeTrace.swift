@@ -7,13 +7,17 @@ import Foundation
 /// (`ph: X`) for every stretch a job computed there: which job ran on which core when. "tasks"
 /// has one thread per task: a slice per job from its release to its end (args: job index,
 /// response, deadline met, preemptions, lock wait), nested inside it the job's execution spans
-/// ("run", with the cores and the layers completed) and lock waits ("lock wait"), and instant
+/// ("run", with the cores and the layers completed; nested in it a slice per layer, "layer k",
+/// where the run recorded layer times) and lock waits ("lock wait"), and instant
 /// events (`ph: i`) for preemptions, lock hand-overs, skipped releases and deadline misses.
 /// Timestamps are microseconds from the run's common start (fractional: the records are in ns).
 ///
 /// Chrome's viewers need the slices of one thread to nest. A queued job (`overrun: queue`)
 /// released while its predecessor still runs would overlap it, so its slice starts at the
-/// predecessor's end instead, and its args say so (`queued_from_us`: its real release).
+/// predecessor's end instead, and its args say so (`queued_from_us`: its real release). Under
+/// `unmanaged` a span is put on every core the task may use (the OS picks among them), so spans
+/// of tasks sharing cores can overlap there: such a span goes to an extra track of the core,
+/// "core N (overlap k)", rather than break the nesting.
 public struct ChromeTrace: Codable, Sendable, Equatable {
     /// An argument value: JSON number, string or boolean.
     public enum Arg: Codable, Sendable, Equatable {
@@ -57,6 +61,8 @@ public struct ChromeTrace: Codable, Sendable, Equatable {
     public static let corePid = 1
     /// The process of the per-task tracks (thread id: task index + 1).
     public static let taskPid = 2
+    /// Thread ids of a core's overlap tracks: overlap k of core c is k · stride + c + 1.
+    public static let overlapStride = 100_000
 
     public var traceEvents: [Event]
     public var displayTimeUnit: String
@@ -77,8 +83,31 @@ public struct ChromeTrace: Codable, Sendable, Equatable {
         meta("process_sort_index", pid: Self.taskPid, tid: 0, ["sort_index": .int(1)])
         for c in cores {
             meta("thread_name", pid: Self.corePid, tid: c + 1, ["name": .string("core \(c)")])
-            meta("thread_sort_index", pid: Self.corePid, tid: c + 1, ["sort_index": .int(c)])
+            meta("thread_sort_index", pid: Self.corePid, tid: c + 1, ["sort_index": .int(c * 100)])
         }
+        // Core tracks: each span on the first track of its core free at its start (the core's
+        // own track unless spans overlap, see above).
+        var coreTrack: [Int: [Int: Int]] = [:]  // span index in `all` -> core -> tid
+        let all = result.spans.joined().filter { $0.kind == .execution }.enumerated().sorted { ($0.element.start, $0.offset) < ($1.element.start, $1.offset) }
+        var trackEnds: [Int: [Int64]] = [:]
+        for (k, span) in all {
+            for c in span.cores {
+                var ends = trackEnds[c, default: []]
+                let lane = ends.firstIndex { $0 <= span.start } ?? ends.count
+                if lane == ends.count {
+                    ends.append(span.end)
+                    if lane > 0 {
+                        meta("thread_name", pid: Self.corePid, tid: lane * Self.overlapStride + c + 1, ["name": .string("core \(c) (overlap \(lane))")])
+                        meta("thread_sort_index", pid: Self.corePid, tid: lane * Self.overlapStride + c + 1, ["sort_index": .int(c * 100 + lane)])
+                    }
+                } else {
+                    ends[lane] = span.end
+                }
+                trackEnds[c] = ends
+                coreTrack[k, default: [:]][c] = lane * Self.overlapStride + c + 1
+            }
+        }
+        var executionIndex = 0
         for (i, task) in set.tasks.enumerated() {
             meta("thread_name", pid: Self.taskPid, tid: i + 1, ["name": .string(task.name)])
             meta("thread_sort_index", pid: Self.taskPid, tid: i + 1, ["sort_index": .int(i)])
@@ -120,13 +149,21 @@ public struct ChromeTrace: Codable, Sendable, Equatable {
                     events.append(Event(name: "lock wait", cat: "lock", ph: "X", ts: us(span.start), dur: us(span.duration),
                                         pid: Self.taskPid, tid: tid, args: ["job": .int(span.job), "cores": .string(coreList)]))
                 case .execution:
+                    let tracks = coreTrack[executionIndex] ?? [:]
+                    executionIndex += 1
                     let args: [String: Arg] = ["job": .int(span.job), "cores": .string(coreList), "first_layer": .int(span.firstLayer),
                                                "layers": .int(span.layers), "ending": .string(span.ending.rawValue)]
                     events.append(Event(name: "run", cat: "execution", ph: "X", ts: us(span.start), dur: us(span.duration),
                                         pid: Self.taskPid, tid: tid, args: args))
+                    var from = span.start
+                    for (k, end) in span.layerEnds.enumerated() {
+                        events.append(Event(name: "layer \(span.firstLayer + k)", cat: "layer", ph: "X", ts: us(from),
+                                            dur: us(end - from), pid: Self.taskPid, tid: tid, args: ["job": .int(span.job)]))
+                        from = end
+                    }
                     for c in span.cores {
                         events.append(Event(name: task.name, cat: "execution", ph: "X", ts: us(span.start), dur: us(span.duration),
-                                            pid: Self.corePid, tid: c + 1, args: args.merging(["task": .string(task.name)]) { a, _ in a }))
+                                            pid: Self.corePid, tid: tracks[c] ?? c + 1, args: args.merging(["task": .string(task.name)]) { a, _ in a }))
                     }
                     if span.ending != .completed {
                         let name = span.ending == .preempted ? "preempted" : "lock handover"
@@ -136,7 +173,7 @@ public struct ChromeTrace: Codable, Sendable, Equatable {
                         if span.ending == .preempted {
                             for c in span.cores {
                                 events.append(Event(name: "preempted: \(task.name)", cat: cat, ph: "i", ts: us(span.end),
-                                                    pid: Self.corePid, tid: c + 1, s: "t", args: ["job": .int(span.job)]))
+                                                    pid: Self.corePid, tid: tracks[c] ?? c + 1, s: "t", args: ["job": .int(span.job)]))
                             }
                         }
                     }

@@ -3,7 +3,9 @@
 /// where and when it actually ran in between — split wherever it yielded its cores at a layer
 /// boundary or handed the lock over — so that per-core timelines (`report.html`,
 /// `--trace-json`) show which job occupied which core when. Times are nanoseconds from the
-/// common start of the run, like the records'.
+/// common start of the run, like the records'. A job's first execution span starts at its
+/// record's `start`; its last ends at the record's `end`, or in a set with a lock at
+/// `lockReleased` (after which the job only records itself).
 public struct ExecutionSpan: Sendable, Equatable {
     public enum Kind: String, Sendable, Equatable {
         /// The job computed on `cores`.
@@ -36,10 +38,14 @@ public struct ExecutionSpan: Sendable, Equatable {
     public var firstLayer: Int
     /// Layers completed in this span (0 for a lock wait).
     public var layers: Int
+    /// When each of those layers ended: layer `firstLayer + k` ran from the previous entry (or
+    /// `start`) to `layerEnds[k]`. Either `layers` entries or, where the runner's layer storage
+    /// filled (``RunResult/spansTruncated``), none.
+    public var layerEnds: [Int64]
     public var ending: Ending
 
     public init(task: Int, job: Int, kind: Kind, start: Int64, end: Int64, cores: [Int], firstLayer: Int = 0,
-                layers: Int = 0, ending: Ending = .completed) {
+                layers: Int = 0, layerEnds: [Int64] = [], ending: Ending = .completed) {
         self.task = task
         self.job = job
         self.kind = kind
@@ -48,6 +54,7 @@ public struct ExecutionSpan: Sendable, Equatable {
         self.cores = cores
         self.firstLayer = firstLayer
         self.layers = layers
+        self.layerEnds = layerEnds
         self.ending = ending
     }
 

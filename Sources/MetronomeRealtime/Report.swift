@@ -30,7 +30,7 @@ public enum HTMLReport {
             let over = (t.observedBoundRatio ?? 0) > 1
             html += "<td>\(f(t.boundMs))</td><td class=\"\(over ? "miss" : "")\">\(f(t.observedBoundRatio))</td><td>\(f(t.releaseJitterP99Ms))</td><td>\(String(format: "%.3f", t.utilization))</td></tr>\n"
         }
-        html += "</table><h2>Response-time CDF</h2>\n" + cdf(result, bounds: summary.tasks.map(\.boundMs)) + "\n<h2>Timeline</h2>\n" + timeline(result)
+        html += "</table><h2>Response-time CDF</h2>\n" + cdf(result, bounds: summary.tasks.map(\.boundMs)) + "\n<h2 id=\"timeline\">Timeline</h2>\n" + timeline(result)
         html += "\n</body></html>\n"
         return html
     }
@@ -126,7 +126,7 @@ public enum HTMLReport {
         var out = "<p>The first \(String(format: "%.0f", windowMs)) ms of the run"
         out += window < result.elapsed ? " (of \(String(format: "%.0f", Double(result.elapsed) / 1e6)) ms)" : ""
         out += initial < window ? ", opening on its first \(String(format: "%.0f", initialMs)) ms." : "."
-        out += " Scroll to zoom, drag to pan. <button id=\"tl-in\">zoom in</button> <button id=\"tl-out\">zoom out</button> <button id=\"tl-reset\">reset</button></p>"
+        out += " Scroll to zoom, drag to pan (or open the page as report.html#t=FROM-TO, in ms). <button id=\"tl-in\">zoom in</button> <button id=\"tl-out\">zoom out</button> <button id=\"tl-reset\">reset</button></p>"
         let truncated = set.tasks.indices.filter { result.spansTruncated[$0] }.map { set.tasks[$0].name }
         if !truncated.isEmpty {
             out += "<p class=\"miss\">Span storage filled during the run for \(escape(truncated.joined(separator: ", "))): their later execution spans are missing.</p>"
@@ -187,7 +187,7 @@ public enum HTMLReport {
         plot += "</svg>"
         svg += plot + "<g id=\"tl-axis\">"
         for k in 0...6 {
-            svg += "<text x=\"\(left + plotW * Double(k) / 6)\" y=\"\(plotH + 14)\" text-anchor=\"middle\">\(String(format: initialMs < 60 ? "%.1f" : "%.0f", initialMs * Double(k) / 6)) ms</text>"
+            svg += "<text x=\"\(left + plotW * Double(k) / 6)\" y=\"\(plotH + 14)\" text-anchor=\"\(k == 6 ? "end" : "middle")\">\(String(format: initialMs < 60 ? "%.1f" : "%.0f", initialMs * Double(k) / 6)) ms</text>"
         }
         svg += "</g></svg>"
         return out + svg + "\n<script>\n" + zoomScript + "\n</script>"
@@ -205,7 +205,7 @@ public enum HTMLReport {
             plot.setAttribute('viewBox', x0 + ' 0 ' + w + ' ' + H);
             let s = '';
             for (let k = 0; k <= 6; k++) {
-              s += '<text x="' + (L + W * k / 6) + '" y="' + (H + 14) + '" text-anchor="middle">' + (x0 + w * k / 6).toFixed(w < 6 ? 2 : w < 60 ? 1 : 0) + ' ms</text>';
+              s += '<text x="' + (L + W * k / 6) + '" y="' + (H + 14) + '" text-anchor="' + (k === 6 ? 'end' : 'middle') + '">' + (x0 + w * k / 6).toFixed(w < 6 ? 2 : w < 60 ? 1 : 0) + ' ms</text>';
             }
             axis.innerHTML = s;
           }
@@ -231,6 +231,14 @@ public enum HTMLReport {
           document.getElementById('tl-in').onclick = () => zoom(0.5, 0.5);
           document.getElementById('tl-out').onclick = () => zoom(2, 0.5);
           document.getElementById('tl-reset').onclick = () => { x0 = 0; w = initial; draw(); };
+          // report.html#t=FROM-TO (ms) opens zoomed on that stretch, scrolled to the timeline.
+          const m = /^#t=([0-9.]+)-([0-9.]+)$/.exec(location.hash);
+          if (m && +m[2] > +m[1]) {
+            x0 = Math.min(+m[1], full * (1 - 1e-6));
+            w = Math.min(full - x0, Math.max(full / 1e6, +m[2] - x0));
+            draw();
+            document.getElementById('timeline').scrollIntoView();
+          }
         })();
         """
 }

@@ -33,6 +33,28 @@ public struct JobRecord: Sendable, Equatable {
     public var overran = false
     public var skipped: Bool { start == nil }
     public var response: Int64? { end.map { $0 - release } }
+
+    /// Public so that results can be built by hand (renderers and their tests).
+    public init(task: Int, job: Int, release: Int64, wakeup: Int64?, start: Int64?, end: Int64?, lockWait: Int64,
+                preemptions: Int, deadlineMet: Bool, outputOK: Bool, execution: Int64, lockAcquired: Int64?,
+                lockReleased: Int64?, width: Double? = nil, aborted: Bool = false, overran: Bool = false) {
+        self.task = task
+        self.job = job
+        self.release = release
+        self.wakeup = wakeup
+        self.start = start
+        self.end = end
+        self.lockWait = lockWait
+        self.preemptions = preemptions
+        self.deadlineMet = deadlineMet
+        self.outputOK = outputOK
+        self.execution = execution
+        self.lockAcquired = lockAcquired
+        self.lockReleased = lockReleased
+        self.width = width
+        self.aborted = aborted
+        self.overran = overran
+    }
 }
 
 /// Timing of one task measured alone, before the run.
@@ -367,14 +389,19 @@ public enum RealtimeRunner {
     /// `demands[i][w]` is task i's analysis demand at width w (narrowest first): its WCET is the
     /// job's default budget and what width selection fits into the time left. Default: each
     /// variant's measured maximum × 1.2.
+    ///
+    /// `spanLimit` caps the execution spans and lock waits recorded per task (and the layer
+    /// times at that many × the task's layers), to bound memory on long runs; by default the
+    /// storage is sized from the expected number of jobs (see ``RunResult/spans``).
     public static func run(_ set: TaskSet, prepared: [PreparedTask], demands: [[TaskDemand]]? = nil,
-                           observer: JobObserver? = nil, log: (String) -> Void = { _ in }) throws -> RunResult {
+                           observer: JobObserver? = nil, spanLimit: Int? = nil,
+                           log: (String) -> Void = { _ in }) throws -> RunResult {
         let wcets = prepared.indices.map { i in
             demands?[i].map(\.wcet) ?? (0..<prepared[i].variantCount).map {
                 TaskDemand(measured: prepared[i].variant($0).timing, margin: 1.2).wcet
             }
         }
-        let session = RunSession(set: set, tasks: prepared, wcets: wcets, observer: observer)
+        let session = RunSession(set: set, tasks: prepared, wcets: wcets, observer: observer, spanLimit: spanLimit)
         return try session.run(log: log)
     }
 }
@@ -409,8 +436,8 @@ public struct RunResult: Sendable {
     /// Per task, in time order: each job's execution spans (where it computed, split at
     /// preemptions and lock hand-overs) and lock waits. Empty for a result built without them.
     public var spans: [[ExecutionSpan]]
-    /// Per task: whether its span storage filled during the run, so that its later spans are
-    /// missing (records are complete regardless).
+    /// Per task: whether its span storage (spans or layer times) filled during the run, so that
+    /// its later spans or their layer times are missing (records are complete regardless).
     public var spansTruncated: [Bool]
     /// The interference probe's timings (see ``InterferenceProbe``), and its kernel's
     /// calibrated median; empty and 0 for a simulated run.
@@ -449,7 +476,7 @@ final class RunSession: @unchecked Sendable {
     private var failures: [String] = []
     private var fifoRefused = false
 
-    init(set: TaskSet, tasks: [PreparedTask], wcets: [[Int64]], observer: JobObserver? = nil) {
+    init(set: TaskSet, tasks: [PreparedTask], wcets: [[Int64]], observer: JobObserver? = nil, spanLimit: Int? = nil) {
         self.set = set
         self.tasks = tasks
         self.wcets = wcets
@@ -475,7 +502,12 @@ final class RunSession: @unchecked Sendable {
                 expectedJobs: expected, regions: tasks[i].plan.kernelCount,
                 preemptive: managed && set.preemption == .layer && set.policy != .fifo,
                 lock: set.lockK != nil, perLayerLock: set.lockK != nil && set.preemption == .layer)
-            return SpanRecorder(task: i, capacity: capacity, coresPerSpan: managed ? t.threads : set.cores(of: i).count)
+            let (layers, overflow) = max(expected, 1).multipliedReportingOverflow(by: tasks[i].plan.kernelCount)
+            let spans = min(capacity, spanLimit ?? capacity)
+            let layerCapacity = min(overflow ? SpanRecorder.maximumLayerCapacity : layers,
+                                    spanLimit.map { $0.multipliedReportingOverflow(by: tasks[i].plan.kernelCount).partialValue } ?? .max)
+            return SpanRecorder(task: i, capacity: spans, coresPerSpan: managed ? t.threads : set.cores(of: i).count,
+                                layerCapacity: layerCapacity)
         }
         startSignal = monitor.condition()
     }
@@ -642,6 +674,8 @@ final class RunSession: @unchecked Sendable {
         // Spans go into the recorder's preallocated storage (times relative to the origin).
         let recorder = spanRecorders[i]
         let boundary: (Int) throws -> Void = { [self] layer in
+            let layerEnd = Self.relative(MonotonicClock.now(), origin)
+            recorder.layerEnd(at: layerEnd)
             if enforce && !state.overran {
                 let executed = MonotonicClock.now() - state.startTime - state.suspended
                 if executed > state.budget {
@@ -651,8 +685,7 @@ final class RunSession: @unchecked Sendable {
             }
             if let dispatcher, dispatcher.preemptive, dispatcher.shouldYield(task: i) {
                 // Preempted: the lock goes too, and both are taken again before going on.
-                recorder.close(job: state.job, at: Self.relative(MonotonicClock.now(), origin), layer: layer,
-                               cores: state.cores, ending: .preempted)
+                recorder.close(job: state.job, at: layerEnd, layer: layer, cores: state.cores, ending: .preempted)
                 if perLayerLock, let lock { lock.release() }
                 let t = MonotonicClock.now()
                 let granted = dispatcher.yield(task: i)
@@ -735,15 +768,22 @@ final class RunSession: @unchecked Sendable {
                 recorder.open(at: Self.relative(start, origin), firstLayer: 0)
                 var ok = false
                 var aborted = false
+                // As runAndCheck, split to stamp the end of the last layer before the output check.
+                let input = n % variant.inputPointers.count
                 do {
-                    ok = try variant.runAndCheck(n % variant.inputPointers.count, boundary: boundary)
+                    try variant.executor.run(inputs: variant.inputPointers[input], outputs: variant.outputPointers, boundary: boundary)
+                    recorder.layerEnd(at: Self.relative(MonotonicClock.now(), origin))
+                    ok = variant.outputsMatch(input)
                 } catch is JobAbort {
                     aborted = true
                 }
                 // Stamped while still held, so recorded spans lie inside the true holding spans.
                 if let lock { lockReleased = MonotonicClock.now(); lock.release() }
                 let end = MonotonicClock.now()
-                recorder.close(job: n, at: Self.relative(end, origin), layer: variant.plan.kernelCount, cores: state.cores,
+                // The last span ends where the job stopped computing: at the lock's release when it
+                // holds one (an OS-scheduled worker can be descheduled right after releasing it,
+                // which would otherwise show as computing), else at the end.
+                recorder.close(job: n, at: Self.relative(lockReleased ?? end, origin), layer: variant.plan.kernelCount, cores: state.cores,
                                ending: .completed)
                 // Jobs execute at priority 50; everything else a worker does (bookkeeping,
                 // sleeping, waking, asking the dispatcher) at 60, so a release is always

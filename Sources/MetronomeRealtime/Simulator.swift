@@ -101,6 +101,7 @@ struct SimulationState {
         var overran = false
         var execution: Int64 = 0
         var spanFirstRegion = 0
+        var spanLayerEnds: [Int64] = []
     }
 
     let set: TaskSet
@@ -168,7 +169,8 @@ struct SimulationState {
     /// Ends the execution span of task i's running job at `now`, after `job.segment` regions.
     mutating func closeSpan(_ i: Int, _ job: Job, _ ending: ExecutionSpan.Ending) {
         spans[i].append(ExecutionSpan(task: i, job: job.n, kind: .execution, start: job.spanStart, end: now, cores: cores(i),
-                                      firstLayer: job.spanFirstRegion, layers: job.segment - job.spanFirstRegion, ending: ending))
+                                      firstLayer: job.spanFirstRegion, layers: job.segment - job.spanFirstRegion,
+                                      layerEnds: job.spanLayerEnds, ending: ending))
     }
 
     func releaseTime(_ i: Int, _ n: Int) -> Int64 { set.tasks[i].offset + Int64(n) * set.tasks[i].period }
@@ -249,6 +251,7 @@ struct SimulationState {
         guard var job = current[i] else { return }
         job.executed += job.segments[job.segment]
         job.segment += 1
+        job.spanLayerEnds.append(now)
         var abort = false
         if !job.overran && job.executed > job.budget {
             job.overran = true
@@ -389,6 +392,7 @@ struct SimulationState {
         job.segmentEnd = now + job.segments[job.segment]
         job.spanStart = now
         job.spanFirstRegion = job.segment
+        job.spanLayerEnds.removeAll(keepingCapacity: true)
         current[i] = job
     }
 }

@@ -4,7 +4,8 @@
 /// writes to it; ``spans()`` builds the public values after the run.
 ///
 /// When the storage is full the recorder stops and sets ``truncated`` rather than grow: the
-/// trace then lacks the rest of the task's spans, and the report and the trace say so.
+/// trace then lacks the rest of the task's spans (or, when the layer-end store fills first, the
+/// layer times of later spans), and the report and the trace say so.
 final class SpanRecorder: @unchecked Sendable {
     /// A span whose cores live in the flat core store at `index · stride`.
     private struct Raw {
@@ -16,10 +17,15 @@ final class SpanRecorder: @unchecked Sendable {
         var layers: Int
         var ending: ExecutionSpan.Ending
         var coreCount: Int
+        /// The span's layer end times: `layerStore[layerOffset ..< layerOffset + layerEndCount]`.
+        var layerOffset = 0
+        var layerEndCount = 0
     }
 
     /// Spans per task never exceed this (about 30 MB per task at most), however long the run.
     static let maximumCapacity = 500_000
+    /// Layer end times per task never exceed this (16 MB).
+    static let maximumLayerCapacity = 2_000_000
 
     let task: Int
     let capacity: Int
@@ -27,6 +33,10 @@ final class SpanRecorder: @unchecked Sendable {
     let stride: Int
     private let raw: UnsafeMutablePointer<Raw>
     private let coreStore: UnsafeMutablePointer<Int>
+    let layerCapacity: Int
+    private let layerStore: UnsafeMutablePointer<Int64>
+    private var layerCount = 0
+    private var openLayerOffset = 0
     private(set) var count = 0
     private(set) var truncated = false
     /// Start and first layer of the execution span in progress, if one is open.
@@ -34,18 +44,23 @@ final class SpanRecorder: @unchecked Sendable {
     private var openFirstLayer = 0
     private var isOpen = false
 
-    init(task: Int, capacity: Int, coresPerSpan: Int) {
+    /// `layerCapacity`: layer end times in all (jobs × layers per job).
+    init(task: Int, capacity: Int, coresPerSpan: Int, layerCapacity: Int) {
         self.task = task
         self.capacity = max(1, min(capacity, Self.maximumCapacity))
         stride = max(1, coresPerSpan)
         raw = .allocate(capacity: self.capacity)
         coreStore = .allocate(capacity: self.capacity * stride)
         coreStore.initialize(repeating: -1, count: self.capacity * stride)
+        self.layerCapacity = max(1, min(layerCapacity, Self.maximumLayerCapacity))
+        layerStore = .allocate(capacity: self.layerCapacity)
+        layerStore.initialize(repeating: 0, count: self.layerCapacity)
     }
 
     deinit {
         raw.deallocate()
         coreStore.deallocate()
+        layerStore.deallocate()
     }
 
     /// Room for `expectedJobs` jobs of a task whose jobs have `regions` layers: one execution
@@ -77,7 +92,19 @@ final class SpanRecorder: @unchecked Sendable {
     func open(at time: Int64, firstLayer: Int) {
         openStart = time
         openFirstLayer = firstLayer
+        openLayerOffset = layerCount
         isOpen = true
+    }
+
+    /// A layer of the open span ended at `time` (called at every layer boundary and at the
+    /// end of the job's last layer).
+    func layerEnd(at time: Int64) {
+        guard layerCount < layerCapacity else {
+            truncated = true
+            return
+        }
+        layerStore[layerCount] = time
+        layerCount += 1
     }
 
     /// The open execution span ends at `time`, before layer `layer` (the number of layers
@@ -86,7 +113,8 @@ final class SpanRecorder: @unchecked Sendable {
         guard isOpen else { return }
         isOpen = false
         append(Raw(job: job, kind: .execution, start: openStart, end: time, firstLayer: openFirstLayer,
-                   layers: layer - openFirstLayer, ending: ending, coreCount: 0), cores: cores)
+                   layers: layer - openFirstLayer, ending: ending, coreCount: 0, layerOffset: openLayerOffset,
+                   layerEndCount: layerCount - openLayerOffset), cores: cores)
     }
 
     /// The job waited for the lock from `start` to `end`, holding `cores`.
@@ -100,8 +128,11 @@ final class SpanRecorder: @unchecked Sendable {
         (0..<count).map { k in
             let r = raw[k]
             let cores = (0..<r.coreCount).map { coreStore[k * stride + $0] }
+            // All of the span's layer ends, or none (the store filled during the span).
+            let ends = r.kind == .execution && r.layerEndCount == r.layers
+                ? (0..<r.layerEndCount).map { layerStore[r.layerOffset + $0] } : []
             return ExecutionSpan(task: task, job: r.job, kind: r.kind, start: r.start, end: r.end, cores: cores,
-                                 firstLayer: r.firstLayer, layers: r.layers, ending: r.ending)
+                                 firstLayer: r.firstLayer, layers: r.layers, layerEnds: ends, ending: r.ending)
         }
     }
 }

@@ -84,16 +84,18 @@ final class JobAllocationTests: XCTestCase {
     }
 
     /// Runs `set` with the observer; returns per-task allocation counts per job and the records.
-    func measure(_ set: TaskSet) throws -> ([[UInt64]], RunResult, [UInt64]) {
+    func measure(_ set: TaskSet) throws -> ([[UInt64]], RunResult, [UInt64], [PreparedTask]) {
         let prepared = try RealtimeRunner.prepare(set, loader: RunnerTests.loader, timingRuns: 2)
         let engine = try prepared.map { try engineAllocations($0.plan) }
         let counts = Counts(tasks: set.tasks.count, jobs: set.jobs!)
         let result = try RealtimeRunner.run(set, prepared: prepared, observer: counts.observer)
-        return (set.tasks.indices.map(counts.of), result, engine)
+        return (set.tasks.indices.map(counts.of), result, engine, prepared)
     }
 
     func assertNoAllocations(_ set: TaskSet, file: StaticString = #filePath, line: UInt = #line) throws {
-        let (counts, result, engine) = try measure(set)
+        let (counts, result, engine, prepared) = try measure(set)
+        // The spans recorded on the job path (preemptions, lock hand-overs) are complete too.
+        RunnerTests.assertSpansMatchRecords(result, prepared, file: file, line: line)
         for (i, perJob) in counts.enumerated() {
             print("\(set.name)/\(set.tasks[i].name): oneDNN allocates \(engine[i]) blocks per job; jobs: \(perJob)")
             let completed = Set(result.records[i].filter { !$0.skipped }.map(\.job))

@@ -61,6 +61,37 @@ final class RealtimeCLITests: XCTestCase {
         XCTAssertEqual(uniform.status, 0, uniform.stderr)
     }
 
+    /// `--trace-json`: a Chrome trace with a job slice per completed job and a named track per
+    /// core and per task; an existing file is refused without --force, before simulating.
+    func testSimulateWritesAChromeTrace() throws {
+        let bin = try Harness.metronome()
+        let dir = try Harness.temporaryDirectory("trace")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = Harness.root.appendingPathComponent("examples/davis-np.yaml").path
+        let trace = dir.appendingPathComponent("t.json").path
+        let r = try Harness.run(bin, ["simulate", yaml, "--out", dir.appendingPathComponent("a").path, "--duration", "117ms",
+                                      "--trace-json", trace])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: trace))) as? [String: Any]
+        let events = object?["traceEvents"] as? [[String: Any]] ?? []
+        let jobs = events.filter { $0["cat"] as? String == "job" }.count
+        let csv = try String(contentsOfFile: dir.appendingPathComponent("a/trace.csv").path, encoding: .utf8)
+        let completed = csv.split(separator: "\n").dropFirst().filter { $0.split(separator: ",", omittingEmptySubsequences: false)[3] != "" }
+        XCTAssertEqual(jobs, completed.count, "one job slice per completed job of trace.csv")
+        let names = events.filter { $0["name"] as? String == "thread_name" }.compactMap { ($0["args"] as? [String: Any])?["name"] as? String }
+        XCTAssertEqual(Set(names), ["core 0", "a", "b", "c"])
+        let again = try Harness.run(bin, ["simulate", yaml, "--out", dir.appendingPathComponent("b").path, "--trace-json", trace])
+        XCTAssertNotEqual(again.status, 0, "never overwrites without --force")
+        XCTAssertTrue(again.stderr.contains("--force") && again.stderr.contains("t.json"), again.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("b/trace.csv").path), "refused before simulating")
+        let forced = try Harness.run(bin, ["simulate", yaml, "--out", dir.appendingPathComponent("b").path, "--trace-json", trace, "--force"])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        // `run` refuses it too, before preparing anything (this set could not even run).
+        let run = try Harness.run(bin, ["run", yaml, "--out", dir.appendingPathComponent("c").path, "--trace-json", trace])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("t.json already exists") && run.stderr.contains("--force"), run.stderr)
+    }
+
     func testDurationFlagsTakeUnits() throws {
         let bin = try Harness.metronome()
         let yaml = Harness.root.appendingPathComponent("examples/davis-np.yaml").path

@@ -37,10 +37,14 @@ final class RunnerTests: XCTestCase {
     /// A real run's execution spans agree with its job records: each completed job's spans lie
     /// within it, on its allowed cores, cover every layer once, end in as many preemptions as
     /// the record counts, and add up to its execution time (up to the few microseconds between
-    /// the clock reads that close a span and those that measure suspension).
-    func assertSpansMatchRecords(_ result: RunResult, _ prepared: [PreparedTask], file: StaticString = #filePath, line: UInt = #line) {
+    /// the clock reads that close a span and those that measure suspension; the last span ends
+    /// at the lock's release, where execution_ns goes on to the end).
+    static func assertSpansMatchRecords(_ result: RunResult, _ prepared: [PreparedTask], file: StaticString = #filePath, line: UInt = #line) {
         let set = result.taskSet
         XCTAssertEqual(result.spansTruncated, set.tasks.map { _ in false }, file: file, line: line)
+        // And the Chrome trace of the run draws: its slices nest on every track.
+        let trace = (try? JSONSerialization.jsonObject(with: ChromeTrace.render(result))) as? [String: Any]
+        XCTAssertEqual(TraceTests.improperlyNested(trace?["traceEvents"] as? [[String: Any]] ?? []), [], file: file, line: line)
         for (i, records) in result.records.enumerated() {
             let allowed = Set(set.cores(of: i))
             var byJob: [Int: [ExecutionSpan]] = [:]
@@ -52,13 +56,22 @@ final class RunnerTests: XCTestCase {
                 XCTAssertEqual(runs.filter { $0.ending == .preempted }.count, r.preemptions, file: file, line: line)
                 XCTAssertEqual(runs.map(\.layers).reduce(0, +), prepared[i].plan.kernelCount, "every layer once", file: file, line: line)
                 XCTAssertEqual(runs.first?.start, r.start, file: file, line: line)
-                XCTAssertEqual(runs.last?.end, r.end, file: file, line: line)
+                XCTAssertEqual(runs.last?.end, r.lockReleased ?? r.end, "the last span ends at the lock's release or the end",
+                               file: file, line: line)
                 for s in spans {
                     XCTAssertTrue(s.start <= s.end && s.start >= r.release && s.end <= r.end!, "\(s) within \(r)", file: file, line: line)
                     XCTAssertTrue(Set(s.cores).isSubset(of: allowed) && !s.cores.isEmpty, "\(s.cores)", file: file, line: line)
                 }
                 for (a, b) in zip(runs, runs.dropFirst()) { XCTAssertLessThanOrEqual(a.end, b.start, file: file, line: line) }
-                let total = runs.map(\.duration).reduce(0, +)
+                for s in runs {
+                    // Every layer's end, in order, within its span; a preempted span ends with its last layer.
+                    XCTAssertEqual(s.layerEnds.count, s.layers, file: file, line: line)
+                    XCTAssertEqual(s.layerEnds, s.layerEnds.sorted(), file: file, line: line)
+                    XCTAssertTrue(s.layerEnds.allSatisfy { $0 > s.start && $0 <= s.end }, "\(s)", file: file, line: line)
+                    if s.ending == .preempted { XCTAssertEqual(s.layerEnds.last, s.end, file: file, line: line) }
+                }
+                // execution_ns also counts the time from the lock's release to the end.
+                let total = runs.map(\.duration).reduce(0, +) + (r.end! - (r.lockReleased ?? r.end!))
                 XCTAssertLessThanOrEqual(abs(total - r.execution), 100_000 * Int64(runs.count),
                                          "spans \(total) ns vs execution \(r.execution) ns", file: file, line: line)
                 let waited = spans.filter { $0.kind == .lockWait }.map(\.duration).reduce(0, +)
@@ -166,7 +179,7 @@ final class RunnerTests: XCTestCase {
                                   .init(name: "low", model: "long", period: 200_000_000, priority: 1, offset: 1_000_000),
                               ])
             let (result, _, prepared) = try run(set)
-            assertSpansMatchRecords(result, prepared)
+            Self.assertSpansMatchRecords(result, prepared)
             responses[preemption] = result.records[0].compactMap(\.response).max()
             lowPreemptions[preemption] = result.records[1].reduce(0) { $0 + $1.preemptions }
             isolatedHigh = Int64(prepared[0].timing.maxJob)
@@ -190,7 +203,7 @@ final class RunnerTests: XCTestCase {
                               .init(name: "c", model: "small", period: 5_000_000),
                           ])
         let (result, _, prepared) = try run(set)
-        assertSpansMatchRecords(result, prepared)
+        Self.assertSpansMatchRecords(result, prepared)
         let spans = result.records.joined().compactMap { r -> (Int64, Int64)? in
             guard let a = r.lockAcquired, let b = r.lockReleased else { return nil }
             return (a, b)
@@ -215,6 +228,20 @@ final class RunnerTests: XCTestCase {
             holders += d
             XCTAssertLessThanOrEqual(holders, 2)
         }
+        // Two holders can compute at once on the same two cores (unmanaged: every span is drawn
+        // on both), and then the trace needs overlap tracks to keep its slices nested. (Whether
+        // they did depends on the OS: on a loaded machine the holders may run one after another.)
+        let trace = try JSONSerialization.jsonObject(with: ChromeTrace.render(result)) as? [String: Any]
+        let traceEvents = trace?["traceEvents"] as? [[String: Any]] ?? []
+        XCTAssertEqual(TraceTests.improperlyNested(traceEvents), [])
+        let runs = result.spans.joined().filter { $0.kind == .execution }.sorted { $0.start < $1.start }
+        var latestEnd = Int64.min, concurrent = false
+        for s in runs {
+            if s.start < latestEnd { concurrent = true }
+            latestEnd = max(latestEnd, s.end)
+        }
+        let overlapTracks = traceEvents.contains { (($0["args"] as? [String: Any])?["name"] as? String)?.contains("(overlap 1)") == true }
+        XCTAssertEqual(overlapTracks, concurrent, "overlap tracks exactly when two jobs computed at once")
     }
 
     func testOutputsWrittenAndNotOverwritten() throws {
@@ -239,6 +266,26 @@ final class RunnerTests: XCTestCase {
                        "report.html loads no external resources (no src or href at all)")
         XCTAssertThrowsError(try RunOutput.write(result, summary: summary, to: dir), "refuses to overwrite")
         XCTAssertNoThrow(try RunOutput.write(result, summary: summary, to: dir, overwrite: true))
+    }
+
+    /// Span storage that fills stops recording (it never grows on the job path) and says so:
+    /// the records stay complete, the trace's otherData and the report name the task.
+    func testFullSpanStorageIsFlaggedNotGrown() throws {
+        let core = Affinity.availableCores()[0]
+        let set = TaskSet(name: "full", jobs: 10, cores: [core], tasks: [.init(name: "s", model: "small", period: 2_000_000)])
+        let prepared = try RealtimeRunner.prepare(set, loader: Self.loader, timingRuns: 1)
+        let result = try RealtimeRunner.run(set, prepared: prepared, spanLimit: 4)
+        XCTAssertEqual(result.records[0].count, 10, "records are complete")
+        XCTAssertEqual(result.spans[0].count, 4, "the first four spans, then nothing")
+        XCTAssertEqual(result.spans[0].map(\.job), [0, 1, 2, 3])
+        XCTAssertEqual(result.spansTruncated, [true])
+        let trace = try JSONSerialization.jsonObject(with: ChromeTrace.render(result)) as? [String: Any]
+        XCTAssertEqual((trace?["otherData"] as? [String: Any])?["spans_truncated"] as? String, "s")
+        let html = HTMLReport.render(result, summary: RunSummary(result, analysis: nil))
+        XCTAssertTrue(html.contains("Span storage filled during the run for s"))
+        let complete = try RealtimeRunner.run(set, prepared: prepared)
+        XCTAssertEqual(complete.spansTruncated, [false])
+        XCTAssertEqual(complete.spans[0].count, 10, "one span per job without preemption or lock")
     }
 
     /// `output_ok` compares with the reference interpreter (plain Swift kernels on the

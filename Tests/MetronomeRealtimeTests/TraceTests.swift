@@ -43,6 +43,7 @@ final class TraceTests: XCTestCase {
         XCTAssertEqual(sim.spans[1].map(shape), ["0 execution 0.0-4.0 cores [0] layers 0+2 preempted",
                                                  "0 execution 5.0-9.0 cores [0] layers 2+2 completed"])
         XCTAssertEqual(sim.spansTruncated, [false, false])
+        XCTAssertEqual(sim.spans[1].map(\.layerEnds), [[2 * ms, 4 * ms], [7 * ms, 9 * ms]], "lo's layers end every 2 ms of running")
     }
 
     func testSimulatedSpansWithLockHandover() throws {
@@ -94,6 +95,28 @@ final class TraceTests: XCTestCase {
             }
         }
         XCTAssertTrue(used.isSubset(of: named), "unnamed tracks: \(used.subtracting(named))", file: file, line: line)
+        XCTAssertEqual(Self.improperlyNested(events), [], "complete events nest on every track", file: file, line: line)
+    }
+
+    /// Complete events that overlap another event of their track without nesting in it, which
+    /// Chrome's viewers cannot draw (Perfetto reports them as import errors).
+    static func improperlyNested(_ events: [[String: Any]]) -> [String] {
+        var tracks: [String: [(Double, Double, String)]] = [:]
+        for e in events where e["ph"] as? String == "X" {
+            let ts = e["ts"] as? Double ?? 0, dur = e["dur"] as? Double ?? 0
+            tracks["\(e["pid"] ?? "")/\(e["tid"] ?? "")", default: []].append((ts, ts + dur, e["name"] as? String ?? ""))
+        }
+        var bad: [String] = []
+        let eps = 1e-3  // 1 ns, in µs
+        for (track, slices) in tracks {
+            var stack: [(Double, Double, String)] = []
+            for s in slices.sorted(by: { ($0.0, -$0.1) < ($1.0, -$1.1) }) {
+                while let top = stack.last, top.1 <= s.0 + eps { stack.removeLast() }
+                if let top = stack.last, s.1 > top.1 + eps { bad.append("\(track): \(s) overlaps \(top)") }
+                stack.append(s)
+            }
+        }
+        return bad
     }
 
     func complete(_ events: [[String: Any]], pid: Int, tid: Int, category: String) -> [String] {
@@ -118,6 +141,8 @@ final class TraceTests: XCTestCase {
         // Job slices from release to end.
         XCTAssertEqual(complete(p, pid: task, tid: 1, category: "job"), ["hi #0 3000.0+2000.0"])
         XCTAssertEqual(complete(p, pid: task, tid: 2, category: "job"), ["lo #0 0.0+9000.0"])
+        XCTAssertEqual(complete(p, pid: task, tid: 2, category: "layer"),
+                       ["layer 0 0.0+2000.0", "layer 1 2000.0+2000.0", "layer 2 5000.0+2000.0", "layer 3 7000.0+2000.0"])
 
         let l = try events(try simulate(lockSet, duration: 20 * ms))
         assertSchema(l)
@@ -169,6 +194,36 @@ final class TraceTests: XCTestCase {
             XCTAssertGreaterThan(slices.count, 0)
             for (x, y) in zip(slices, slices.dropFirst()) { XCTAssertLessThanOrEqual(x.1, y.0 + 1e-6, "core \(tid - 1)") }
         }
+    }
+
+    /// OS-scheduled spans drawn on every allowed core overlap there: the later one goes to an
+    /// overlap track of each core, and goes back to the core's own track once it is free.
+    func testOverlappingSpansGetOverlapTracks() throws {
+        let set = TaskSet(name: "os", duration: 1, policy: .unmanaged, preemption: .job, cores: [0, 1], tasks: [
+            .init(name: "a", wcet: 10 * ms, period: 100 * ms), .init(name: "b", wcet: 10 * ms, period: 100 * ms),
+        ])
+        func record(_ task: Int, _ job: Int, _ from: Int64, _ to: Int64) -> JobRecord {
+            JobRecord(task: task, job: job, release: from, wakeup: from, start: from, end: to, lockWait: 0, preemptions: 0,
+                      deadlineMet: true, outputOK: true, execution: to - from, lockAcquired: nil, lockReleased: nil)
+        }
+        func span(_ task: Int, _ job: Int, _ from: Int64, _ to: Int64) -> ExecutionSpan {
+            ExecutionSpan(task: task, job: job, kind: .execution, start: from, end: to, cores: [0, 1], layers: 1)
+        }
+        // a runs 0–10 and 20–30 ms, b 5–15 ms (overlapping a's first job).
+        let result = RunResult(taskSet: set, records: [[record(0, 0, 0, 10 * ms), record(0, 1, 20 * ms, 30 * ms)],
+                                                       [record(1, 0, 5 * ms, 15 * ms)]],
+                               elapsed: 30 * ms, realtimePriority: false, timing: [], spans: [
+                                   [span(0, 0, 0, 10 * ms), span(0, 1, 20 * ms, 30 * ms)], [span(1, 0, 5 * ms, 15 * ms)],
+                               ])
+        let e = try events(result)
+        assertSchema(e)
+        let overlap = ChromeTrace.overlapStride
+        for core in [0, 1] {
+            XCTAssertEqual(complete(e, pid: ChromeTrace.corePid, tid: core + 1, category: "execution"), ["a 0.0+10000.0", "a 20000.0+10000.0"])
+            XCTAssertEqual(complete(e, pid: ChromeTrace.corePid, tid: overlap + core + 1, category: "execution"), ["b 5000.0+10000.0"])
+        }
+        let names = e.filter { $0["name"] as? String == "thread_name" }.compactMap { ($0["args"] as? [String: Any])?["name"] as? String }
+        XCTAssertEqual(Set(names), ["core 0", "core 1", "core 0 (overlap 1)", "core 1 (overlap 1)", "a", "b"])
     }
 
     func testTraceFileIsNotOverwrittenWithoutForce() throws {
