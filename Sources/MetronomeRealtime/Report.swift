@@ -30,7 +30,7 @@ public enum HTMLReport {
             let over = (t.observedBoundRatio ?? 0) > 1
             html += "<td>\(f(t.boundMs))</td><td class=\"\(over ? "miss" : "")\">\(f(t.observedBoundRatio))</td><td>\(f(t.releaseJitterP99Ms))</td><td>\(String(format: "%.3f", t.utilization))</td></tr>\n"
         }
-        html += "</table><h2>Response-time CDF</h2>\n" + cdf(result, bounds: summary.tasks.map(\.boundMs)) + "\n<h2 id=\"timeline\">Timeline</h2>\n" + timeline(result)
+        html += "</table><h2>Response-time CDF</h2>\n" + cdf(result, bounds: summary.tasks.map(\.boundMs)) + "\n<h2 id=\"timeline\">Timeline</h2>\n" + timeline(result, episodes: summary.interference)
         html += "\n</body></html>\n"
         return html
     }
@@ -97,7 +97,7 @@ public enum HTMLReport {
     /// so zooming and panning is a few lines of inline script changing the viewBox (wheel,
     /// drag, buttons); without the script it shows the whole window. Under `unmanaged` a job is
     /// drawn on every core it may use: the OS picks among them.
-    static func timeline(_ result: RunResult) -> String {
+    static func timeline(_ result: RunResult, episodes: [InterferenceEpisode] = []) -> String {
         let set = result.taskSet
         var window = min(result.elapsed, max(10 * (set.tasks.map(\.period).max() ?? 0), 1_000_000_000))
         var times = result.spans.joined().map(\.start) + result.records.joined().map(\.release)
@@ -123,7 +123,8 @@ public enum HTMLReport {
         func f3(_ ns: Int64) -> String { String(format: "%.3f", Double(ns) / 1e6) }
         let missed: [Set<Int>] = result.records.map { Set($0.filter { !$0.deadlineMet && !$0.skipped }.map(\.job)) }
 
-        var out = "<p>The first \(String(format: "%.0f", windowMs)) ms of the run"
+        var out = episodes.isEmpty ? "" : "<p>Shaded in yellow: \(episodes.count) interference episode(s), stretches in which jobs of several tasks ran slower than ever profiled (see summary.json, <code>interference</code>).</p>"
+        out += "<p>The first \(String(format: "%.0f", windowMs)) ms of the run"
         out += window < result.elapsed ? " (of \(String(format: "%.0f", Double(result.elapsed) / 1e6)) ms)" : ""
         out += initial < window ? ", opening on its first \(String(format: "%.0f", initialMs)) ms." : "."
         out += " Scroll to zoom, drag to pan (or open the page as report.html#t=FROM-TO, in ms). <button id=\"tl-in\">zoom in</button> <button id=\"tl-out\">zoom out</button> <button id=\"tl-reset\">reset</button></p>"
@@ -144,6 +145,12 @@ public enum HTMLReport {
         plot += "<rect x=\"0\" y=\"0\" width=\"\(windowMs)\" height=\"\(plotH)\" fill=\"#fafafa\"/>"
         for k in cores.indices where k % 2 == 1 {
             plot += "<rect x=\"0\" y=\"\(coresTop + Double(k) * laneH)\" width=\"\(windowMs)\" height=\"\(laneH)\" fill=\"#f0f0f0\"/>"
+        }
+        // Interference episodes (jobs of several tasks slower than ever profiled), shaded behind
+        // everything else.
+        for e in episodes where e.startMs < windowMs {
+            let tip = "<title>interference \(String(format: "%.1f–%.1f", e.startMs, e.endMs)) ms on core(s) \(e.cores.map(String.init).joined(separator: ",")): \(escape(e.tasks.joined(separator: ", "))) up to ×\(String(format: "%.2f", e.worstInflation)) their profiled median\(e.probeInflation.map { String(format: "; probe ×%.2f", $0) } ?? "")</title>"
+            plot += "<rect class=\"interference\" x=\"\(String(format: "%.6f", e.startMs))\" y=\"0\" width=\"\(String(format: "%.6f", max(e.endMs - e.startMs, 0.05)))\" height=\"\(plotH)\" fill=\"#ffd54f\" fill-opacity=\"0.35\">\(tip)</rect>"
         }
         let lane = Dictionary(uniqueKeysWithValues: cores.enumerated().map { ($1, $0) })
         // Per-core lanes.

@@ -252,6 +252,8 @@ final class InterferenceDetectionTests: XCTestCase {
         let summary = RunSummary(result, analysis: nil)
         XCTAssertEqual(summary.interference, report.episodes)
         XCTAssertTrue(summary.table().contains("interference: 1 episode(s)"), summary.table())
+        let html = HTMLReport.render(result, summary: summary)
+        XCTAssertEqual(html.components(separatedBy: "class=\"interference\" x=\"300.000000\"").count, 2, "the episode is shaded once on the timeline")
         // A clean run has none.
         let clean = try Simulator.run(set, demands: set.tasks.map { TaskDemand(declared: $0)! }, options: .init(duration: 1_000 * ms))
         XCTAssertEqual(InterferenceDetector.detect(clean).episodes, [])
