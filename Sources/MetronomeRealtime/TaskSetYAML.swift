@@ -139,36 +139,25 @@ struct YAMLMap {
 
     /// A list of durations, or nil when the key is absent or a single value.
     func durationList(_ key: String) throws -> [Int64]? {
-        guard let n = values[key], case .sequence(let seq) = n else { return nil }
-        return try seq.enumerated().map { i, item in
-            guard let s = item.string, let v = DurationText.parse(s) else {
-                throw TaskSetError(path: "\(sub(key))[\(i)]", message: "must be a duration with a unit: ns, us, ms or s")
-            }
-            return v
-        }
+        guard let n = values[key], case .sequence = n else { return nil }
+        return try list(key, of: "durations like [1ms, 2ms]", item: "a duration with a unit: ns, us, ms or s") { DurationText.parse($0) }
     }
 
     func doubleList(_ key: String) throws -> [Double]? {
-        guard let n = values[key] else { return nil }
-        guard case .sequence(let seq) = n else {
-            throw TaskSetError(path: sub(key), message: "must be a list of numbers like [0.5, 1.0]")
-        }
-        return try seq.enumerated().map { i, item in
-            guard let s = item.string, let v = Double(s), v.isFinite else {
-                throw TaskSetError(path: "\(sub(key))[\(i)]", message: "must be a number")
-            }
-            return v
-        }
+        try list(key, of: "numbers like [0.5, 1.0]", item: "a number") { Double($0).flatMap { $0.isFinite ? $0 : nil } }
     }
 
     func intList(_ key: String) throws -> [Int]? {
+        try list(key, of: "integers like [0, 1]", item: "an integer") { Int($0) }
+    }
+
+    /// A list whose every item `parse` accepts; errors name the key or the item's index.
+    private func list<T>(_ key: String, of kind: String, item: String, _ parse: (String) -> T?) throws -> [T]? {
         guard let n = values[key] else { return nil }
-        guard case .sequence(let seq) = n else {
-            throw TaskSetError(path: sub(key), message: "must be a list of integers like [0, 1]")
-        }
-        return try seq.enumerated().map { i, item in
-            guard let s = item.string, let v = Int(s) else {
-                throw TaskSetError(path: "\(sub(key))[\(i)]", message: "must be an integer")
+        guard case .sequence(let seq) = n else { throw TaskSetError(path: sub(key), message: "must be a list of \(kind)") }
+        return try seq.enumerated().map { i, node in
+            guard let s = node.string, let v = parse(s) else {
+                throw TaskSetError(path: "\(sub(key))[\(i)]", message: "must be \(item)")
             }
             return v
         }
