@@ -40,6 +40,10 @@ struct AnalysisReport: Codable {
     var margin: Double
     var schedulable: Bool?
     var tasks: [Task]
+    /// With widths: the same analysis with every task at its narrowest width (the top level
+    /// is the nominal mode, every task at its widest).
+    var guaranteed: [Task]?
+    var guaranteedSchedulable: Bool?
 
     init(set: TaskSet, analysis: AnalysisResult) {
         name = set.name
@@ -62,6 +66,15 @@ struct AnalysisReport: Codable {
         try c.encode(margin, forKey: .margin)
         try c.encode(schedulable, forKey: .schedulable)
         try c.encode(tasks, forKey: .tasks)
+        if let guaranteed {
+            try c.encode(guaranteed, forKey: .guaranteed)
+            try c.encode(guaranteedSchedulable, forKey: .guaranteedSchedulable)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, method, margin, schedulable, tasks, guaranteed
+        case guaranteedSchedulable = "guaranteed_schedulable"
     }
 
     func json() throws -> String {

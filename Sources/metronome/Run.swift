@@ -105,20 +105,15 @@ struct Analyze: ParsableCommand {
         let set = try loadTaskSet(taskset)
         let (demands, _) = try taskDemands(set, timing: timing) { if !json { print($0) } }
         let margin = set.isSynthetic ? 1 : timing.margin
-        let nominal = AnalysisReport(set: set, analysis: ScheduleAnalysis.analyze(set, demands: demands.map { $0.last! }, margin: margin))
+        var nominal = AnalysisReport(set: set, analysis: ScheduleAnalysis.analyze(set, demands: demands.map { $0.last! }, margin: margin))
         // With widths: the guaranteed mode (every task at its narrowest) beside the nominal one.
-        let hasWidths = demands.contains { $0.count > 1 }
-        let guaranteed = hasWidths
+        let guaranteed = demands.contains { $0.count > 1 }
             ? AnalysisReport(set: set, analysis: ScheduleAnalysis.analyze(set, demands: demands.map { $0.first! }, margin: margin))
             : nil
         if json {
-            if let guaranteed {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(["nominal": nominal, "guaranteed": guaranteed]), as: UTF8.self))
-            } else {
-                print(try nominal.json())
-            }
+            nominal.guaranteed = guaranteed?.tasks
+            nominal.guaranteedSchedulable = guaranteed?.schedulable
+            print(try nominal.json())
         } else if let guaranteed {
             print("nominal mode (every task at its widest width):")
             print(nominal.text())

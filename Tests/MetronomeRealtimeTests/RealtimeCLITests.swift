@@ -206,4 +206,28 @@ final class RealtimeCLITests: XCTestCase {
         XCTAssertFalse(r.signaled)
         XCTAssertTrue(r.stderr.contains("tasks[0].widths") && r.stderr.contains("0.35"), r.stderr)
     }
+
+    /// With widths `analyze --json` keeps its shape (the nominal mode at the top level) and adds
+    /// the guaranteed mode: the adaptive task is schedulable only at its narrowest width.
+    func testAnalyzeModesWithWidths() throws {
+        let (dir, path) = try write("""
+            name: widths
+            duration: 1s
+            cores: [0]
+            tasks:
+              - {name: hog, wcet: 5ms, layers: 5, period: 10ms, priority: 2}
+              - {name: adaptive, wcet: [1ms, 2ms, 6ms], layers: 4, widths: [0.25, 0.5, 1.0], period: 10ms, priority: 1}
+            """)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try Harness.run(try Harness.metronome(), ["analyze", path, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let nominal = object?["tasks"] as? [[String: Any]] ?? []
+        let guaranteed = object?["guaranteed"] as? [[String: Any]] ?? []
+        XCTAssertEqual(nominal.map { $0["schedulable"] as? Bool }, [true, false], "6 ms beside 5 ms of every 10: U = 1.1")
+        XCTAssertEqual(guaranteed.map { $0["schedulable"] as? Bool }, [true, true])
+        // Hand computation, guaranteed mode: hog 5 + one 0.25 ms region of adaptive = 5.25; adaptive 1 + 5 = 6.
+        XCTAssertEqual(guaranteed.map { $0["bound_ms"] as? Double }, [5.25, 6])
+        XCTAssertEqual(object?["guaranteed_schedulable"] as? Bool, true)
+    }
 }
