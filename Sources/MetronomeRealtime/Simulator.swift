@@ -61,6 +61,13 @@ public enum Simulator {
     public static func run(_ set: TaskSet, demands: [TaskDemand], widthDemands: [[TaskDemand]]? = nil,
                            options: Options = Options()) throws -> RunResult {
         precondition(demands.count == set.tasks.count, "one demand per task")
+        if let d = options.duration {
+            let releases = set.tasks.reduce(0.0) { $0 + Double(max(d - $1.offset, 0)) / Double($1.period) }
+            guard releases <= Double(releaseLimit) else {
+                throw TaskSetError(path: "duration", message: String(format: "simulating %@ would release %.3g jobs; at most %d (shorten the duration)",
+                                                                     DurationText.format(d), releases, releaseLimit))
+            }
+        }
         var state = try SimulationState(set: set, demands: demands, widthDemands: widthDemands, options: options)
         state.run()
         return RunResult(taskSet: set, records: state.records, elapsed: state.records.joined().compactMap(\.end).max() ?? 0,

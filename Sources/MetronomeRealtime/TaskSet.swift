@@ -139,6 +139,9 @@ public struct TaskSet: Sendable, Equatable {
         self.tasks = tasks
     }
 
+    /// The most non-preemptive regions a synthetic job may declare (`layers`, or wcet / npr).
+    public static let maxRegions = 100_000
+
     /// Whether every task declares its WCET, so the set can be analysed and simulated
     /// without running any model.
     public var isSynthetic: Bool { tasks.allSatisfy { $0.wcet != nil || $0.widthWCETs != nil } }
@@ -192,6 +195,11 @@ public struct TaskSet: Sendable, Equatable {
                 throw fail("\(p).npr", "must be positive and at most the wcet (\(DurationText.format(c)))")
             }
             if let l = t.layers, l < 1 { throw fail("\(p).layers", "must be at least 1, got \(l)") }
+            // A job is simulated region by region: keep the count to what a network can have.
+            if let l = t.layers, l > Self.maxRegions { throw fail("\(p).layers", "at most \(Self.maxRegions), got \(l)") }
+            if let q = t.npr, let c = (t.widthWCETs?.max() ?? t.wcet), c / q > Int64(Self.maxRegions) {
+                throw fail("\(p).npr", "makes \(c / q) regions per job; at most \(Self.maxRegions) (npr ≥ wcet / \(Self.maxRegions))")
+            }
             if let l = t.layers, let c = t.wcet, Int64(l) > c { throw fail("\(p).layers", "more layers than nanoseconds of wcet") }
             guard t.batch >= 1 else { throw fail("\(p).batch", "must be at least 1, got \(t.batch)") }
             guard t.period > 0 else { throw fail("\(p).period", "must be positive") }

@@ -151,10 +151,19 @@ final class SimulatorTests: XCTestCase {
         for (extra, path) in [("    wcet: 0ms\n", "tasks[0].wcet"), ("    wcet: 2ms\n    npr: 3ms\n", "tasks[0].npr"),
                               ("    npr: 1ms\n    model: resnet18\n", "tasks[0].npr"),
                               ("    wcet: 2ms\n    npr: 1ms\n    layers: 2\n", "tasks[0].layers"),
-                              ("    wcet: 2ms\n    layers: 0\n", "tasks[0].layers"), ("", "tasks[0].model")] {
+                              ("    wcet: 2ms\n    layers: 0\n", "tasks[0].layers"), ("", "tasks[0].model"),
+                              ("    wcet: 1s\n    npr: 1ns\n", "tasks[0].npr"), ("    wcet: 1s\n    layers: 200000\n", "tasks[0].layers")] {
             XCTAssertThrowsError(try TaskSet.load(yaml: base + extra), path) { error in
                 XCTAssertEqual((error as? TaskSetError)?.path, path, "\(error)")
             }
+        }
+    }
+
+    /// A simulation that would release more jobs than the simulator allows is refused up front.
+    func testHugeSimulationsAreRefused() {
+        let set = synthetic(.fixedPriority, .layer, [.init(name: "a", wcet: 1000, period: 10_000)])
+        XCTAssertThrowsError(try simulate(set, duration: 3_600_000_000_000)) { error in
+            XCTAssertEqual((error as? TaskSetError)?.path, "duration", "\(error)")
         }
     }
 
