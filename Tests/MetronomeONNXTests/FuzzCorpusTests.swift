@@ -19,7 +19,16 @@ final class FuzzCorpusTests: XCTestCase {
         ("onnx", { _ = try ONNXImporter.parse($0, source: "fuzz.onnx") }),
         ("npy", { _ = try NPY.decode($0, source: "fuzz.npy") }),
         ("image", { _ = try ImageDecoder.decode($0, source: "fuzz-image") }),
-        ("taskset", { _ = try TaskSet.load(yaml: String(decoding: $0, as: UTF8.self)) }),
+        ("taskset", { data in
+            let set = try TaskSet.load(yaml: String(decoding: data, as: UTF8.self))
+            // As the fuzz target: synthetic sets are analysed and briefly simulated too.
+            guard let analysis = ScheduleAnalysis.analyzeDeclared(set) else { return }
+            _ = analysis.schedulable
+            let horizon = (set.tasks.map(\.offset).max() ?? 0) + 20 * (set.tasks.map(\.period).max() ?? 0)
+            _ = try? Simulator.run(set, demands: set.tasks.compactMap { TaskDemand(declared: $0) },
+                                   widthDemands: set.tasks.compactMap { TaskDemand.declaredPerWidth($0) },
+                                   options: .init(duration: min(horizon, Simulator.defaultDuration(set).duration)))
+        }),
     ]
 
     func files(_ target: String) throws -> [URL] {

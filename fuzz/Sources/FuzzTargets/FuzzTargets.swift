@@ -24,7 +24,15 @@ public enum FuzzTargets {
     }
 
     public static func taskset(_ data: Data) {
-        _ = try? TaskSet.load(yaml: String(decoding: data, as: UTF8.self))
+        guard let set = try? TaskSet.load(yaml: String(decoding: data, as: UTF8.self)),
+              let analysis = ScheduleAnalysis.analyzeDeclared(set) else { return }
+        // A synthetic set also goes through the analysis and a short simulation (at most 20 of
+        // its longest periods; the simulator refuses more releases than it allows).
+        _ = analysis.schedulable
+        let horizon = (set.tasks.map(\.offset).max() ?? 0) + 20 * (set.tasks.map(\.period).max() ?? 0)
+        _ = try? Simulator.run(set, demands: set.tasks.compactMap { TaskDemand(declared: $0) },
+                               widthDemands: set.tasks.compactMap { TaskDemand.declaredPerWidth($0) },
+                               options: .init(duration: min(horizon, Simulator.defaultDuration(set).duration)))
     }
 
     /// Runs `body` on libFuzzer's buffer.
