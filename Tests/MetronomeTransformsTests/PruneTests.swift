@@ -73,6 +73,38 @@ final class PruneTests: XCTestCase {
         }
     }
 
+    /// Concatenated parts are pruned separately and the consumer keeps their kept slices at
+    /// their offsets; the two convs of a residual add keep the same channels.
+    func testConcatAndResidualKeepCoupledChannels() throws {
+        var b = GraphBuilder(name: "concat-net", seed: 7)
+        let x = b.input("input", shape: [-1, 3, 8, 8])
+        let a = b.relu(b.conv(x, in: 3, out: 16, kernel: 3))
+        let c = b.conv(x, in: 3, out: 24, kernel: 1, bias: true)
+        let cat = b.node("Concat", [a, c], attributes: ["axis": .int(1)])[0]
+        let d = b.conv(cat, in: 40, out: 32, kernel: 3)
+        let e = b.conv(x, in: 3, out: 32, kernel: 1)
+        let sum = b.relu(b.add(b.batchNorm(d, channels: 32), e))
+        b.output(b.linear(b.flatten(b.globalAveragePool(sum)), in: 32, out: 10))
+        let g = b.graph
+        let r = try prune(g, amount: 0.4, options: PruneOptions(mode: .random, seed: 5))
+        let convs = g.nodes.filter { $0.opType == "Conv" }
+        let groupOf = { (node: Node) in r.groups.first { $0.producers.contains(node.name) }! }
+        XCTAssertEqual(groupOf(convs[2]).producers, [convs[2].name, convs[3].name], "residual pair is one group")
+        let keptA = groupOf(convs[0]).kept, keptC = groupOf(convs[1]).kept, keptD = groupOf(convs[2]).kept
+        XCTAssertTrue(keptA.count < 16 || keptC.count < 24 || keptD.count < 32)
+        let wD = try XCTUnwrap(g.initializers[convs[2].inputs[1]]), sD = try XCTUnwrap(r.graph.initializers[convs[2].inputs[1]])
+        let inputs = keptA + keptC.map { $0 + 16 }
+        XCTAssertEqual(sD.shape, [keptD.count, inputs.count, 3, 3])
+        for (o, src) in keptD.enumerated() {
+            for (i, ch) in inputs.enumerated() {
+                for k in 0..<9 { XCTAssertEqual(sD.scalars[(o * inputs.count + i) * 9 + k], wD.scalars[(src * 40 + ch) * 9 + k]) }
+            }
+        }
+        XCTAssertEqual(r.graph.initializers[convs[3].inputs[1]]?.shape, [keptD.count, 3, 1, 1])
+        let input = Support.randomInput([2, 3, 8, 8], seed: 5)
+        assertClose(try Support.engine(r.graph, input), try Support.reference(Self.masked(g, r), input))
+    }
+
     /// The pruned graph agrees with the reference interpreter (not only with the engine).
     func testPrunedGraphAgreesWithTheReference() throws {
         let g = try Zoo.mobileNetV2(inputSize: 64, seed: 3)
