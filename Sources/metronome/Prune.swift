@@ -26,26 +26,30 @@ struct Prune: ParsableCommand {
     var model: String
     @Option(help: "Fraction of the parameters to remove, in [0, 1).") var amount: Double
     @Option(help: "Channel scores: l1, random or random-weighted.") var mode: PruneMode = .l1
-    @Option(help: "For random-weighted: which layers lose more channels (early, late, uniform).")
-    var skew: PruneSkew = .late
-    @Option(help: "Seed of the random scores.") var seed: UInt64 = 0
+    @Option(help: "For random-weighted: which layers lose more channels (early, late, uniform). (default: late)")
+    var skew: PruneSkew?
+    @Option(help: "Seed of the random scores (random modes only). (default: 0)") var seed: UInt64?
     @Option(help: "Output .onnx path.") var out: String
     @Flag(help: "Replace the output file if it exists.") var force = false
 
     func validate() throws {
         guard amount >= 0 && amount < 1 else { throw ValidationError("--amount must be in [0, 1), got \(amount)") }
+        if skew != nil && mode != .randomWeighted {
+            throw ValidationError("--skew applies only to --mode random-weighted, not \(mode.rawValue)")
+        }
+        if seed != nil && mode == .l1 { throw ValidationError("--seed applies only to the random modes; l1 has no random scores") }
         try checkWritable(out, force: force)
     }
 
     func run() throws {
         let original = try ModelSource.load(model)
-        let result = try prune(original, amount: amount, options: PruneOptions(mode: mode, skew: skew, seed: seed))
+        let result = try prune(original, amount: amount, options: PruneOptions(mode: mode, skew: skew ?? .late, seed: seed ?? 0))
         try ONNXExporter.write(result.graph, to: URL(fileURLWithPath: out), overwrite: force)
         let before = try CostModel.analyze(original, plan: false)
         let after = try CostModel.analyze(result.graph, plan: false)
         let achieved = 1 - Double(after.params) / Double(before.params)
         let pruned = result.groups.filter { $0.kept.count < $0.channels }.count
-        print("wrote \(out): \(result.graph.name), mode \(mode.rawValue)\(mode == .randomWeighted ? " (skew \(skew.rawValue))" : "")")
+        print("wrote \(out): \(result.graph.name), mode \(mode.rawValue)\(mode == .randomWeighted ? " (skew \((skew ?? .late).rawValue))" : "")")
         print("  params \(Units.count(before.params)) -> \(Units.count(after.params)): "
             + String(format: "%.2f%% removed (target %.2f%%)", achieved * 100, amount * 100))
         print("  MACs   \(Units.count(before.macs)) -> \(Units.count(after.macs)) (\(String(format: "%.3f", Double(after.macs) / Double(before.macs)))x)")

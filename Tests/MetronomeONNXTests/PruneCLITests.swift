@@ -57,6 +57,8 @@ final class PruneCLITests: XCTestCase {
             (["prune", "noscope-coral", "--amount", "0.3", "--out", out], "--force"),
             (["prune", "noscope-coral", "--amount", "1", "--out", path("q.onnx")], "--amount"),
             (["prune", "noscope-coral", "--amount", "0.3", "--mode", "l2", "--out", path("q.onnx")], "l2"),
+            (["prune", "noscope-coral", "--amount", "0.3", "--skew", "early", "--out", path("q.onnx")], "--skew"),
+            (["prune", "noscope-coral", "--amount", "0.3", "--seed", "3", "--out", path("q.onnx")], "--seed"),
             (["prune", "no-such-model", "--amount", "0.3", "--out", path("q.onnx")], "unknown model"),
         ] {
             let r = try Harness.run(bin, args)
