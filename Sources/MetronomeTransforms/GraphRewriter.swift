@@ -47,6 +47,17 @@ extension Tensor {
         return sums.map { Float($0.squareRoot()) }
     }
 
+    /// The L1 norm of each slice along `axis`: the magnitude criterion of filter pruning
+    /// (Li et al., *Pruning Filters for Efficient ConvNets*), which ranks filters by it.
+    func filterL1Norms(axis: Int) -> [Double] {
+        let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *), n = shape[axis]
+        var sums = [Double](repeating: 0, count: n)
+        for o in 0..<outer { for j in 0..<n { for k in 0..<inner {
+            sums[j] += Double(abs(scalars[(o * n + j) * inner + k]))
+        } } }
+        return sums
+    }
+
     /// Multiplies every slice j along `axis` by `factor(j)`.
     mutating func scaleFilters(axis: Int, _ factor: (Int) -> Float) {
         let outer = shape[..<axis].reduce(1, *), inner = shape[(axis + 1)...].reduce(1, *), n = shape[axis]
