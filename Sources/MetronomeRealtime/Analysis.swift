@@ -131,10 +131,12 @@ public enum ScheduleAnalysis {
             case .notAnalysed(let why):
                 for i in unit.tasks { bounds[i].note = why }
             case .dedicated:
+                // Alone on its cores, a job waits only for the task's own earlier jobs: the
+                // busy-period analysis with nothing else (R = C when C ≤ T; a backlog otherwise).
                 for i in unit.tasks {
                     let p = params(set, d, i)
-                    apply(&bounds[i], .bound(p.c), deadline: p.deadline, method: "dedicated cores: R = C",
-                        note: "alone on its cores")
+                    apply(&bounds[i], fixedPriorityResponse(p, hp: [], blocking: 0, nonPreemptive: false), deadline: p.deadline,
+                          method: "dedicated cores: busy-period RTA of the task alone", note: "alone on its cores")
                 }
             case .processors(let m, let policy):
                 let tasks = unit.tasks

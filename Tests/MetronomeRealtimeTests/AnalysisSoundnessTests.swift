@@ -21,8 +21,9 @@ final class AnalysisSoundnessTests: XCTestCase {
         var make: @Sendable (inout SplitMix64) -> (TaskSet, [TaskDemand])
     }
 
-    /// UUniFast: n utilizations summing to `total`, each capped at 1 (redrawn otherwise).
-    static func uunifast(_ n: Int, total: Double, _ g: inout SplitMix64) -> [Double] {
+    /// UUniFast: n utilizations summing to `total`, each at most `cap` (redrawn otherwise;
+    /// callers keep `total` well below n·cap).
+    static func uunifast(_ n: Int, total: Double, cap: Double = 0.95, _ g: inout SplitMix64) -> [Double] {
         while true {
             var sum = total
             var u: [Double] = []
@@ -32,7 +33,7 @@ final class AnalysisSoundnessTests: XCTestCase {
                 sum = next
             }
             u.append(sum)
-            if u.allSatisfy({ $0 <= 0.95 }) { return u }
+            if u.allSatisfy({ $0 <= cap }) { return u }
         }
     }
 
@@ -41,9 +42,9 @@ final class AnalysisSoundnessTests: XCTestCase {
 
     /// Random tasks: periods from ``periods``, utilizations by UUniFast, deadlines mostly equal
     /// to periods, sometimes shorter, sometimes longer (with overrun skip or queue), 1–6 regions.
-    static func randomTasks(_ n: Int, utilization: Double, cores: (Int) -> [Int], allowLongDeadlines: Bool,
+    static func randomTasks(_ n: Int, utilization: Double, cap: Double = 0.95, cores: (Int) -> [Int], allowLongDeadlines: Bool,
                             _ g: inout SplitMix64) -> ([TaskSet.Task], [TaskDemand]) {
-        let u = uunifast(n, total: utilization, &g)
+        let u = uunifast(n, total: min(utilization, Double(n) * cap * 0.7), cap: cap, &g)
         var tasks: [TaskSet.Task] = []
         var demands: [TaskDemand] = []
         for i in 0..<n {
@@ -65,12 +66,12 @@ final class AnalysisSoundnessTests: XCTestCase {
     }
 
     static func family(_ name: String, processors m: Int, policy: TaskSet.Policy, preemption: TaskSet.Preemption?,
-                       lock: Int? = nil, ownCores: Bool = false, maxUtilization: Double) -> Family {
+                       lock: Int? = nil, ownCores: Bool = false, maxUtilization: Double, cap: Double = 0.95) -> Family {
         Family(name: name, processors: m) { g in
             let n = 2 + Int(g.next() % 4)
             let mode = preemption ?? (g.next() % 2 == 0 ? .layer : .job)
             let all = Array(0..<(ownCores ? n : m))
-            let (tasks, demands) = randomTasks(n, utilization: 0.1 + unit(&g) * (maxUtilization - 0.1),
+            let (tasks, demands) = randomTasks(n, utilization: 0.1 + unit(&g) * (maxUtilization - 0.1), cap: cap,
                                                cores: { ownCores ? [$0] : all }, allowLongDeadlines: true, &g)
             return (TaskSet(name: name, duration: 1, policy: policy, preemption: mode, lockK: lock, cores: all, tasks: tasks), demands)
         }
@@ -86,6 +87,8 @@ final class AnalysisSoundnessTests: XCTestCase {
         family("lock as processor (unmanaged, k = 1)", processors: 1, policy: .unmanaged, preemption: nil, lock: 1, maxUtilization: 1.05),
         family("lock as two processors (FP, k = 2, own cores)", processors: 2, policy: .fixedPriority, preemption: nil,
                lock: 2, ownCores: true, maxUtilization: 1.6),
+        family("unmanaged, each task on its own core", processors: 1, policy: .unmanaged, preemption: nil,
+               ownCores: true, maxUtilization: 4, cap: 1.5),
     ]
 
     struct Counterexample: CustomStringConvertible {
