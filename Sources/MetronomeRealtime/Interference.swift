@@ -75,8 +75,10 @@ public struct ProbeSummary: Codable, Sendable, Equatable {
 /// Finds interference episodes in a run by comparing every job's execution time with the
 /// task's timing profile (the runs measured before the set ran).
 ///
-/// A job is *slow* when its execution time exceeds the longest profiled run of its task — it
-/// ran slower than the task was ever seen to run alone or beside its co-runners. Slow jobs
+/// A job is *slow* when its execution time exceeds its task's WCET as the analysis took it
+/// (the longest profiled run × margin, or the declared or probabilistic WCET), or, without an
+/// analysis, the longest profiled run: it ran slower than the task was ever seen or assumed
+/// to run. (A task with widths is held to its widest width's WCET.) Slow jobs
 /// whose spans overlap, or lie within `gap` of each other, form a cluster; a cluster with
 /// slow jobs of at least two tasks is an episode (one slow task alone is the model's own
 /// variance, unless the interference probe saw its core slow down by ``probeThreshold`` or
@@ -95,16 +97,18 @@ public enum InterferenceDetector {
         public var misses: Int
     }
 
-    public static func detect(_ result: RunResult, gap: Int64 = defaultGap) -> Report {
+    /// `wcets[i]`: task i's WCET in the analysis (nil: the longest profiled run).
+    public static func detect(_ result: RunResult, wcets: [Int64]? = nil, gap: Int64 = defaultGap) -> Report {
         let set = result.taskSet
         struct Slow { var task: Int; var start: Int64; var end: Int64; var inflation: Double }
         var slow: [Slow] = []
         for (i, records) in result.records.enumerated() {
             let profile = result.timing[i].jobSamples.sorted()
-            guard let worst = profile.last, worst > 0 else { continue }
+            guard let longest = profile.last, longest > 0 else { continue }
+            let worst = wcets?[i] ?? Int64(longest)
             let median = Double(profile[profile.count / 2])
             for r in records {
-                guard let s = r.start, let e = r.end, r.execution > Int64(worst) else { continue }
+                guard let s = r.start, let e = r.end, r.execution > worst else { continue }
                 slow.append(Slow(task: i, start: s, end: e, inflation: Double(r.execution) / max(median, 1)))
             }
         }

@@ -123,7 +123,7 @@ public enum HTMLReport {
         func f3(_ ns: Int64) -> String { String(format: "%.3f", Double(ns) / 1e6) }
         let missed: [Set<Int>] = result.records.map { Set($0.filter { !$0.deadlineMet && !$0.skipped }.map(\.job)) }
 
-        var out = episodes.isEmpty ? "" : "<p>Shaded in yellow: \(episodes.count) interference episode(s), stretches in which jobs of several tasks ran slower than ever profiled (see summary.json, <code>interference</code>).</p>"
+        var out = episodes.isEmpty ? "" : "<p>Shaded in yellow: \(episodes.count) interference episode(s), stretches in which jobs of several tasks ran slower than their WCET (see summary.json, <code>interference</code>).</p>"
         out += "<p>The first \(String(format: "%.0f", windowMs)) ms of the run"
         out += window < result.elapsed ? " (of \(String(format: "%.0f", Double(result.elapsed) / 1e6)) ms)" : ""
         out += initial < window ? ", opening on its first \(String(format: "%.0f", initialMs)) ms." : "."
@@ -146,7 +146,7 @@ public enum HTMLReport {
         for k in cores.indices where k % 2 == 1 {
             plot += "<rect x=\"0\" y=\"\(coresTop + Double(k) * laneH)\" width=\"\(windowMs)\" height=\"\(laneH)\" fill=\"#f0f0f0\"/>"
         }
-        // Interference episodes (jobs of several tasks slower than ever profiled), shaded behind
+        // Interference episodes (jobs of several tasks slower than their WCET), shaded behind
         // everything else.
         for e in episodes where e.startMs < windowMs {
             let tip = "<title>interference \(String(format: "%.1f–%.1f", e.startMs, e.endMs)) ms on core(s) \(e.cores.map(String.init).joined(separator: ",")): \(escape(e.tasks.joined(separator: ", "))) up to ×\(String(format: "%.2f", e.worstInflation)) their profiled median\(e.probeInflation.map { String(format: "; probe ×%.2f", $0) } ?? "")</title>"

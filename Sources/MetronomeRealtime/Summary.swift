@@ -93,7 +93,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
     public var realtimePriority: Bool
     public var analysisMethod: String
     public var tasks: [TaskSummary]
-    /// Stretches in which jobs of several tasks ran slower than ever profiled (see
+    /// Stretches in which jobs of several tasks ran slower than their WCET (see
     /// ``InterferenceDetector``), and how many misses fall inside them.
     public var interference: [InterferenceEpisode]
     public var missesExplainedByInterference: Int
@@ -135,7 +135,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
             Self.summarize(set.tasks[i], result.records[i], elapsed: result.elapsed, timing: result.timing[i],
                            bound: analysis?.tasks[i])
         }
-        let detected = InterferenceDetector.detect(result)
+        let detected = InterferenceDetector.detect(result, wcets: analysis?.tasks.map(\.wcet))
         interference = detected.episodes
         missesExplainedByInterference = detected.explainedMisses
         probe = ProbeSummary(result)
@@ -239,7 +239,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
                                 p.kernelUs, p.periodMs, p.cost * 100, p.p99Inflation, p.maxInflation, p.p99LatenessMs, p.maxLatenessMs))
         }
         if !interference.isEmpty {
-            lines.append("interference: \(interference.count) episode(s) in which several tasks ran slower than ever profiled"
+            lines.append("interference: \(interference.count) episode(s) in which several tasks ran slower than their WCET"
                          + (misses > 0 ? "; \(missesExplainedByInterference) of \(misses) misses fall inside one" : ""))
             for e in interference.prefix(10) {
                 let span = String(format: "%.1f–%.1f ms", e.startMs, e.endMs)
