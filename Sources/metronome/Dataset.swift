@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Metronome
 import MetronomeAnalysis
+import MetronomeIO
 import MetronomeModels
 import MetronomeONNX
 import MetronomeTransforms

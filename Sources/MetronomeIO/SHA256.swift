@@ -1,13 +1,14 @@
-import ArgumentParser
 import Foundation
+import Metronome
 
-/// SHA-256 (FIPS 180-4) of a file, for the dataset manifest.
+/// SHA-256 (FIPS 180-4), for the `metronome dataset` manifest.
 ///
 /// Written here rather than taken from apple/swift-crypto because on Linux that package
 /// compiles its bundled BoringSSL (hundreds of C files), which would add minutes to every
-/// clean build on the project's 2-core machines for one hash function. The tests compare
-/// every manifest hash with Python's hashlib on the same file.
-struct SHA256Digest {
+/// clean build on the project's 2-core machines for one hash function. SHA256Tests checks
+/// published digests and the padding boundaries; the CLI tests compare every manifest hash
+/// with Python's hashlib on the same file.
+public struct SHA256Digest {
     private var h: [UInt32] = [
         0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
     ]
@@ -25,7 +26,9 @@ struct SHA256Digest {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    mutating func update(_ data: Data) {
+    public init() {}
+
+    public mutating func update(_ data: Data) {
         length &+= UInt64(data.count)
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             var offset = 0
@@ -47,7 +50,7 @@ struct SHA256Digest {
     }
 
     /// The digest as 64 lowercase hex digits.
-    mutating func finalize() -> String {
+    public mutating func finalize() -> String {
         let bits = length &* 8
         var pad: [UInt8] = [0x80]
         let rem = (buffer.count + 1) % 64
@@ -86,9 +89,9 @@ struct SHA256Digest {
     @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
     /// Hashes a file in 1 MiB chunks, so large variants are never held twice in memory.
-    static func file(_ path: String) throws -> String {
+    public static func file(_ path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ValidationError("cannot read \(path) to hash it")
+            throw MetronomeError.invalidArgument("cannot read \(path) to hash it")
         }
         defer { try? handle.close() }
         var digest = SHA256Digest()
