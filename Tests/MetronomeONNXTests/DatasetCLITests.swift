@@ -105,7 +105,7 @@ final class DatasetCLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("wrote 1 variant(s)"), r.stdout)
         var after = try mtimes()
         for name in names where name != names[1] { XCTAssertEqual(after[name], before[name], name) }
-        XCTAssertEqual(Set(try manifest(out).dropFirst().map { $0 }), Set(try String(decoding: first, as: UTF8.self)
+        XCTAssertEqual(Set(try manifest(out).dropFirst().map { $0 }), Set(String(decoding: first, as: UTF8.self)
             .split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }))
         XCTAssertEqual(try manifest(out).count, 5)
 
@@ -127,7 +127,7 @@ final class DatasetCLITests: XCTestCase {
 
     func testRefusalsNameTheProblem() throws {
         let bin = try Harness.metronome()
-        FileManager.default.createFile(atPath: path("plain"), contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path("plain"), contents: Data("x".utf8)))
         let base = ["dataset", "--models", "noscope-coral", "--modes", "l1"]
         for (args, text) in [
             (base + ["--amounts", "0.1", "--out", path("plain")], "not a directory"),
@@ -164,7 +164,7 @@ final class DatasetCLITests: XCTestCase {
         r = try Harness.run(bin, base + ["--amounts", "0.1", "--out", out])
         XCTAssertTrue(r.stderr.contains("manifest.csv line 3") && r.stderr.contains("10 fields"), r.stderr)
         try FileManager.default.removeItem(atPath: out + "/manifest.csv")
-        FileManager.default.createFile(atPath: out + "/noscope-coral-l1-0.10.onnx", contents: Data("mine".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: out + "/noscope-coral-l1-0.10.onnx", contents: Data("mine".utf8)))
         r = try Harness.run(bin, base + ["--amounts", "0.1", "--out", out])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("noscope-coral-l1-0.10.onnx exists") && r.stderr.contains("--force"), r.stderr)
@@ -172,5 +172,32 @@ final class DatasetCLITests: XCTestCase {
         r = try Harness.run(bin, base + ["--amounts", "0.1", "--out", out, "--force"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try manifest(out).count, 2)
+    }
+
+    /// An ONNX file as the base model, with a quote in its name: the manifest quotes the
+    /// fields (Python's csv module reads them back), and a rerun parses them and skips.
+    func testONNXFileInputAndQuotedFields() throws {
+        let bin = try Harness.metronome()
+        let py = try Harness.python(modules: ["csv", "json"])
+        let model = path("my \"net\".onnx")
+        XCTAssertEqual(try Harness.run(bin, ["export", "noscope-coral", "--out", model]).status, 0)
+        let out = path("ds")
+        let args = ["dataset", "--models", model, "--amounts", "0.3", "--modes", "l1,random", "--out", out]
+        var r = try Harness.run(bin, args)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let script = "import csv, json, sys; print(json.dumps(list(csv.reader(open(sys.argv[1], newline='')))))"
+        let read = try Harness.run("/usr/bin/env", [py, "-c", script, out + "/manifest.csv"])
+        XCTAssertEqual(read.status, 0, read.stderr)
+        let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(read.stdout.utf8)) as? [[String]])
+        XCTAssertEqual(rows.count, 3)
+        XCTAssertEqual(rows[1].prefix(5), ["my \"net\"-l1-0.30.onnx", model, "l1", "0.30", ""])
+        XCTAssertEqual(rows[2].prefix(5), ["my \"net\"-random-0.30-s0.onnx", model, "random", "0.30", "0"])
+        for row in rows.dropFirst() {
+            XCTAssertEqual(row.count, 10)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + row[0]), row[0])
+        }
+        r = try Harness.run(bin, args)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("wrote 0 variant(s)"), r.stdout)
     }
 }
