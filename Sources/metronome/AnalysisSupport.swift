@@ -56,6 +56,34 @@ enum ArgumentLists {
         return values
     }
 
+    /// `--amounts` of `metronome dataset`: "START:STOP:STEP" (STOP included when the steps land
+    /// on it within 1e-9) or a comma list. Values are rounded to 1e-9 so that 0.05·3 is 0.15,
+    /// not 0.15000000000000002, and repeated values are refused because they would name the
+    /// same variant file twice.
+    static func amounts(_ s: String) throws -> [Double] {
+        var values: [Double]
+        if s.contains(":") {
+            let parts = s.split(separator: ":", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 3, let start = parts[0], let stop = parts[1], let step = parts[2] else {
+                throw ValidationError("--amounts must be START:STOP:STEP (e.g. 0:0.9:0.05) or a comma list, got '\(s)'")
+            }
+            guard step > 0, stop >= start else {
+                throw ValidationError("--amounts \(s): STEP must be positive and STOP at least START")
+            }
+            let n = Int(((stop - start) / step + 1e-9).rounded(.down))
+            guard n < 100_000 else { throw ValidationError("--amounts \(s) gives \(n + 1) amounts; at most 100000") }
+            values = (0...n).map { start + Double($0) * step }
+        } else {
+            values = try doubles(s, option: "--amounts")
+        }
+        values = values.map { ($0 * 1e9).rounded() / 1e9 }
+        for v in values where !(v >= 0 && v < 1) {
+            throw ValidationError("--amounts: every amount must be in [0, 1), got \(v) from '\(s)'")
+        }
+        if Set(values).count != values.count { throw ValidationError("--amounts '\(s)' repeats an amount") }
+        return values
+    }
+
     /// "224x160" or "224" → (224, 160) or (224, 224).
     static func size(_ s: String) throws -> (Int, Int) {
         let parts = s.lowercased().split(separator: "x").map { Int($0) }

@@ -6,6 +6,6 @@ struct MetronomeCommand: ParsableCommand {
         commandName: "metronome",
         abstract: "Fast, predictable CNN inference on shared processors.",
         subcommands: [RunTaskSet.self, Analyze.self, Simulate.self, Runs.self, Bench.self, Export.self, Models.self, Infer.self, Classify.self,
-                      Summary.self, Slim.self, Prune.self, Fold.self, Sweep.self, AI.self]
+                      Summary.self, Slim.self, Prune.self, Dataset.self, Fold.self, Sweep.self, AI.self]
     )
 }
