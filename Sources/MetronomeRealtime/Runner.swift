@@ -171,11 +171,12 @@ public enum RealtimeRunner {
                                timing mode: TimingMode = .contended,
                                log: (String) -> Void = { _ in }) throws -> [PreparedTask] {
         try set.validate()
+        // Before compiling anything: a synthetic task cannot run.
+        if let i = set.tasks.firstIndex(where: { $0.model == nil }) {
+            throw TaskSetError(path: "tasks[\(i)].model", message: "running needs a model; '\(set.tasks[i].name)' is synthetic (wcet only): analyse or simulate it instead")
+        }
         var prepared: [PreparedTask] = []
         for (i, task) in set.tasks.enumerated() {
-            guard task.model != nil else {
-                throw TaskSetError(path: "tasks[\(i)].model", message: "running needs a model; '\(task.name)' is synthetic (wcet only): analyse or simulate it instead")
-            }
             // One variant per width (narrowest first); the widest is the task's own.
             var variants: [PreparedTask] = []
             for width in task.widths ?? [task.width ?? 1] {
