@@ -639,6 +639,11 @@ final class RunSession: @unchecked Sendable {
             // Through the jobs' own call (with a layer-boundary callback and the output check),
             // so that every first-use cost of that path is paid here — for every width.
             let noBoundary: (Int) throws -> Void = { _ in }
+            // The OpenMP team of a multi-threaded job is created here and inherits this
+            // thread's priority: the jobs' 50, not the bookkeeping 60, so that its idle
+            // spinning never outranks other work on its cores.
+            if set.policy != .unmanaged { RealtimeThread.makeFIFO(priority: 50) }
+            defer { if set.policy != .unmanaged { RealtimeThread.makeFIFO(priority: 60) } }
             for w in 0..<task.variantCount {
                 task.variant(w).executor.pin(to: initial)
                 for _ in 0..<2 { _ = try task.variant(w).runAndCheck(0, boundary: noBoundary) }
