@@ -8,17 +8,17 @@ import MetronomeTransforms
 /// Loads a task's model: zoo name or ONNX file, slimmed to its width and folded by its factor.
 func loadTaskModel(_ task: TaskSet.Task) throws -> Graph {
     guard let model = task.model else { throw MetronomeError.invalidArgument("task '\(task.name)' has no model") }
-    // A slimmable family at one of its widths is that width's own model (private batch norms).
+    var graph: Graph
     if let width = task.width, let family = SlimmableZoo.family(named: model) {
+        // A slimmable family at one of its widths is that width's own model (private batch norms).
         guard family.widths.contains(width) else {
             throw MetronomeError.invalidArgument("\(model) has widths \(family.widths.map { String($0) }.joined(separator: ", ")), not \(width)")
         }
-        var graph = try ModelSource.load(width == 1 ? model : "\(model)@\(width)")
-        if let factor = task.fold, factor != 1 { graph = try fold(graph, factor: factor).graph }
-        return graph
+        graph = try ModelSource.load(width == 1 ? model : "\(model)@\(width)")
+    } else {
+        graph = try ModelSource.load(model)
+        if let width = task.width, width != 1 { graph = try slim(graph, width: width) }
     }
-    var graph = try ModelSource.load(model)
-    if let width = task.width, width != 1 { graph = try slim(graph, width: width) }
     if let factor = task.fold, factor != 1 { graph = try fold(graph, factor: factor).graph }
     return graph
 }

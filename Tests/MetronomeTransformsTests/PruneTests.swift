@@ -76,16 +76,7 @@ final class PruneTests: XCTestCase {
     /// Concatenated parts are pruned separately and the consumer keeps their kept slices at
     /// their offsets; the two convs of a residual add keep the same channels.
     func testConcatAndResidualKeepCoupledChannels() throws {
-        var b = GraphBuilder(name: "concat-net", seed: 7)
-        let x = b.input("input", shape: [-1, 3, 8, 8])
-        let a = b.relu(b.conv(x, in: 3, out: 16, kernel: 3))
-        let c = b.conv(x, in: 3, out: 24, kernel: 1, bias: true)
-        let cat = b.node("Concat", [a, c], attributes: ["axis": .int(1)])[0]
-        let d = b.conv(cat, in: 40, out: 32, kernel: 3)
-        let e = b.conv(x, in: 3, out: 32, kernel: 1)
-        let sum = b.relu(b.add(b.batchNorm(d, channels: 32), e))
-        b.output(b.linear(b.flatten(b.globalAveragePool(sum)), in: 32, out: 10))
-        let g = b.graph
+        let g = Support.concatResidualNet()
         let r = try prune(g, amount: 0.4, options: PruneOptions(mode: .random, seed: 5))
         let convs = g.nodes.filter { $0.opType == "Conv" }
         let groupOf = { (node: Node) in r.groups.first { $0.producers.contains(node.name) }! }

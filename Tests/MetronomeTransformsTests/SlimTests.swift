@@ -75,16 +75,7 @@ final class SlimTests: XCTestCase {
     /// A concat's consumer keeps the kept slices of each part, and a residual add forces both
     /// operands onto the same channels.
     func testConcatAndResidualSlices() throws {
-        var b = GraphBuilder(name: "concat-net", seed: 7)
-        let x = b.input("input", shape: [-1, 3, 8, 8])
-        let a = b.relu(b.conv(x, in: 3, out: 16, kernel: 3))
-        let c = b.conv(x, in: 3, out: 24, kernel: 1, bias: true)
-        let cat = b.node("Concat", [a, c], attributes: ["axis": .int(1)])[0]
-        let d = b.conv(cat, in: 40, out: 32, kernel: 3)
-        let e = b.conv(x, in: 3, out: 32, kernel: 1)
-        let sum = b.relu(b.add(b.batchNorm(d, channels: 32), e))
-        b.output(b.linear(b.flatten(b.globalAveragePool(sum)), in: 32, out: 10))
-        let g = b.graph
+        let g = Support.concatResidualNet()
         let s = try slim(g, width: 0.5)
         let convs = g.nodes.filter { $0.opType == "Conv" }
         let wD = try XCTUnwrap(g.initializers[convs[2].inputs[1]]), sD = try XCTUnwrap(s.initializers[convs[2].inputs[1]])

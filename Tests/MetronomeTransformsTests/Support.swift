@@ -6,6 +6,21 @@ import MetronomeONNX
 /// Helpers shared by the transform tests: running graphs on the engine and the reference
 /// interpreter, and running exported ONNX files in ONNX Runtime through scripts/ort_run.py.
 enum Support {
+    /// A small network with a concat of two convs feeding a conv, and a residual add of that
+    /// conv (through a batch norm) with another: the coupled-channel cases of slim and prune.
+    static func concatResidualNet() -> Graph {
+        var b = GraphBuilder(name: "concat-net", seed: 7)
+        let x = b.input("input", shape: [-1, 3, 8, 8])
+        let a = b.relu(b.conv(x, in: 3, out: 16, kernel: 3))
+        let c = b.conv(x, in: 3, out: 24, kernel: 1, bias: true)
+        let cat = b.node("Concat", [a, c], attributes: ["axis": .int(1)])[0]
+        let d = b.conv(cat, in: 40, out: 32, kernel: 3)
+        let e = b.conv(x, in: 3, out: 32, kernel: 1)
+        let sum = b.relu(b.add(b.batchNorm(d, channels: 32), e))
+        b.output(b.linear(b.flatten(b.globalAveragePool(sum)), in: 32, out: 10))
+        return b.graph
+    }
+
     static func randomInput(_ shape: [Int], seed: UInt64) -> Tensor {
         var rng = SplitMix64(seed: seed)
         return Tensor(shape: shape, uniformIn: -1...1, generator: &rng)
