@@ -2,6 +2,7 @@
 #define METRONOME_CDNNL_SHIM_H
 
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
 
 // Debian's oneDNN is built on the GNU OpenMP runtime. The executor sizes the team of the
 // calling thread and pins each team member to a core; these libgomp entry points are

@@ -10,10 +10,17 @@ struct Bench: ParsableCommand {
             Compiles MODEL for the given batch and thread count, runs warm-up iterations, then \
             times each run on the monotonic clock. Prints min, median, p90, p99 and max latency \
             in milliseconds and the throughput in images per second.
+
+            --layers then times every compiled kernel over another --runs runs (the stream is \
+            waited on between kernels) and prints, per kernel, the ONNX nodes fused into it, \
+            its oneDNN primitive and implementation name (e.g. brgconv:avx512_core; ref:any is \
+            oneDNN's slow reference path), shapes, median time and share of the total. \
+            --trace FILE writes one of those runs as a Chrome trace (chrome://tracing, \
+            ui.perfetto.dev).
             """
     )
 
-    @Argument(help: "A zoo model name (see `metronome models`).")
+    @Argument(help: "A zoo model name (see `metronome models`) or an .onnx file.")
     var model: String
 
     @Option(help: "Images per inference.") var batch = 1
@@ -23,6 +30,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed warm-up runs.") var warmup = 5
     @Option(help: "Kernel backend: onednn or reference.") var backend = "onednn"
     @Flag(help: "Print one JSON object on stdout instead of a table.") var json = false
+    @Flag(help: "Also time each compiled kernel and print a per-kernel profile.") var layers = false
+    @Option(help: "Write one per-kernel run as a Chrome trace JSON to this file (implies --layers).") var trace: String?
+    @Flag(help: "Overwrite the --trace file if it exists.") var force = false
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
@@ -30,6 +40,9 @@ struct Bench: ParsableCommand {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
         guard Backend(rawValue: backend) != nil else { throw ValidationError("--backend must be onednn or reference") }
+        if let trace, !force, FileManager.default.fileExists(atPath: trace) {
+            throw ValidationError("\(trace) already exists; choose another --trace or pass --force")
+        }
     }
 
     func run() throws {
@@ -46,8 +59,17 @@ struct Bench: ParsableCommand {
         let samples = try executor.timedRuns(runs, warmup: warmup, on: buffers)
         let stats = try LatencyStatistics(samples)
         let imagesPerSecond = Double(batch) * 1000 / stats.median
+        var layerReport: LayerReport?
+        if layers || trace != nil {
+            let perKernel = try executor.kernelTimes(runs: runs, warmup: 1, on: buffers)
+            layerReport = try LayerReport(plan: plan, samples: perKernel)
+            if let trace {
+                try KernelTrace.write(plan: plan, durationsMs: perKernel.map { $0[0] }, model: model,
+                                      to: URL(fileURLWithPath: trace), overwrite: force)
+            }
+        }
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "model": model, "batch": batch, "threads": threads, "runs": runs, "warmup": warmup,
                 "backend": backend, "cores": coreList ?? [],
                 "min_ms": stats.minimum, "median_ms": stats.median, "p90_ms": stats.p90, "p99_ms": stats.p99,
@@ -55,6 +77,10 @@ struct Bench: ParsableCommand {
                 "compile_ms": compileMs, "arena_bytes": plan.arenaBytes, "weight_bytes": plan.weightBytes,
                 "onednn_kernels": plan.oneDNNKernelCount, "reference_kernels": plan.referenceKernelCount,
             ]
+            if let layerReport {
+                let encoded = try JSONEncoder().encode(layerReport)
+                object["layers"] = try JSONSerialization.jsonObject(with: encoded)
+            }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
@@ -63,6 +89,8 @@ struct Bench: ParsableCommand {
             print("  kernels: \(plan.oneDNNKernelCount) oneDNN, \(plan.referenceKernelCount) reference")
             print("  latency ms: min \(fmt(stats.minimum))  median \(fmt(stats.median))  p90 \(fmt(stats.p90))  p99 \(fmt(stats.p99))  max \(fmt(stats.maximum))")
             print("  throughput: \(fmt(imagesPerSecond)) images/s")
+            if let layerReport { print(""); print(layerReport.render(), terminator: "") }
+            if let trace { print("wrote \(trace)") }
         }
     }
 }

@@ -95,22 +95,27 @@ struct PlanBuilder {
         for (i, id) in program.inputs.enumerated() {
             location[id] = Location(ref: .input(i), desc: try DNNL.plain(program.shape(id)))
         }
+        // Which step each kernel serves (its input reorders included), for per-kernel reports.
+        var kernelSteps: [Int?] = []
         for (i, step) in program.steps.enumerated() {
             stepIndex = i
             let done = options.backend == .onednn ? try compileWithOneDNN(step) : false
             if !done { try compileReference(step) }
+            kernelSteps += Array(repeating: i, count: kernels.count - kernelSteps.count)
         }
         stepIndex = program.steps.count
         for (i, id) in program.outputs.enumerated() {
             let loc = try locate(id, as: DNNL.plain(program.shape(id)))
             kernels.append(.copy(from: loc.ref, to: .output(i), bytes: program.values[id].count * 4))
         }
+        kernelSteps += Array(repeating: nil, count: kernels.count - kernelSteps.count)
         let life = lifetimes()
         let (offsets, arenaBytes) = MemoryPlanner.plan(life)
         handedOver = true
         return Plan(program: program, threads: options.threads, engine: engine, kernels: kernels,
                     arenaOffsets: offsets, lifetimes: life, arenaBytes: arenaBytes, unplannedBytes: arenaSizes.reduce(0, +),
-                    weights: weights, weightBytes: weightBytes, scratchpadBytes: scratchpadBytes)
+                    weights: weights, weightBytes: weightBytes, scratchpadBytes: scratchpadBytes,
+                    kernelSteps: kernelSteps)
     }
 
     /// First and last kernel touching each arena buffer.

@@ -80,6 +80,11 @@ public final class Plan: @unchecked Sendable {
     /// during which it holds live data. Two buffers whose spans overlap never share bytes.
     public let buffers: [PlannedBuffer]
 
+    /// The program step each kernel serves (nil for the final copies into the caller's outputs).
+    let kernelSteps: [Int?]
+    /// What each kernel is, in run order; see ``KernelInfo``.
+    public let kernelInfo: [KernelInfo]
+
     let engine: OpaquePointer
     let kernels: [Kernel]
     let arenaOffsets: [Int]
@@ -89,7 +94,7 @@ public final class Plan: @unchecked Sendable {
 
     init(program: Program, threads: Int, engine: OpaquePointer, kernels: [Kernel], arenaOffsets: [Int],
          lifetimes: [BufferLifetime], arenaBytes: Int, unplannedBytes: Int, weights: [UnsafeMutableRawPointer], weightBytes: Int,
-         scratchpadBytes: Int) {
+         scratchpadBytes: Int, kernelSteps: [Int?]) {
         self.program = program
         self.threads = threads
         self.engine = engine
@@ -101,6 +106,8 @@ public final class Plan: @unchecked Sendable {
         self.weights = weights
         self.weightBytes = weightBytes
         self.scratchpadBytes = scratchpadBytes
+        self.kernelSteps = kernelSteps
+        kernelInfo = KernelInfo.describe(kernels, steps: kernelSteps, program: program)
         inputShapes = program.inputs.map(program.shape)
         outputShapes = program.outputs.map(program.shape)
         var dnnl = 0, ref = 0

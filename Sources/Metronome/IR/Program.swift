@@ -10,6 +10,10 @@ public struct Step: Equatable, Sendable {
     public var inputs: [ValueID]
     public var outputs: [ValueID]
     public var postOps: [PostOp]
+    /// Names of the graph nodes the optimizer merged into this step (a folded batch norm, a
+    /// fused residual add or activation), in the order they were absorbed; per-kernel
+    /// profiles name every node a kernel computes.
+    public var fusedNodes: [String] = []
 
     public init(name: String, opType: String, op: Op, inputs: [ValueID], outputs: [ValueID],
                 postOps: [PostOp] = []) {

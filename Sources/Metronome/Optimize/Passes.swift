@@ -109,6 +109,7 @@ extension Program {
             constants[bid]?.scalars = bias
             steps[pi].inputs = [producer.inputs[0], wid, bid]
             steps[pi].outputs = bn.outputs
+            steps[pi].fusedNodes += [bn.name] + bn.fusedNodes
             removed.insert(i)
         }
         steps = steps.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
@@ -133,6 +134,7 @@ extension Program {
             switch steps[pi].op { case .conv, .gemm: break; default: continue }
             steps[pi].postOps.append(.add(residual))
             steps[pi].outputs = add.outputs
+            steps[pi].fusedNodes += [add.name] + add.fusedNodes
             cons[residual, default: []].append(pi)
             prod[add.outputs[0]] = pi
             removed.insert(i)
@@ -152,6 +154,7 @@ extension Program {
             switch steps[pi].op { case .conv, .gemm, .binary: break; default: continue }
             steps[pi].postOps.append(.eltwise(f))
             steps[pi].outputs = act.outputs
+            steps[pi].fusedNodes += [act.name] + act.fusedNodes
             prod[act.outputs[0]] = pi
             removed.insert(i)
         }
