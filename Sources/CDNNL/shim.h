@@ -18,4 +18,10 @@ void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigne
 int metronome_sched_setaffinity(int pid, unsigned long size, const void *mask) __asm__("sched_setaffinity");
 int metronome_sched_getaffinity(int pid, unsigned long size, void *mask) __asm__("sched_getaffinity");
 
+// glibc's malloc tuning (<malloc.h> is not in Swift's Glibc module): `metronome profile`'s
+// worker returns the compiler's freed memory to the kernel before measuring its peak, and
+// keeps one malloc arena under an address-space limit.
+int metronome_malloc_trim(unsigned long pad) __asm__("malloc_trim");
+int metronome_mallopt(int param, int value) __asm__("mallopt");
+
 #endif

@@ -23,7 +23,10 @@ struct Dataset: ParsableCommand {
             sha256), appended as each variant finishes. Rerunning skips variants whose row exists \
             and whose file has the recorded sha256, and rebuilds missing or changed ones. \
             l1 is deterministic: one variant per amount, with an empty seed. random and \
-            random-weighted (skew late) get seeds 0..<N from --seeds.
+            random-weighted get seeds 0..<N from --seeds. --skew sets random-weighted's depth \
+            skew (default late, as in `metronome prune`); with early or uniform its variants are \
+            named, and listed in the manifest's mode column, as random-weighted-early or \
+            random-weighted-uniform.
             """)
 
     @Option(help: "Comma-separated zoo names (and the groups game, noscope, specialized) or .onnx files.")
@@ -34,6 +37,8 @@ struct Dataset: ParsableCommand {
     var modes: String = "l1"
     @Option(help: "Seeds 0..<N for the random modes. (default: 1)")
     var seeds: Int?
+    @Option(help: "Depth skew of random-weighted: early, late or uniform. (default: late)")
+    var skew: PruneSkew?
     @Option(help: "Output directory (created if missing).")
     var out: String
     @Flag(help: "Replace variant files that exist in DIR but are not in its manifest.")
@@ -43,6 +48,9 @@ struct Dataset: ParsableCommand {
     struct Variant {
         var spec: String
         var mode: PruneMode
+        /// The mode as file names and the manifest write it (random-weighted's skew included
+        /// unless it is the default, late).
+        var modeLabel: String
         var amount: Double
         var amountText: String
         var seed: UInt64?
@@ -79,6 +87,9 @@ struct Dataset: ParsableCommand {
         }
         guard !modeList.isEmpty else { throw ValidationError("--modes is empty") }
         guard Set(modeList).count == modeList.count else { throw ValidationError("--modes '\(modes)' repeats a mode") }
+        if skew != nil && !modeList.contains(.randomWeighted) {
+            throw ValidationError("--skew applies only to the random-weighted mode")
+        }
         if let seeds {
             guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1, got \(seeds)") }
             guard modeList.contains(where: { $0 != .l1 }) else {
@@ -93,9 +104,11 @@ struct Dataset: ParsableCommand {
                 for amount in amountList {
                     let text = String(format: "%.\(decimals)f", amount)
                     let seedList: [UInt64?] = mode == .l1 ? [nil] : (0..<UInt64(seeds ?? 1)).map { $0 }
+                    let label = mode == .randomWeighted && (skew ?? .late) != .late ? "\(mode.rawValue)-\(skew!.rawValue)" : mode.rawValue
                     for seed in seedList {
-                        let file = "\(Self.stem(spec))-\(mode.rawValue)-\(text)\(seed.map { "-s\($0)" } ?? "").onnx"
-                        variants.append(Variant(spec: spec, mode: mode, amount: amount, amountText: text, seed: seed, file: file))
+                        let file = "\(Self.stem(spec))-\(label)-\(text)\(seed.map { "-s\($0)" } ?? "").onnx"
+                        variants.append(Variant(spec: spec, mode: mode, modeLabel: label, amount: amount, amountText: text,
+                                                seed: seed, file: file))
                     }
                 }
             }
@@ -167,7 +180,7 @@ struct Dataset: ParsableCommand {
                 original = try ModelSource.load(v.spec)
                 graphs = [v.spec: original]  // one base model in memory at a time: the grid is ordered by model
             }
-            let result = try prune(original, amount: v.amount, options: PruneOptions(mode: v.mode, skew: .late, seed: v.seed ?? 0))
+            let result = try prune(original, amount: v.amount, options: PruneOptions(mode: v.mode, skew: skew ?? .late, seed: v.seed ?? 0))
             let cost = try CostModel.analyze(result.graph, plan: false)
             // Write beside the target, record the row, then rename: a crash leaves either a
             // row whose file is missing (rebuilt on resume) or a stray .partial file, never a
@@ -177,7 +190,7 @@ struct Dataset: ParsableCommand {
             try ONNXExporter.write(result.graph, to: URL(fileURLWithPath: partial), overwrite: true)
             let digest = try SHA256Digest.file(partial)
             try manifest.append(DatasetManifest.Row(
-                file: v.file, baseModel: v.spec, mode: v.mode.rawValue, amount: v.amountText, seed: v.seed.map(String.init) ?? "",
+                file: v.file, baseModel: v.spec, mode: v.modeLabel, amount: v.amountText, seed: v.seed.map(String.init) ?? "",
                 params: cost.params, macs: cost.macs, flops: cost.flops, weightBytes: cost.weightBytes, sha256: digest))
             guard rename(partial, path) == 0 else {
                 throw ValidationError("cannot rename \(partial) to \(path): \(String(cString: strerror(errno)))")

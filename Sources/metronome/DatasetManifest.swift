@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MetronomeAnalysis
 
 /// `DIR/manifest.csv` of `metronome dataset`: one row per written variant.
 ///
@@ -102,53 +103,11 @@ struct DatasetManifest {
         rows.append(row)
     }
 
-    /// One CSV line (RFC 4180): fields with commas, quotes or line breaks are quoted, quotes doubled.
-    static func line(_ fields: [String]) -> String {
-        fields.map { f in
-            f.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-                ? "\"" + f.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : f
-        }.joined(separator: ",") + "\n"
-    }
+    static func line(_ fields: [String]) -> String { CSV.line(fields) }
 
-    /// Splits CSV text into records, each with the line number it starts on.
     static func parse(_ text: String, path: String) throws -> [(line: Int, fields: [String])] {
-        var records: [(line: Int, fields: [String])] = []
-        var fields: [String] = [], field = "", quoted = false, fieldWasQuoted = false
-        var line = 1, recordLine = 1
-        var chars = Array(text.replacingOccurrences(of: "\r\n", with: "\n"))[...]
-        while let c = chars.popFirst() {
-            if quoted {
-                if c == "\"" {
-                    if chars.first == "\"" { field.append("\""); chars.removeFirst() } else { quoted = false }
-                } else {
-                    if c == "\n" { line += 1 }
-                    field.append(c)
-                }
-                continue
-            }
-            switch c {
-            case "\"":
-                guard field.isEmpty, !fieldWasQuoted else {
-                    throw ValidationError("\(path) line \(line): a quote inside an unquoted field")
-                }
-                quoted = true; fieldWasQuoted = true
-            case ",":
-                fields.append(field); field = ""; fieldWasQuoted = false
-            case "\n":
-                fields.append(field); field = ""; fieldWasQuoted = false
-                if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields)) }
-                fields = []; line += 1; recordLine = line
-            default:
-                guard !fieldWasQuoted else { throw ValidationError("\(path) line \(line): text after a closing quote") }
-                field.append(c)
-            }
+        do { return try CSV.parse(text, path: path) } catch let error as CSV.FormatError {
+            throw ValidationError(error.description)
         }
-        if quoted { throw ValidationError("\(path) line \(recordLine): unterminated quoted field") }
-        if !fields.isEmpty || !field.isEmpty {
-            // A last line without its newline: an interrupted append. Refuse it rather than guess.
-            fields.append(field)
-            throw ValidationError("\(path) line \(recordLine): the last line has no line break (an interrupted write?); remove it or complete it")
-        }
-        return records
     }
 }

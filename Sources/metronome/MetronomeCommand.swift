@@ -1,11 +1,13 @@
 import ArgumentParser
+import Metronome
 
 @main
 struct MetronomeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metronome",
         abstract: "Fast, predictable CNN inference on shared processors.",
+        version: MetronomeVersion.string,
         subcommands: [RunTaskSet.self, Analyze.self, Simulate.self, Runs.self, Bench.self, Export.self, Models.self, Infer.self, Classify.self,
-                      Summary.self, Slim.self, Prune.self, Dataset.self, Fold.self, Sweep.self, AI.self]
+                      Summary.self, Slim.self, Prune.self, Dataset.self, Profile.self, ProfileWorker.self, Fold.self, Sweep.self, AI.self]
     )
 }

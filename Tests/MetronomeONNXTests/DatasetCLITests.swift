@@ -125,6 +125,33 @@ final class DatasetCLITests: XCTestCase {
         XCTAssertEqual(try manifest(out).count, 7)
     }
 
+    /// `--skew early` gives random-weighted variants named and listed with their skew, byte
+    /// for byte what `metronome prune` writes with the same mode, skew, seed and amount.
+    func testSkewMatchesPrune() throws {
+        let bin = try Harness.metronome()
+        let out = path("skew")
+        let r = try Harness.run(bin, ["dataset", "--models", "noscope-roundabout", "--amounts", "0.5", "--modes", "random-weighted",
+                                      "--skew", "early", "--seeds", "2", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try manifest(out)
+        XCTAssertEqual(rows.dropFirst().map { [$0[0], $0[2]] },
+                       [["noscope-roundabout-random-weighted-early-0.50-s0.onnx", "random-weighted-early"],
+                        ["noscope-roundabout-random-weighted-early-0.50-s1.onnx", "random-weighted-early"]])
+        for seed in ["0", "1"] {
+            let single = path("single-\(seed).onnx")
+            let p = try Harness.run(bin, ["prune", "noscope-roundabout", "--amount", "0.5", "--mode", "random-weighted",
+                                          "--skew", "early", "--seed", seed, "--out", single])
+            XCTAssertEqual(p.status, 0, p.stderr)
+            let hashes = try hashlib([single, out + "/noscope-roundabout-random-weighted-early-0.50-s\(seed).onnx"])
+            XCTAssertEqual(Set(hashes.values).count, 1, "seed \(seed)")
+        }
+        let late = try Harness.run(bin, ["prune", "noscope-roundabout", "--amount", "0.5", "--mode", "random-weighted",
+                                         "--seed", "0", "--out", path("late.onnx")])
+        XCTAssertEqual(late.status, 0, late.stderr)
+        let differ = try hashlib([path("late.onnx"), out + "/noscope-roundabout-random-weighted-early-0.50-s0.onnx"])
+        XCTAssertEqual(Set(differ.values).count, 2, "early and late skews must prune differently")
+    }
+
     func testRefusalsNameTheProblem() throws {
         let bin = try Harness.metronome()
         XCTAssertTrue(FileManager.default.createFile(atPath: path("plain"), contents: Data("x".utf8)))
@@ -138,6 +165,7 @@ final class DatasetCLITests: XCTestCase {
             (base + ["--amounts", "0.2,1.0", "--out", path("a")], "[0, 1)"),
             (base + ["--amounts", "0.2,x", "--out", path("a")], "comma-separated list"),
             (base + ["--amounts", "0.2,0.2", "--out", path("a")], "repeats"),
+            (base + ["--amounts", "0.2", "--skew", "early", "--out", path("a")], "--skew applies only"),
             (["dataset", "--models", "noscope-coral", "--modes", "l2", "--amounts", "0.1", "--out", path("a")], "unknown mode 'l2'"),
             (base + ["--amounts", "0.1", "--seeds", "2", "--out", path("a")], "--seeds"),
             (["dataset", "--models", "no-such-model", "--amounts", "0.1", "--out", path("a")], "unknown model"),

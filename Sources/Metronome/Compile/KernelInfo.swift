@@ -41,6 +41,22 @@ public struct KernelInfo: Codable, Equatable, Sendable {
     /// The fused post-operations, in order (`relu`, `clip`, `sum`…).
     public var postOps: [String]
 
+    public init(index: Int, name: String, nodes: [String], opType: String, backend: String, primitive: String,
+                implementation: String, srcShape: [Int], weightsShape: [Int], dstShape: [Int], srcLayout: String,
+                dstLayout: String, kernelShape: [Int], strides: [Int], dilations: [Int], groups: Int, postOps: [String]) {
+        self.index = index; self.name = name; self.nodes = nodes; self.opType = opType; self.backend = backend
+        self.primitive = primitive; self.implementation = implementation; self.srcShape = srcShape
+        self.weightsShape = weightsShape; self.dstShape = dstShape; self.srcLayout = srcLayout; self.dstLayout = dstLayout
+        self.kernelShape = kernelShape; self.strides = strides; self.dilations = dilations; self.groups = groups
+        self.postOps = postOps
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case index, name, nodes, opType = "op_type", backend, primitive, implementation, srcShape = "src_shape"
+        case weightsShape = "weights_shape", dstShape = "dst_shape", srcLayout = "src_layout", dstLayout = "dst_layout"
+        case kernelShape = "kernel_shape", strides, dilations, groups, postOps = "post_ops"
+    }
+
     /// Whether oneDNN picked one of its reference (slow, portable) implementations.
     public var isOneDNNReference: Bool { backend == "onednn" && implementation.hasPrefix("ref") }
 

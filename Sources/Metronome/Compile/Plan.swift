@@ -59,7 +59,8 @@ enum Kernel {
 /// arena and scratchpad. Plans are compiled for a thread count because oneDNN chooses its
 /// work decomposition when a primitive is created.
 public final class Plan: @unchecked Sendable {
-    /// The optimized program the plan executes.
+    /// The optimized program the plan executes: its steps and value shapes. Its constants are
+    /// dropped, because the plan holds them (reordered) in its own weight buffers.
     public let program: Program
     public let threads: Int
     /// Bytes of the activation arena one executor allocates.
@@ -95,7 +96,11 @@ public final class Plan: @unchecked Sendable {
     init(program: Program, threads: Int, engine: OpaquePointer, kernels: [Kernel], arenaOffsets: [Int],
          lifetimes: [BufferLifetime], arenaBytes: Int, unplannedBytes: Int, weights: [UnsafeMutableRawPointer], weightBytes: Int,
          scratchpadBytes: Int, kernelSteps: [Int?]) {
-        self.program = program
+        // The constants were copied into `weights` in the layouts their kernels want; keeping
+        // them in the program too would double the plan's weight memory.
+        var executed = program
+        executed.constants = [:]
+        self.program = executed
         self.threads = threads
         self.engine = engine
         self.kernels = kernels

@@ -24,6 +24,13 @@ public struct MachineInfo: Codable, Equatable, Sendable {
     public var metronomeVersion: String
     public var fingerprint: String
 
+    public init(cpuModel: String, cpuFlags: [String], logicalCPUs: Int, onednnVersion: String, onednnISA: String,
+                governor: String, cpuMHz: Double, kernel: String, metronomeVersion: String, fingerprint: String) {
+        self.cpuModel = cpuModel; self.cpuFlags = cpuFlags; self.logicalCPUs = logicalCPUs
+        self.onednnVersion = onednnVersion; self.onednnISA = onednnISA; self.governor = governor; self.cpuMHz = cpuMHz
+        self.kernel = kernel; self.metronomeVersion = metronomeVersion; self.fingerprint = fingerprint
+    }
+
     /// Reads the machine this process runs on.
     public static func current() -> MachineInfo {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""

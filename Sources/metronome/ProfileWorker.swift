@@ -1,0 +1,156 @@
+import ArgumentParser
+import CDNNL
+import Foundation
+import Metronome
+import MetronomeAnalysis
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The child process of `metronome profile`: measures one configuration and prints one JSON
+/// object (``ProfileWorkerResult``) on stdout.
+///
+/// Running each configuration in its own process is what makes a sweep robust: an
+/// out-of-memory kill, a crash or a hang ends this configuration only, and the memory it
+/// measures (its own resident set, its cgroup's charge) belongs to this configuration alone.
+struct ProfileWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profile-worker",
+        abstract: "Measure one configuration for `metronome profile` (internal; prints JSON).",
+        shouldDisplay: false)
+
+    @Option(help: "Zoo name or .onnx file.") var model: String
+    @Option var batch: Int
+    @Option var threads: Int
+    @Option var cores: String?
+    @Option var runs: Int
+    @Option var warmup: Int
+    @Flag var layers = false
+    @Option(help: "Join this cgroup directory before loading anything.") var cgroup: String?
+    @Option(help: "Bytes; without --cgroup, enforced with RLIMIT_AS.") var memoryLimit: Int = 0
+
+    func run() throws {
+        if let cgroup {
+            try ProcessMemory.join(cgroup: cgroup)
+        } else if memoryLimit > 0 {
+            try ProcessMemory.limitAddressSpace(residentBytes: memoryLimit)
+        }
+        try FaultInjection.apply(batch: batch)
+        let coreList = try cores.map(Affinity.parse)
+        let baseline = ProcessMemory.residentBytes(), baselineAnonymous = ProcessMemory.status("RssAnon")
+        var result = ProfileWorkerResult()
+        result.baselineRSSBytes = baseline
+        // The graph and its lowered program are dropped before anything is run: the measured
+        // peak is the plan's, not the compiler's temporaries.
+        let plan: Plan = try {
+            let graph = try ModelSource.load(model)
+            let program = try Program(lowering: graph, batch: batch)
+            let cost = try CostModel.analyze(program: program)
+            result.params = cost.params
+            result.macs = cost.macs
+            result.flops = cost.flops
+            return try Plan.compile(program, options: CompileOptions(threads: threads))
+        }()
+        ProcessMemory.returnFreedMemory()
+        result.plannedWeightBytes = plan.weightBytes
+        result.plannedArenaBytes = plan.arenaBytes
+        result.plannedScratchpadBytes = plan.scratchpadBytes
+        result.plannedIOBytes = (plan.program.inputs + plan.program.outputs).reduce(0) { $0 + plan.program.values[$1].count * 4 }
+        ProcessMemory.resetPeak()
+        let executor = try Executor(plan: plan, cores: coreList)
+        var generator = SplitMix64(seed: 42)
+        let buffers = PlanBuffers(plan: plan, generator: &generator)
+        let stats = try LatencyStatistics(executor.timedRuns(runs, warmup: warmup, on: buffers))
+        result.peakRSSBytes = max(0, ProcessMemory.peakResidentBytes() - baseline)
+        // The executor allocates nothing while running, so the anonymous memory after the runs
+        // is its peak too; unlike the resident set it excludes the library code paged in.
+        result.anonymousRSSBytes = max(0, ProcessMemory.status("RssAnon") - baselineAnonymous)
+        result.meanMs = stats.mean
+        result.medianMs = stats.median
+        result.p99Ms = stats.p99
+        result.minMs = stats.minimum
+        result.maxMs = stats.maximum
+        if layers {
+            result.layers = try LayerReport(plan: plan, samples: executor.kernelTimes(runs: runs, warmup: 1, on: buffers))
+        }
+        let data = try JSONEncoder().encode(result)
+        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+}
+
+/// What one configuration measured, as the worker reports it to `metronome profile`.
+struct ProfileWorkerResult: Codable {
+    var meanMs = 0.0, medianMs = 0.0, p99Ms = 0.0, minMs = 0.0, maxMs = 0.0
+    var params = 0, macs = 0, flops = 0
+    var plannedWeightBytes = 0, plannedArenaBytes = 0, plannedScratchpadBytes = 0, plannedIOBytes = 0
+    var baselineRSSBytes = 0, peakRSSBytes = 0, anonymousRSSBytes = 0
+    var layers: LayerReport?
+
+    var plannedBytes: Int { plannedWeightBytes + plannedArenaBytes + plannedScratchpadBytes + plannedIOBytes }
+}
+
+/// A test hook: `METRONOME_PROFILE_INJECT=crash:B` makes the worker abort (SIGABRT) and
+/// `hang:B` makes it sleep forever when profiling batch B, so tests can check that one
+/// configuration's crash or hang does not end a sweep. Unset, it does nothing.
+enum FaultInjection {
+    static func apply(batch: Int) throws {
+        guard let spec = ProcessInfo.processInfo.environment["METRONOME_PROFILE_INJECT"], !spec.isEmpty else { return }
+        let parts = spec.split(separator: ":")
+        guard parts.count == 2, let b = Int(parts[1]), ["crash", "hang"].contains(parts[0]) else {
+            throw ValidationError("METRONOME_PROFILE_INJECT must be crash:BATCH or hang:BATCH, got '\(spec)'")
+        }
+        guard b == batch else { return }
+        if parts[0] == "crash" { abort() }
+        while true { sleep(3600) }
+    }
+}
+
+/// The worker's own memory: resident set and its peak from /proc/self/status, resetting
+/// the peak, joining a cgroup and the address-space limit used where no cgroup can be made.
+enum ProcessMemory {
+    static func status(_ field: String) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+            let kib = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) } ?? 0
+            return kib * 1024
+        }
+        return 0
+    }
+
+    static func residentBytes() -> Int { status("VmRSS") }
+    static func peakResidentBytes() -> Int { status("VmHWM") }
+
+    /// Resets VmHWM to the current resident set (Linux's `clear_refs` value 5), so the peak
+    /// measured afterwards is that of what follows.
+    static func resetPeak() {
+        if let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
+            try? handle.write(contentsOf: Data("5".utf8))
+            try? handle.close()
+        }
+    }
+
+    /// Hands memory freed by the compiler back to the kernel, so it does not count as resident.
+    static func returnFreedMemory() { _ = metronome_malloc_trim(0) }
+
+    static func join(cgroup: String) throws {
+        let path = cgroup + "/cgroup.procs"
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot open \(path)") }
+        defer { try? handle.close() }
+        do { try handle.write(contentsOf: Data("\(getpid())\n".utf8)) } catch {
+            throw ValidationError("cannot join cgroup \(cgroup): \(error.localizedDescription)")
+        }
+    }
+
+    /// Where no cgroup is available: limits the address space to what is mapped now plus
+    /// `limit` (so, as in a cgroup, the runtime already loaded is not charged), with one malloc
+    /// arena so that threads do not reserve address space they never touch.
+    static func limitAddressSpace(residentBytes limit: Int) throws {
+        _ = metronome_mallopt(-8, 1)  // M_ARENA_MAX
+        let allowed = status("VmSize") + limit
+        var rl = rlimit(rlim_cur: rlim_t(allowed), rlim_max: rlim_t(allowed))
+        guard setrlimit(Int32(RLIMIT_AS.rawValue), &rl) == 0 else {
+            throw ValidationError("setrlimit(RLIMIT_AS, \(allowed)) failed: \(String(cString: strerror(errno)))")
+        }
+    }
+}

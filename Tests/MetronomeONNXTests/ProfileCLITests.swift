@@ -1,0 +1,201 @@
+import Foundation
+import CLITestHarness
+import XCTest
+
+/// `metronome profile` and `bench --layers`: memory limits that make a configuration really
+/// fail, `--till-first-fail`, crashes and hangs isolated in their child process, resuming,
+/// per-kernel rows, and the measured memory against the planner's figure.
+final class ProfileCLITests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws { dir = try Harness.temporaryDirectory("profile-cli") }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    /// The CSV as dictionaries keyed by column (Python's csv module, an independent reader).
+    func rows(_ csvPath: String) throws -> [[String: String]] {
+        let py = try Harness.python(modules: ["csv", "json"])
+        let r = try Harness.run("/usr/bin/env", [py, "-c", "import csv, json, sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1])))))", csvPath])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: String]])
+    }
+
+    func plannedBytes(_ bin: String, _ model: String, batch: Int) throws -> Int {
+        let r = try Harness.run(bin, ["summary", model, "--batch", String(batch), "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let d = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        return ["planned_arena_bytes", "planned_io_bytes", "planned_weight_bytes"].reduce(0) { $0 + ((d[$1] as? Int) ?? 0) }
+    }
+
+    /// Two tiny models from a dataset directory at three batch sizes under a 128 MiB limit: the
+    /// batch the planner says needs far more fails for real, the larger one is skipped, and
+    /// the first fits; with the address-space limit and with the default (a cgroup here when
+    /// the machine allows one).
+    func testMemoryLimitMakesLargeBatchesFailAndTillFirstFailSkipsLarger() throws {
+        let bin = try Harness.metronome()
+        let data = path("ds")
+        let d = try Harness.run(bin, ["dataset", "--models", "noscope-coral,game-sot-timer3", "--amounts", "0", "--out", data])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let limit = 128 << 20
+        for model in ["noscope-coral", "game-sot-timer3"] {
+            XCTAssertLessThan(try plannedBytes(bin, model, batch: 1), limit / 4)
+            XCTAssertGreaterThan(try plannedBytes(bin, model, batch: 2048), limit * 3 / 2)
+        }
+        for method in ["rlimit", "auto"] {
+            let out = path("profile-\(method).csv")
+            let r = try Harness.run(bin, ["profile", data, "--batch", "1,2048,8192", "--runs", "3", "--warmup", "1",
+                                          "--memory-limit", "128MiB", "--limit-method", method, "--till-first-fail",
+                                          "--out", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("4 configuration(s) measured (2 failed), 2 skipped"), r.stdout)
+            let table = try rows(out)
+            XCTAssertEqual(table.count, 4)
+            for file in ["noscope-coral-l1-0.00.onnx", "game-sot-timer3-l1-0.00.onnx"] {
+                let mine = table.filter { $0["model"] == file }
+                XCTAssertEqual(mine.map { $0["batch"] }, ["1", "2048"], "\(method) \(file)")
+                XCTAssertEqual(mine.map { $0["status"] }, ["ok", "failed"], "\(method) \(file)")
+                XCTAssertEqual(mine.first?["mode"], "l1")
+                XCTAssertEqual(mine.first?["amount"], "0.00")
+                let reason = mine.last?["reason"] ?? ""
+                XCTAssertTrue(reason.contains("out of memory") || reason.contains("cannot allocate"), reason)
+                XCTAssertEqual(mine.last?["memory_limit_bytes"], String(limit))
+                let used = mine.last?["limit_method"] ?? ""
+                XCTAssertTrue(method == "rlimit" ? used == "rlimit-as" : ["cgroup-v1", "cgroup-v2", "rlimit-as"].contains(used), used)
+                XCTAssertTrue(r.stdout.contains("batch 2048 failed"), r.stdout)
+            }
+        }
+    }
+
+    /// A crash and a hang end their own configuration only; the rest of the sweep is measured.
+    func testCrashAndHangAreRecordedAndTheSweepGoesOn() throws {
+        let bin = try Harness.metronome()
+        let out = path("p.csv")
+        let crash = try runWithEnvironment(bin, ["profile", "noscope-coral", "--batch", "1,2,4", "--runs", "3", "--warmup", "1", "--out", out],
+                                           ["METRONOME_PROFILE_INJECT": "crash:2"])
+        XCTAssertEqual(crash.status, 0, crash.stderr)
+        let hang = try runWithEnvironment(bin, ["profile", "game-sot-timer3", "--batch", "1,3", "--runs", "3", "--timeout", "3", "--out", out],
+                                          ["METRONOME_PROFILE_INJECT": "hang:3"])
+        XCTAssertEqual(hang.status, 0, hang.stderr)
+        let table = try rows(out)
+        XCTAssertEqual(table.map { "\($0["model"]!) \($0["batch"]!) \($0["status"]!)" },
+                       ["noscope-coral 1 ok", "noscope-coral 2 failed", "noscope-coral 4 ok",
+                        "game-sot-timer3 1 ok", "game-sot-timer3 3 failed"])
+        XCTAssertTrue(table[1]["reason"]?.contains("SIGABRT") == true, table[1]["reason"] ?? "")
+        XCTAssertEqual(table[4]["reason"], "timed out")
+        for row in table where row["status"] == "ok" {
+            XCTAssertGreaterThan(Double(row["median_ms"] ?? "") ?? 0, 0)
+            XCTAssertLessThanOrEqual(Double(row["min_ms"]!)!, Double(row["median_ms"]!)!)
+            XCTAssertLessThanOrEqual(Double(row["median_ms"]!)!, Double(row["max_ms"]!)!)
+        }
+    }
+
+    func runWithEnvironment(_ bin: String, _ arguments: [String], _ environment: [String: String]) throws -> Harness.Result {
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        return try Harness.run("/usr/bin/env", env.map { "\($0.key)=\($0.value)" }.sorted() + [bin] + arguments)
+    }
+
+    /// The memory the kernel reports for the worker against the planner's sum (weights, arena,
+    /// scratchpad, inputs and outputs): anonymous memory within 2 MiB + 3%, the resident peak
+    /// above it by no more than the libraries paged in.
+    func testMeasuredMemoryMatchesThePlan() throws {
+        let bin = try Harness.metronome()
+        let out = path("mem.csv")
+        let r = try Harness.run(bin, ["profile", "noscope-coral", "--batch", "1,64", "--runs", "3", "--warmup", "1", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for row in try rows(out) {
+            let planned = Double(row["planned_bytes"]!)!, anon = Double(row["anon_rss_bytes"]!)!
+            let peak = Double(row["peak_rss_bytes"]!)!
+            XCTAssertEqual(Int(planned), try plannedBytes(bin, "noscope-coral", batch: Int(row["batch"]!)!)
+                           + Int(row["planned_scratchpad_bytes"]!)!)
+            XCTAssertEqual(anon, planned, accuracy: 2 * 1_048_576 + 0.03 * planned, "batch \(row["batch"]!)")
+            XCTAssertGreaterThanOrEqual(peak, anon - 1_048_576)
+            XCTAssertLessThan(peak, planned + 16 * 1_048_576)
+        }
+    }
+
+    /// Resuming skips what is done; --layers rows describe the compiled kernels, whose output
+    /// shapes match the cost model's per-layer shapes; the machine columns match /proc/cpuinfo.
+    func testResumeLayersAndMachineColumns() throws {
+        let bin = try Harness.metronome()
+        let out = path("layers.csv")
+        let args = ["profile", "noscope-coral", "--batch", "2", "--threads", "1,2", "--runs", "3", "--warmup", "1", "--layers", "--out", out]
+        let first = try Harness.run(bin, args)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let again = try Harness.run(bin, args)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stdout.contains("0 configuration(s) measured (0 failed), 2 skipped"), again.stdout)
+        let table = try rows(out)
+        let models = table.filter { $0["row"] == "model" }, layers = table.filter { $0["row"] == "layer" }
+        XCTAssertEqual(models.map { $0["threads"] }, ["1", "2"])
+        XCTAssertEqual(layers.count % 2, 0)
+        XCTAssertGreaterThan(layers.count, 4)
+        let s = try Harness.run(bin, ["summary", "noscope-coral", "--batch", "2", "--json", "--no-plan"])
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as? [String: Any])
+        let costLayers = try XCTUnwrap(summary["layers"] as? [[String: Any]])
+        let convShapes = costLayers.filter { $0["op"] as? String == "Conv" }
+            .compactMap { ($0["output_shapes"] as? [[Int]])?.first?.map(String.init).joined(separator: "x") }
+        let convKernels = layers.filter { $0["threads"] == "1" && $0["op_type"] == "Conv" }
+        XCTAssertEqual(convKernels.map { $0["dst_shape"]! }, convShapes)
+        for k in convKernels {
+            XCTAssertEqual(k["primitive"], "convolution")
+            XCTAssertFalse(k["implementation"]!.isEmpty)
+            XCTAssertFalse(k["implementation"]!.hasPrefix("ref"), k["implementation"]!)
+            XCTAssertTrue(k["nodes"]!.hasPrefix(k["kernel_name"]!), k["nodes"]!)
+        }
+        let share = layers.filter { $0["threads"] == "1" }.reduce(0.0) { $0 + Double($1["layer_share"]!)! }
+        XCTAssertEqual(share, 1, accuracy: 1e-3)
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown"
+        for row in table {
+            XCTAssertEqual(row["cpu_model"], model)
+            XCTAssertEqual(row["logical_cpus"], String(ProcessInfo.processInfo.activeProcessorCount))
+            XCTAssertEqual(row["machine"]?.count, 16)
+            XCTAssertFalse(row["onednn_version"]!.isEmpty)
+            XCTAssertFalse(row["metronome_version"]!.isEmpty)
+        }
+    }
+
+    func testRefusals() throws {
+        let bin = try Harness.metronome()
+        let bad = path("bad.csv")
+        try "a,b\n1,2\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let r = try Harness.run(bin, ["profile", "noscope-coral", "--out", bad])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("cannot be resumed") && r.stderr.contains("--force"), r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: bad, encoding: .utf8), "a,b\n1,2\n")
+        for (args, message) in [(["--memory-limit", "1MiB"], "at least 16MiB"), (["--memory-limit", "lots"], "memory-limit"),
+                                (["--batch", "0"], "--batch"), (["--threads", "x"], "--threads"), (["--runs", "0"], "--runs")] {
+            let e = try Harness.run(bin, ["profile", "noscope-coral", "--out", path("x.csv")] + args)
+            XCTAssertNotEqual(e.status, 0)
+            XCTAssertTrue(e.stderr.contains(message), "\(args): \(e.stderr)")
+        }
+        let missing = try Harness.run(bin, ["profile", path("nope.onnx"), "--out", path("x.csv")])
+        XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("x.csv")))
+    }
+
+    /// `bench --layers --json`: one entry per kernel with the implementation oneDNN chose, none
+    /// of them a reference implementation on a zoo network, and a Chrome trace with one event each.
+    func testBenchLayersAndTrace() throws {
+        let bin = try Harness.metronome()
+        let trace = path("trace.json")
+        let r = try Harness.run(bin, ["bench", "mobilenet_v2", "--runs", "3", "--warmup", "1", "--layers", "--json", "--trace", trace])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let d = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let report = try XCTUnwrap(d["layers"] as? [String: Any])
+        let layers = try XCTUnwrap(report["layers"] as? [[String: Any]])
+        let kernels = (d["onednn_kernels"] as! Int) + (d["reference_kernels"] as! Int)
+        XCTAssertEqual(layers.filter { ($0["kernel"] as? [String: Any])?["backend"] as? String != "copy" }.count, kernels)
+        XCTAssertEqual(report["onednn_reference_implementations"] as? Int, 0)
+        let convs = layers.compactMap { $0["kernel"] as? [String: Any] }.filter { $0["op_type"] as? String == "Conv" }
+        XCTAssertEqual(convs.count, 52)  // MobileNetV2: 52 convolutions, each one kernel
+        XCTAssertEqual(convs.filter { ($0["groups"] as? Int ?? 1) > 1 }.count, 17)  // its depthwise ones
+        let events = try XCTUnwrap((Harness.json(URL(fileURLWithPath: trace)) as? [String: Any])?["traceEvents"] as? [[String: Any]])
+        XCTAssertEqual(events.filter { $0["ph"] as? String == "X" }.count, layers.count)
+        let again = try Harness.run(bin, ["bench", "mobilenet_v2", "--runs", "1", "--trace", trace])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
+    }
+}
