@@ -2,11 +2,11 @@
 # missing on a fresh Debian 12 machine (apt packages; Python packages for benchmarks) first.
 
 SWIFT ?= swift
-APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev
+APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-realtime bench-overload pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-realtime bench-overload profile-dataset pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -64,6 +64,16 @@ DURATION ?= 10
 REPEAT ?= 3
 bench-realtime: build pydeps weights
 	$(PYTHON) bench/realtime_bench.py --duration $(DURATION) --repeat $(REPEAT)
+
+# perf4sight's flow on this machine: 6 families pruned at 0..0.9 (l1), each variant profiled at
+# batch 1 and 8 with 1 and 2 threads (model and per-kernel rows), and the latency-vs-MACs plot.
+# Resumable: rerunning skips what is done. About 6 minutes on 2 cores.
+PROFILE_DIR ?= .build-profile
+PROFILE_MODELS ?= resnet18,resnet50,mobilenet_v2,efficientnet-lite0,resnet18-cifar10,noscope-taipei
+profile-dataset: build weights
+	.build/release/metronome dataset --models $(PROFILE_MODELS) --amounts 0:0.9:0.1 --modes l1 --out $(PROFILE_DIR)/dataset
+	.build/release/metronome profile $(PROFILE_DIR)/dataset --batch 1,8 --threads 1,2 --runs 10 --warmup 2 --layers --out $(PROFILE_DIR)/profile.csv
+	$(PYTHON) scripts/plot_profile.py $(PROFILE_DIR)/profile.csv docs/profile-latency-vs-macs.svg --force
 
 # The overload example beside a CPU hog (SCHED_FIFO, a duty cycle on core 0), with and without
 # run-time width selection; writes bench/OVERLOAD.md.
