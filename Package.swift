@@ -39,8 +39,11 @@ let package = Package(
         ),
         // Graph transforms: width slimming, folding, compound scaling (issue 4).
         .target(name: "MetronomeTransforms", dependencies: ["Metronome"]),
-        // Cost analysis (MACs, FLOPs, bytes, arithmetic intensity) and the fold throughput sweep.
-        .target(name: "MetronomeAnalysis", dependencies: ["Metronome", "MetronomeTransforms"]),
+        // XGBoost's C API (Debian libxgboost-dev) for the kernel-level latency predictors.
+        .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost", providers: [.apt(["libxgboost-dev"])]),
+        // Cost analysis (MACs, FLOPs, bytes, arithmetic intensity), the fold throughput sweep,
+        // profiles and latency predictors.
+        .target(name: "MetronomeAnalysis", dependencies: ["Metronome", "MetronomeTransforms", "CXGBoost"]),
         .target(name: "MetronomeModels", dependencies: ["Metronome", "MetronomeIO", "MetronomeTransforms"]),
         // ONNX import/export. Generated/onnx.pb.swift is protoc-gen-swift's output for the ONNX
         // project's onnx.proto, generated once and committed (see README, "Regenerating").

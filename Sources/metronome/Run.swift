@@ -99,12 +99,28 @@ struct Analyze: ParsableCommand {
 
     @Argument(help: "Task-set YAML file (default: the built-in demo).") var taskset: String?
     @OptionGroup var timing: TimingOptions
+    @Flag(help: "Take each task's WCET from the latency predictor instead of measuring it: nothing is run.")
+    var predicted = false
+    @Option(help: "The predictor JSON for --predicted (default: predictor.json in the cache directory).")
+    var predictor: String?
+    @Flag(help: "With --predicted: accept a predictor fitted on another machine.")
+    var force = false
     @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func validate() throws {
+        if predictor != nil && !predicted { throw ValidationError("--predictor applies only with --predicted") }
+    }
 
     func run() throws {
         let set = try loadTaskSet(taskset)
-        let (demands, _) = try taskDemands(set, timing: timing) { if !json { print($0) } }
-        let margin = set.isSynthetic ? 1 : timing.margin
+        let log: (String) -> Void = { if !json { print($0) } }
+        let demands: [[TaskDemand]]
+        if predicted {
+            demands = try predictedDemands(set, predictorPath: predictor, acceptOtherMachine: force, log: log)
+        } else {
+            demands = try taskDemands(set, timing: timing, log: log).demands
+        }
+        let margin = set.isSynthetic || predicted ? 1 : timing.margin
         var nominal = AnalysisReport(set: set, analysis: ScheduleAnalysis.analyze(set, demands: demands.map { $0.last! }, margin: margin))
         // With widths: the guaranteed mode (every task at its narrowest) beside the nominal one.
         let guaranteed = demands.contains { $0.count > 1 }

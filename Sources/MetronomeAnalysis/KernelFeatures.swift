@@ -1,0 +1,112 @@
+import Foundation
+import Metronome
+
+/// The kinds of compiled kernel a latency predictor models separately: each has its own cost
+/// structure (a 1×1 convolution is a GEMM, a depthwise one is bandwidth-bound, a reorder is a
+/// copy with a layout change).
+public enum KernelFamily: String, Codable, CaseIterable, Sendable {
+    case convDense = "conv_dense"
+    case conv1x1 = "conv_1x1"
+    case convDepthwise = "conv_depthwise"
+    case convGrouped = "conv_grouped"
+    case innerProduct = "inner_product"
+    case pooling
+    case elementwise
+    case concat
+    case reorder
+    /// Metronome's Swift kernels (what oneDNN does not cover).
+    case reference
+    case copy
+    case other
+
+    public init(_ k: KernelInfo) {
+        switch k.backend {
+        case "reference": self = .reference; return
+        case "copy": self = .copy; return
+        default: break
+        }
+        switch k.primitive {
+        case "convolution", "deconvolution":
+            let cin = k.srcShape.count > 1 ? k.srcShape[1] : 1, cout = k.dstShape.count > 1 ? k.dstShape[1] : 1
+            if k.groups > 1 {
+                self = k.groups == cin && k.groups == cout ? .convDepthwise : .convGrouped
+            } else {
+                self = k.kernelShape.allSatisfy { $0 == 1 } ? .conv1x1 : .convDense
+            }
+        case "inner_product", "matmul": self = .innerProduct
+        case "pooling", "pooling_v2": self = .pooling
+        case "eltwise", "binary", "softmax", "softmax_v2", "batch_normalization", "layer_normalization", "prelu":
+            self = .elementwise
+        case "concat", "sum": self = .concat
+        case "reorder": self = .reorder
+        default: self = .other
+        }
+    }
+}
+
+/// The features a kernel-level latency model sees: exactly what the compiler knows about a
+/// kernel (shapes, geometry, groups, fused post-ops, layouts, oneDNN's implementation), its
+/// work (FLOPs, bytes moved) and the thread count.
+public enum KernelFeatures {
+    public static let names = [
+        "threads", "log_batch", "log_cin", "log_hin", "log_win", "log_cout", "log_hout", "log_wout",
+        "kh", "kw", "sh", "sw", "dilation", "log_groups", "log_cin_per_group", "log_cout_per_group",
+        "log_flops", "log_bytes", "intensity", "log_weights", "post_ops", "has_sum", "src_block", "dst_block",
+        "implementation",
+    ]
+
+    /// FLOPs (multiply-adds count 2) and bytes read and written (float32) of one kernel.
+    public static func work(_ k: KernelInfo) -> (flops: Double, bytes: Double) {
+        func count(_ s: [Int]) -> Double { s.isEmpty ? 0 : Double(s.reduce(1, *)) }
+        let src = count(k.srcShape), dst = count(k.dstShape), weights = count(k.weightsShape)
+        let bytes = 4 * (src + dst + weights)
+        let window = Double(k.kernelShape.reduce(1, *))
+        switch KernelFamily(k) {
+        case .convDense, .conv1x1, .convDepthwise, .convGrouped:
+            let cin = k.srcShape.count > 1 ? Double(k.srcShape[1]) : 1
+            return (2 * dst * cin / Double(max(k.groups, 1)) * window, bytes)
+        case .innerProduct:
+            let inner = k.weightsShape.count > 1 ? Double(k.weightsShape.dropFirst().reduce(1, *)) : src
+            return (2 * dst * inner, bytes)
+        case .pooling: return (dst * max(window, 1), bytes)
+        case .elementwise: return (dst * Double(max(1, k.postOps.count + 1)), bytes)
+        default: return (0, bytes)
+        }
+    }
+
+    /// The unit a kernel's time is measured in before the trees see it: a roofline-like cost
+    /// (1 GFLOP weighs like 125 MB moved), so that the trees learn efficiency, which stays
+    /// bounded when batch sizes or widths grow past those trained on.
+    public static func unit(_ k: KernelInfo) -> Double {
+        let w = work(k)
+        return (w.flops + 8 * w.bytes) / 1e9 + 1e-7
+    }
+
+    /// The feature vector; `implementations` is the predictor's vocabulary of oneDNN
+    /// implementation names for the kernel's family (unknown names get -1).
+    public static func vector(_ k: KernelInfo, threads: Int, implementations: [String]) -> [Float] {
+        func dim(_ s: [Int], _ i: Int) -> Double { s.count > i ? Double(s[i]) : 1 }
+        func lg(_ x: Double) -> Float { Float(log2(max(x, 1))) }
+        let spatialIn = Array(k.srcShape.dropFirst(2)), spatialOut = Array(k.dstShape.dropFirst(2))
+        let hin = spatialIn.count > 1 ? Double(spatialIn[spatialIn.count - 2]) : 1
+        let win = Double(spatialIn.last ?? 1)
+        let hout = spatialOut.count > 1 ? Double(spatialOut[spatialOut.count - 2]) : 1
+        let wout = Double(spatialOut.last ?? 1)
+        let g = Double(max(k.groups, 1))
+        let w = work(k)
+        func block(_ layout: String) -> Float {
+            Float(Int(layout.filter(\.isNumber)) ?? 0)
+        }
+        return [
+            Float(threads), lg(dim(k.srcShape, 0)), lg(dim(k.srcShape, 1)), lg(hin), lg(win),
+            lg(dim(k.dstShape, 1)), lg(hout), lg(wout),
+            Float(k.kernelShape.first ?? 0), Float(k.kernelShape.last ?? 0),
+            Float(k.strides.first ?? 0), Float(k.strides.last ?? 0), Float(k.dilations.first ?? 1),
+            lg(g), lg(dim(k.srcShape, 1) / g), lg(dim(k.dstShape, 1) / g),
+            lg(w.flops), lg(w.bytes), Float(w.bytes > 0 ? w.flops / w.bytes : 0),
+            lg(Double(k.weightsShape.reduce(1, *))), Float(k.postOps.count), k.postOps.contains("sum") ? 1 : 0,
+            block(k.srcLayout), block(k.dstLayout),
+            Float(implementations.firstIndex(of: k.implementation) ?? -1),
+        ]
+    }
+}

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import Metronome
+import MetronomeAnalysis
+import MetronomeModels
+import MetronomeRealtime
+
+/// What `metronome predict` reports: the predicted latency with its per-kernel breakdown, the
+/// FLOPs baseline, and the memory the compiled plan needs.
+struct PredictionReport: Codable {
+    struct Kernel: Codable {
+        var index: Int
+        var name: String
+        var family: String
+        var implementation: String
+        var predictedMs: Double
+
+        enum CodingKeys: String, CodingKey {
+            case index, name, family, implementation, predictedMs = "predicted_ms"
+        }
+    }
+
+    struct Memory: Codable {
+        var weightBytes: Int
+        var arenaBytes: Int
+        var scratchpadBytes: Int
+        var ioBytes: Int
+
+        enum CodingKeys: String, CodingKey {
+            case weightBytes = "weight_bytes", arenaBytes = "arena_bytes", scratchpadBytes = "scratchpad_bytes", ioBytes = "io_bytes"
+        }
+    }
+
+    var model: String
+    var batch: Int
+    var threads: Int
+    var latencyMs: Double
+    var baselineMs: Double?
+    var overheadMs: Double
+    var memoryBytes: Int
+    var memory: Memory
+    var kernels: [Kernel]
+    var predictor: String
+    var machineMatches: Bool
+    /// The predictor's cross-validated 99th-percentile relative error, when it has one.
+    var p99RelativeError: Double?
+    /// Batch or thread counts outside those the predictor was fitted on.
+    var extrapolated: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case model, batch, threads, latencyMs = "latency_ms", baselineMs = "flops_baseline_ms", overheadMs = "overhead_ms"
+        case memoryBytes = "memory_bytes", memory, kernels, predictor, machineMatches = "machine_matches"
+        case p99RelativeError = "p99_relative_error", extrapolated
+    }
+
+    /// Predicts `plan` (compiled for `batch` and `threads`) with `predictor`.
+    init(model: String, plan: Plan, batch: Int, flops: Int, predictor: LatencyPredictor, predictorPath: String) throws {
+        let infos = plan.kernelInfo
+        let times = try predictor.kernelMilliseconds(infos, threads: plan.threads)
+        self.model = model
+        self.batch = batch
+        threads = plan.threads
+        latencyMs = try predictor.milliseconds(infos, threads: plan.threads)
+        overheadMs = latencyMs - times.reduce(0, +)
+        baselineMs = predictor.baselineMilliseconds(flops: flops, threads: plan.threads)
+        let io = (plan.program.inputs + plan.program.outputs).reduce(0) { $0 + plan.program.values[$1].count * 4 }
+        memory = Memory(weightBytes: plan.weightBytes, arenaBytes: plan.arenaBytes, scratchpadBytes: plan.scratchpadBytes, ioBytes: io)
+        memoryBytes = plan.weightBytes + plan.arenaBytes + plan.scratchpadBytes + io
+        kernels = zip(infos, times).map {
+            Kernel(index: $0.index, name: $0.name, family: KernelFamily($0).rawValue, implementation: $0.implementation, predictedMs: $1)
+        }
+        self.predictor = predictorPath
+        machineMatches = MachineInfo.current().fingerprint == predictor.machine.fingerprint
+        p99RelativeError = predictor.validation?.p99RelativeError
+        extrapolated = !predictor.batches.contains(batch) || !predictor.threads.contains(plan.threads)
+    }
+
+    func render() -> String {
+        var table = TextTable([.right("#"), .left("KERNEL"), .left("FAMILY"), .left("IMPLEMENTATION"), .right("PREDICTED MS"), .right("SHARE")])
+        let total = max(kernels.reduce(0) { $0 + $1.predictedMs }, 1e-12)
+        for k in kernels {
+            table.append([String(k.index), LayerReport.clip(k.name, 32), k.family, k.implementation,
+                          String(format: "%.4f", k.predictedMs), String(format: "%.1f%%", k.predictedMs / total * 100)])
+        }
+        var lines = [table.render(), ""]
+        lines.append(String(format: "%@ at batch %d, %d thread(s): predicted %.3f ms (kernels %.3f + dispatch overhead %.3f)",
+                            model, batch, threads, latencyMs, latencyMs - overheadMs, overheadMs))
+        if let baselineMs { lines.append(String(format: "FLOPs-only linear baseline: %.3f ms", baselineMs)) }
+        if let p99RelativeError {
+            lines.append(String(format: "cross-validated p99 relative error of this predictor: %.1f%%", p99RelativeError * 100))
+        }
+        func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }
+        lines.append("memory (computed from the plan): \(mib(memoryBytes)) = weights \(mib(memory.weightBytes)) + arena \(mib(memory.arenaBytes)) + scratchpad \(mib(memory.scratchpadBytes)) + inputs/outputs \(mib(memory.ioBytes))")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `metronome predict`: latency and memory of a network that need not have run here.
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Predict a model's latency (per kernel) and compute its memory, without running it.",
+        discussion: """
+            Compiles MODEL for --batch and --threads (nothing is run), predicts each compiled \\
+            kernel with the predictor (`metronome fit`; default: predictor.json in the cache \\
+            directory, which `make predictor` builds) and sums them with the dispatch overhead. \\
+            Memory is computed from the plan: weights in their compiled layouts, the activation \\
+            arena, oneDNN's scratchpad, inputs and outputs. Warns when this machine is not the \\
+            one the predictor was fitted on, and when --batch or --threads lie outside its \\
+            training grid.
+            """)
+
+    @Argument(help: "A zoo model name or an .onnx file.") var model: String
+    @Option(help: "The predictor JSON (default: predictor.json in the cache directory).") var predictor: String?
+    @Option(help: "Images per inference.") var batch = 1
+    @Option(help: "Threads per inference.") var threads = 1
+    @Flag(help: "Print one JSON object (latency_ms, memory_bytes, kernels, …).") var json = false
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    static func loadPredictor(_ path: String?) throws -> (LatencyPredictor, String) {
+        let file = path ?? Fit.defaultPath
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw ValidationError(path == nil
+                ? "no predictor at \(file): run `make predictor` (or `metronome fit`) first, or pass --predictor"
+                : "\(file) does not exist")
+        }
+        do { return (try LatencyPredictor.load(file), file) } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() throws {
+        let (p, path) = try Self.loadPredictor(predictor)
+        let graph = try ModelSource.load(model)
+        let program = try Program(lowering: graph, batch: batch)
+        let cost = try CostModel.analyze(program: program)
+        let plan = try Plan.compile(program, options: CompileOptions(threads: threads))
+        let report = try PredictionReport(model: model, plan: plan, batch: batch, flops: cost.flops, predictor: p, predictorPath: path)
+        if !report.machineMatches {
+            FileHandle.standardError.write(Data("warning: \(path) was fitted on another machine (\(p.machine.cpuModel), oneDNN \(p.machine.onednnVersion) \(p.machine.onednnISA), fingerprint \(p.machine.fingerprint)); this one is \(MachineInfo.current().fingerprint). Its predictions describe that machine.\n".utf8))
+        }
+        if report.extrapolated {
+            FileHandle.standardError.write(Data("warning: batch \(batch) / \(threads) thread(s) lie outside the predictor's training grid (batch \(p.batches.map(String.init).joined(separator: ",")), threads \(p.threads.map(String.init).joined(separator: ","))); see the README for the error measured there\n".utf8))
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.render())
+        }
+    }
+}
+
+/// `analyze --predicted`: each task's demand at each of its widths from the predictor, without
+/// running anything. The WCET is the predicted latency inflated by the predictor's
+/// cross-validated 99th-percentile relative error; the longest non-preemptive region is the
+/// longest predicted kernel inflated alike; the regions are the plan's kernels.
+func predictedDemands(_ set: TaskSet, predictorPath: String?, acceptOtherMachine: Bool, log: (String) -> Void) throws -> [[TaskDemand]] {
+    let (predictor, path) = try Predict.loadPredictor(predictorPath)
+    guard let validation = predictor.validation else {
+        throw ValidationError("\(path) has no cross-validated error (it was fitted with --folds 0 or on too few networks); --predicted needs it to bound the WCET")
+    }
+    let here = MachineInfo.current()
+    if here.fingerprint != predictor.machine.fingerprint {
+        let text = "\(path) was fitted on another machine (\(predictor.machine.cpuModel), oneDNN \(predictor.machine.onednnVersion) \(predictor.machine.onednnISA), fingerprint \(predictor.machine.fingerprint)); this one is \(here.fingerprint)"
+        guard acceptOtherMachine else {
+            throw ValidationError("\(text). A verdict from it would describe that machine; pass --force to analyse with it anyway")
+        }
+        log("warning: \(text); the verdict describes that machine")
+    }
+    let inflation = 1 + validation.p99RelativeError
+    log(String(format: "predicting with %@ (cross-validated p99 relative error %.1f%%: every prediction × %.3f):", path,
+               validation.p99RelativeError * 100, inflation))
+    return try set.tasks.enumerated().map { i, task in
+        if let declared = TaskDemand.declaredPerWidth(task) { return declared }
+        guard task.model != nil else {
+            throw TaskSetError(path: "tasks[\(i)].model", message: "--predicted needs a model (or a declared wcet) for every task")
+        }
+        return try (task.widths ?? [task.width ?? 1]).map { width in
+            var spec = task
+            if task.widths != nil { spec.width = width; spec.widths = nil }
+            let graph = try loadTaskModel(spec)
+            let plan = try Plan.compile(graph, batch: task.batch, options: CompileOptions(threads: task.threads))
+            let kernels = try predictor.kernelMilliseconds(plan.kernelInfo, threads: task.threads)
+            let latency = try predictor.milliseconds(plan.kernelInfo, threads: task.threads)
+            let wcet = Int64((latency * inflation * 1e6).rounded(.up))
+            let npr = Int64(((kernels.max() ?? latency) * inflation * 1e6).rounded(.up))
+            let label = task.widths.map { _ in "\(task.name)@\(width)" } ?? task.name
+            log(String(format: "  %@: predicted %.3f ms → WCET %.3f ms, longest kernel %.3f ms (%d kernels)%@", label, latency,
+                       Double(wcet) / 1e6, Double(npr) / 1e6, plan.kernelCount,
+                       predictor.batches.contains(task.batch) && predictor.threads.contains(task.threads) ? "" : "; outside the training grid"))
+            return TaskDemand(wcet: wcet, npr: npr, regions: plan.kernelCount)
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import MetronomeAnalysis
+
+/// Profile CSVs given to `fit` and `evaluate`: read, checked to come from one machine, and
+/// grouped into configurations with their kernel rows.
+struct ProfileInputs: ParsableArguments {
+    @Argument(help: "Profile CSVs written by `metronome profile --layers`.")
+    var profiles: [String]
+
+    @Flag(help: "Accept profiles from different machines (their kernels' speeds will be mixed).")
+    var mixMachines = false
+
+    func validate() throws {
+        guard !profiles.isEmpty else { throw ValidationError("give at least one profile CSV") }
+        for p in profiles where !FileManager.default.fileExists(atPath: p) {
+            throw ValidationError("\(p) does not exist")
+        }
+    }
+
+    func configurations() throws -> [ProfiledConfiguration] {
+        var records: [ProfileRecord] = []
+        for p in profiles {
+            do { records += try ProfileRecord.read(path: p) } catch { throw ValidationError("\(error)") }
+        }
+        let machines = Dictionary(grouping: records, by: \.machine.fingerprint)
+        if machines.count > 1 && !mixMachines {
+            let list = machines.map { "\($0.key) (\($0.value.first!.machine.cpuModel), oneDNN \($0.value.first!.machine.onednnVersion) \($0.value.first!.machine.onednnISA), \($0.value.count) rows)" }
+                .sorted().joined(separator: "; ")
+            throw ValidationError("the profiles come from \(machines.count) machines: \(list); a predictor is for one machine (pass --mix-machines to fit across them anyway)")
+        }
+        let configurations = ProfiledConfiguration.group(records)
+        guard !configurations.isEmpty else {
+            throw ValidationError("no successful configuration with kernel rows in \(profiles.joined(separator: ", ")); profile with --layers")
+        }
+        return configurations
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Metronome
+import MetronomeAnalysis
+import XCTest
+
+/// The latency predictor on synthetic profiles where latency is an exact function of the
+/// features (so a correct fit must recover it), the metrics against hand computations, the
+/// JSON round trip, and the profile CSV reader.
+final class PredictorTests: XCTestCase {
+    static let machine = MachineInfo(cpuModel: "Test CPU", cpuFlags: ["avx2"], logicalCPUs: 2, onednnVersion: "2.6.3",
+                                     onednnISA: "avx2", governor: "", cpuMHz: 0, kernel: "test", metronomeVersion: "test",
+                                     fingerprint: "0123456789abcdef")
+
+    /// A convolution kernel; `depthwise` makes groups = channels.
+    static func conv(_ i: Int, batch: Int, channels: Int, size: Int, kernel: Int, depthwise: Bool = false) -> KernelInfo {
+        KernelInfo(index: i, name: "conv_\(i)", nodes: ["conv_\(i)"], opType: "Conv", backend: "onednn", primitive: "convolution",
+                   implementation: depthwise ? "brdgmm_dw:avx512_core" : kernel == 1 ? "brgconv_1x1:avx512_core" : "brgconv:avx512_core",
+                   srcShape: [batch, channels, size, size], weightsShape: [channels, depthwise ? 1 : channels, kernel, kernel],
+                   dstShape: [batch, channels, size, size], srcLayout: "acdb", dstLayout: "acdb", kernelShape: [kernel, kernel],
+                   strides: [1, 1], dilations: [1, 1], groups: depthwise ? channels : 1, postOps: ["relu"])
+    }
+
+    /// The synthetic truth: each family has its own efficiency, and two threads run 1.7× faster.
+    static func truth(_ k: KernelInfo, threads: Int) -> Double {
+        let efficiency: [KernelFamily: Double] = [.convDense: 0.9, .conv1x1: 1.6, .convDepthwise: 4.0]
+        return KernelFeatures.unit(k) * efficiency[KernelFamily(k)]! / (threads == 2 ? 1.7 : 1)
+    }
+
+    static let overhead = 0.004
+
+    /// Networks of random convolutions at batch 1 and 4, 1 and 2 threads, timed by the truth.
+    static func configurations(networks: Int, seed: UInt64, prefix: String = "net") -> [ProfiledConfiguration] {
+        var generator = SplitMix64(seed: seed)
+        var result: [ProfiledConfiguration] = []
+        for n in 0..<networks {
+            let depth = 3 + Int(generator.next() % 6)
+            let layers = (0..<depth).map { _ in
+                (channels: [16, 24, 32, 48, 64, 96][Int(generator.next() % 6)], size: [7, 14, 28, 56][Int(generator.next() % 4)],
+                 kind: Int(generator.next() % 3))
+            }
+            for batch in [1, 4] {
+                for threads in [1, 2] {
+                    var model = ProfileRecord(machine: machine)
+                    model.model = "\(prefix)\(n).onnx"; model.baseModel = "\(prefix)\(n % 3)"; model.amount = String(format: "%.2f", Double(n % 5) / 10)
+                    model.batch = batch; model.threads = threads; model.flops = 0
+                    var rows: [ProfileRecord] = []
+                    var total = 0.0
+                    for (i, l) in layers.enumerated() {
+                        let k = conv(i, batch: batch, channels: l.channels, size: l.size, kernel: l.kind == 1 ? 1 : 3, depthwise: l.kind == 2)
+                        var row = model
+                        row.row = .layer; row.kernel = k; row.kernelIndex = i
+                        row.layerMedianMs = truth(k, threads: threads)
+                        total += row.layerMedianMs!
+                        model.flops! += Int(KernelFeatures.work(k).flops)
+                        rows.append(row)
+                    }
+                    model.medianMs = total + overhead * Double(layers.count)
+                    result.append(ProfiledConfiguration(model: model, layers: rows))
+                }
+            }
+        }
+        return result
+    }
+
+    func testFitRecoversAnExactFunctionOfTheFeatures() throws {
+        let train = Self.configurations(networks: 30, seed: 1)
+        let test = Self.configurations(networks: 10, seed: 99, prefix: "new")
+        let predictor = try LatencyPredictor.fit(train)
+        XCTAssertEqual(predictor.overheadPerKernelMs, Self.overhead, accuracy: 1e-9)
+        XCTAssertEqual(Set(predictor.families.keys), ["conv_dense", "conv_1x1", "conv_depthwise"])
+        for c in test {
+            let predicted = try predictor.milliseconds(c.kernels, threads: c.model.threads)
+            XCTAssertEqual(predicted, c.model.medianMs!, accuracy: 0.02 * c.model.medianMs!, c.model.model)
+            let perKernel = try predictor.kernelMilliseconds(c.kernels, threads: c.model.threads)
+            for (k, p) in zip(c.kernels, perKernel) {
+                XCTAssertEqual(p, Self.truth(k, threads: c.model.threads), accuracy: 0.03 * Self.truth(k, threads: c.model.threads))
+            }
+        }
+    }
+
+    func testJSONRoundTripPredictsTheSame() throws {
+        let predictor = try LatencyPredictor.fit(Self.configurations(networks: 12, seed: 3))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("predictor-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try predictor.encoded().write(to: url)
+        let loaded = try LatencyPredictor.load(url.path)
+        XCTAssertEqual(loaded.machine, Self.machine)
+        XCTAssertEqual(loaded.version, LatencyPredictor.currentVersion)
+        for c in Self.configurations(networks: 4, seed: 5) {
+            XCTAssertEqual(try loaded.milliseconds(c.kernels, threads: c.model.threads),
+                           try predictor.milliseconds(c.kernels, threads: c.model.threads))
+        }
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        json["version"] = 99
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        XCTAssertThrowsError(try LatencyPredictor.load(url.path)) { XCTAssertTrue("\($0)".contains("format 99"), "\($0)") }
+        try Data("{}".utf8).write(to: url)
+        XCTAssertThrowsError(try LatencyPredictor.load(url.path)) { XCTAssertTrue("\($0)".contains("not a Metronome predictor"), "\($0)") }
+    }
+
+    /// Metrics against hand computations.
+    func testMetricsByHand() {
+        let m = PredictorEvaluation.Metrics(method: "p", subset: "all", measured: [10, 20, 30, 40], predicted: [10.4, 23, 27, 50])
+        // Relative errors 0.04, 0.15, −0.1, 0.25.
+        XCTAssertEqual(m.within5, 0.25)
+        XCTAssertEqual(m.within10, 0.5)
+        XCTAssertEqual(m.mape, (0.04 + 0.15 + 0.1 + 0.25) / 4, accuracy: 1e-12)
+        XCTAssertEqual(m.rmspe, ((0.0016 + 0.0225 + 0.01 + 0.0625) / 4).squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(m.spearman, 1, accuracy: 1e-12)
+        // Ranks [1,2,3,4] against [1,3,2,4]: 1 − 6·Σd²/(n(n²−1)) = 1 − 6·2/60 = 0.8.
+        let swapped = PredictorEvaluation.Metrics(method: "p", subset: "all", measured: [1, 2, 3, 4], predicted: [1, 3, 2, 4])
+        XCTAssertEqual(swapped.spearman, 0.8, accuracy: 1e-12)
+        // Ties get average ranks: [1, 2.5, 2.5, 4] against [1, 2, 3, 4].
+        let tied = PredictorEvaluation.Metrics(method: "p", subset: "all", measured: [1, 2, 2, 4], predicted: [1, 2, 3, 4])
+        XCTAssertEqual(tied.spearman, 4.5 / (4.5 * 5).squareRoot(), accuracy: 1e-12)
+    }
+
+    func testEvaluationSplitsProduceEveryMetric() throws {
+        let configurations = Self.configurations(networks: 15, seed: 11)
+        for split in PredictorEvaluation.Split.allCases {
+            let e = try PredictorEvaluation.run(configurations, split: split, folds: 3)
+            XCTAssertEqual(e.predictions.count, configurations.count, "\(split)")
+            let all = e.metrics.filter { $0.subset == "all" }
+            XCTAssertEqual(Set(all.map(\.method)), ["predictor", "flops_baseline"])
+            let predictor = try XCTUnwrap(all.first { $0.method == "predictor" })
+            XCTAssertGreaterThanOrEqual(predictor.within10, 0.95, "\(split)")
+            XCTAssertGreaterThan(predictor.spearman, 0.99)
+            XCTAssertTrue(e.metrics.contains { $0.subset == "threads 2" } && e.metrics.contains { $0.subset == "batch 4" })
+            if split == .family { XCTAssertEqual(e.folds, 3) }
+            if split == .amount { XCTAssertEqual(e.folds, 5) }
+        }
+        XCTAssertThrowsError(try PredictorEvaluation.run(Array(configurations.prefix(4)), split: .random, folds: 5))
+    }
+
+    /// The profile CSV written by `fields` reads back through `read` (and Python's csv module
+    /// reads it in ProfileCLITests).
+    func testProfileRecordReadsWhatItWrites() throws {
+        let c = Self.configurations(networks: 1, seed: 2)[0]
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("profile-\(UUID().uuidString).csv")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let text = ([ProfileRecord.columns] + ([c.model] + c.layers).map(\.fields)).map(CSV.line).joined()
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        let back = try ProfileRecord.read(path: url.path)
+        XCTAssertEqual(back.count, 1 + c.layers.count)
+        XCTAssertEqual(back[1].kernel, c.layers[0].kernel)
+        XCTAssertEqual(back[0].medianMs!, c.model.medianMs!, accuracy: 1e-6)
+        try (text + "model,x,,,,,inference,0,1").write(to: url, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ProfileRecord.read(path: url.path)) { XCTAssertTrue("\($0)".contains("line break"), "\($0)") }
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import CLITestHarness
+import XCTest
+
+/// `fit`, `predict`, `evaluate` and `analyze --predicted` on a small real profile (three tiny
+/// families pruned at three amounts), read back with Python's csv and json modules.
+final class PredictorCLITests: XCTestCase {
+    nonisolated(unsafe) static var shared: URL?
+
+    /// One profiled dataset for all tests of the class (profiling is the slow part).
+    func profile() throws -> (bin: String, dir: URL, csv: String) {
+        let bin = try Harness.metronome()
+        if let dir = Self.shared { return (bin, dir, dir.appendingPathComponent("profile.csv").path) }
+        let dir = try Harness.temporaryDirectory("predictor-cli")
+        let data = dir.appendingPathComponent("ds").path
+        let d = try Harness.run(bin, ["dataset", "--models", "noscope-coral,noscope-roundabout,game-sot-timer3", "--amounts", "0,0.3,0.6",
+                                      "--out", data])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let csv = dir.appendingPathComponent("profile.csv").path
+        let p = try Harness.run(bin, ["profile", data, "--batch", "1,2", "--runs", "5", "--warmup", "2", "--layers", "--out", csv])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        Self.shared = dir
+        return (bin, dir, csv)
+    }
+
+    override class func tearDown() {
+        if let dir = shared { try? FileManager.default.removeItem(at: dir) }
+        shared = nil
+    }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
+    }
+
+    func testFitPredictAndMemoryFromThePlan() throws {
+        let (bin, dir, csv) = try profile()
+        let predictor = dir.appendingPathComponent("p.json").path
+        let f = try Harness.run(bin, ["fit", csv, "--folds", "3", "--out", predictor])
+        XCTAssertEqual(f.status, 0, f.stderr)
+        XCTAssertTrue(f.stdout.contains("fitted on 18 configurations (9 networks"), f.stdout)
+        XCTAssertTrue(f.stdout.contains("cross-validated (3 folds)"), f.stdout)
+        let again = try Harness.run(bin, ["fit", csv, "--out", predictor])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
+
+        let p = try Harness.run(bin, ["predict", "noscope-taipei", "--predictor", predictor, "--batch", "2", "--json"])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        let report = try json(p.stdout)
+        let latency = try XCTUnwrap(report["latency_ms"] as? Double)
+        XCTAssertGreaterThan(latency, 0)
+        let kernels = try XCTUnwrap(report["kernels"] as? [[String: Any]])
+        let sum = kernels.reduce(0.0) { $0 + ($1["predicted_ms"] as! Double) }
+        XCTAssertEqual(latency, sum + (report["overhead_ms"] as! Double), accuracy: 1e-9)
+        XCTAssertEqual(report["machine_matches"] as? Bool, true)
+        XCTAssertEqual(report["extrapolated"] as? Bool, false)
+        // Memory from the plan equals the summary's planned arena + weights + I/O (+ scratchpad).
+        let s = try Harness.run(bin, ["summary", "noscope-taipei", "--batch", "2", "--json"])
+        let summary = try json(s.stdout)
+        let memory = try XCTUnwrap(report["memory"] as? [String: Int])
+        XCTAssertEqual(memory["arena_bytes"], summary["planned_arena_bytes"] as? Int)
+        XCTAssertEqual(memory["weight_bytes"], summary["planned_weight_bytes"] as? Int)
+        XCTAssertEqual(memory["io_bytes"], summary["planned_io_bytes"] as? Int)
+        XCTAssertEqual(report["memory_bytes"] as? Int, memory.values.reduce(0, +))
+        // Outside the training grid: said on stderr and in the JSON.
+        let outside = try Harness.run(bin, ["predict", "noscope-taipei", "--predictor", predictor, "--batch", "16", "--json"])
+        XCTAssertEqual(try json(outside.stdout)["extrapolated"] as? Bool, true)
+        XCTAssertTrue(outside.stderr.contains("outside the predictor's training grid"), outside.stderr)
+        let missing = try Harness.run(bin, ["predict", "noscope-taipei", "--predictor", dir.appendingPathComponent("none.json").path])
+        XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
+    }
+
+    /// Profiles from two machines are refused unless --mix-machines; a predictor from another
+    /// machine makes `predict` warn and `analyze --predicted` refuse unless --force.
+    func testOtherMachines() throws {
+        let (bin, dir, csv) = try profile()
+        let text = try String(contentsOfFile: csv, encoding: .utf8)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let header = lines[0].split(separator: ",").map(String.init)
+        let column = try XCTUnwrap(header.firstIndex(of: "machine"))
+        // Another machine's copy of every row (no field before `machine` is quoted in this profile).
+        for i in 1..<lines.count where !lines[i].isEmpty {
+            var fields = lines[i].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            fields[column] = "ffffffffffffffff"
+            lines[i] = fields.joined(separator: ",")
+        }
+        let other = dir.appendingPathComponent("other.csv").path
+        try lines.joined(separator: "\n").write(toFile: other, atomically: true, encoding: .utf8)
+        let mixed = try Harness.run(bin, ["fit", csv, other, "--folds", "0", "--out", dir.appendingPathComponent("m.json").path])
+        XCTAssertNotEqual(mixed.status, 0)
+        XCTAssertTrue(mixed.stderr.contains("2 machines") && mixed.stderr.contains("--mix-machines"), mixed.stderr)
+        let forced = try Harness.run(bin, ["fit", csv, other, "--folds", "0", "--mix-machines", "--out", dir.appendingPathComponent("m.json").path])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+
+        let foreign = dir.appendingPathComponent("foreign.json").path
+        let f = try Harness.run(bin, ["fit", other, "--folds", "3", "--out", foreign])
+        XCTAssertEqual(f.status, 0, f.stderr)
+        let p = try Harness.run(bin, ["predict", "noscope-coral", "--predictor", foreign])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertTrue(p.stderr.contains("fitted on another machine"), p.stderr)
+        let set = try taskSet(dir)
+        let refused = try Harness.run(bin, ["analyze", set, "--predicted", "--predictor", foreign])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("another machine") && refused.stderr.contains("--force"), refused.stderr)
+        let accepted = try Harness.run(bin, ["analyze", set, "--predicted", "--predictor", foreign, "--force"])
+        XCTAssertEqual(accepted.status, 0, accepted.stderr)
+    }
+
+    func taskSet(_ dir: URL) throws -> String {
+        let path = dir.appendingPathComponent("predicted.yaml").path
+        try """
+        name: predicted
+        duration: 1s
+        policy: fixed-priority
+        preemption: layer
+        cores: [0, 1]
+        tasks:
+          - name: fast
+            model: game-sot-timer3
+            period: 5ms
+            priority: 20
+            cores: [0]
+          - name: slow
+            model: noscope-coral
+            batch: 2
+            period: 20ms
+            priority: 10
+            cores: [0]
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// `analyze --predicted`: each WCET is `predict`'s latency × (1 + the predictor's stored p99
+    /// relative error), each NPR its longest kernel × the same; nothing is run.
+    func testAnalyzePredicted() throws {
+        let (bin, dir, csv) = try profile()
+        let predictor = dir.appendingPathComponent("a.json").path
+        let f = try Harness.run(bin, ["fit", csv, "--folds", "3", "--out", predictor])
+        XCTAssertEqual(f.status, 0, f.stderr)
+        let stored = try XCTUnwrap(try Harness.json(URL(fileURLWithPath: predictor)) as? [String: Any])
+        let p99 = try XCTUnwrap((stored["validation"] as? [String: Any])?["p99_relative_error"] as? Double)
+        let set = try taskSet(dir)
+        let a = try Harness.run(bin, ["analyze", set, "--predicted", "--predictor", predictor, "--json"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let tasks = try XCTUnwrap(try json(a.stdout)["tasks"] as? [[String: Any]])
+        for (name, model, batch) in [("fast", "game-sot-timer3", 1), ("slow", "noscope-coral", 2)] {
+            let r = try Harness.run(bin, ["predict", model, "--batch", String(batch), "--predictor", predictor, "--json"])
+            let report = try json(r.stdout)
+            let latency = report["latency_ms"] as! Double
+            let longest = (report["kernels"] as! [[String: Any]]).map { $0["predicted_ms"] as! Double }.max()!
+            let task = try XCTUnwrap(tasks.first { $0["name"] as? String == name })
+            XCTAssertEqual(task["wcet_ms"] as! Double, latency * (1 + p99), accuracy: 1e-5 + 1e-6 * latency)
+            XCTAssertEqual(task["npr_ms"] as! Double, longest * (1 + p99), accuracy: 1e-5 + 1e-6 * longest)
+            XCTAssertNotNil(task["schedulable"])
+        }
+        let text = try Harness.run(bin, ["analyze", set, "--predicted", "--predictor", predictor])
+        XCTAssertTrue(text.stdout.contains(String(format: "p99 relative error %.1f%%", p99 * 100)), text.stdout)
+        XCTAssertFalse(text.stdout.contains("measuring"), text.stdout)
+        let noCV = dir.appendingPathComponent("nocv.json").path
+        XCTAssertEqual(try Harness.run(bin, ["fit", csv, "--folds", "0", "--out", noCV]).status, 0)
+        let refused = try Harness.run(bin, ["analyze", set, "--predicted", "--predictor", noCV])
+        XCTAssertTrue(refused.stderr.contains("no cross-validated error"), refused.stderr)
+    }
+
+    func testEvaluateWritesEveryMetric() throws {
+        let (bin, dir, csv) = try profile()
+        let out = dir.appendingPathComponent("eval").path
+        let e = try Harness.run(bin, ["evaluate", csv, "--split", "family", "--out", out])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(e.stdout.contains("family split: 3 folds over 9 networks, 18 configurations"), e.stdout)
+        let py = try Harness.python(modules: ["csv", "json"])
+        let r = try Harness.run("/usr/bin/env", [py, "-c", "import csv, json, sys; print(json.dumps([list(csv.DictReader(open(p))) for p in sys.argv[1:]]))",
+                                                 out + "/metrics.csv", out + "/predictions.csv"])
+        let tables = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[[String: String]]])
+        let metrics = tables[0], predictions = tables[1]
+        XCTAssertEqual(Set(metrics.map { $0["method"]! }), ["predictor", "flops_baseline"])
+        XCTAssertEqual(Set(metrics.map { $0["subset"]! }), ["all", "noscope-coral", "noscope-roundabout", "game-sot-timer3", "threads 1", "batch 1", "batch 2"])
+        for m in metrics {
+            for key in ["count", "within_5", "within_10", "mape", "rmspe", "spearman"] { XCTAssertNotNil(Double(m[key] ?? ""), key) }
+        }
+        XCTAssertEqual(predictions.count, 18)
+        // Each prediction of a family comes from a fold that held that family out.
+        XCTAssertTrue(predictions.allSatisfy { $0["fold"] == $0["family"] })
+        let svg = try String(contentsOfFile: out + "/scatter.svg", encoding: .utf8)
+        XCTAssertEqual(svg.components(separatedBy: "<circle cx=").count - 1, 2 * 18 + 3)  // two panels, three legend dots
+        let again = try Harness.run(bin, ["evaluate", csv, "--out", out])
+        XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
+    }
+}
