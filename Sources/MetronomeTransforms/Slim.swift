@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
 import Metronome
 
 /// Settings of ``slim(_:width:options:)``.
@@ -119,10 +125,3 @@ func validate(_ graph: Graph, inputShapes: [String: [Int]]) throws {
         throw MetronomeError.invalidGraph("the transformed graph '\(graph.name)' does not lower: \(error)")
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Foundation

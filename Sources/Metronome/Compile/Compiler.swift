@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CDNNL
 
 /// Which kernels a plan uses.
@@ -236,32 +239,18 @@ struct PlanBuilder {
 
     // MARK: Steps
 
-    /// Compiles `step` to oneDNN primitives; false when oneDNN does not cover it.
+    /// Compiles `step` to oneDNN primitives as its operator lowers it; false when oneDNN
+    /// does not cover it.
     mutating func compileWithOneDNN(_ step: Step) throws -> Bool {
-        switch step.op {
-        case .conv(let a): return try conv(step, a)
-        case .gemm(let alpha, let beta, let ta, let tb): return try innerProduct(step, alpha, beta, ta, tb)
-        case .eltwise(let f): return step.postOps.isEmpty ? try eltwise(step, f) : false
-        case .maxPool(let a): return step.postOps.isEmpty ? try pool(step, a, alg: dnnl_pooling_max) : false
-        case .averagePool(let a, let include):
-            if include && a.ceilMode { return false }
-            return step.postOps.isEmpty
-                ? try pool(step, a, alg: include ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding)
-                : false
-        case .globalAveragePool:
-            let s = program.shape(step.inputs[0])
-            let a = PoolAttributes(kernel: [s[2], s[3]], strides: [1, 1], pads: [0, 0, 0, 0])
-            return step.postOps.isEmpty ? try pool(step, a, alg: dnnl_pooling_avg_exclude_padding) : false
-        case .binary(let kind): return try binary(step, kind)
-        case .concat(let axis): return step.postOps.isEmpty ? try concat(step, axis: axis) : false
-        case .flatten, .reshape, .identity:
-            guard step.postOps.isEmpty else { return false }
-            let x = try plainLocation(step.inputs[0])
-            alias(step.outputs[0], onto: x, desc: try DNNL.plain(program.shape(step.outputs[0])))
-            return true
-        default:
-            return false
-        }
+        try OperatorRegistry.of(step).lowerToOneDNN(step, into: &self)
+    }
+
+    /// Gives the step's output the input's bytes under the output's shape (Flatten,
+    /// Reshape, Identity: no data moves).
+    mutating func aliasOutput(_ step: Step) throws -> Bool {
+        let x = try plainLocation(step.inputs[0])
+        alias(step.outputs[0], onto: x, desc: try DNNL.plain(program.shape(step.outputs[0])))
+        return true
     }
 
     /// The destination of a step whose post-ops may include one residual add: the residual's
@@ -290,7 +279,7 @@ struct PlanBuilder {
         step.postOps.filter { if case .add = $0 { return true }; return false }.count
     }
 
-    mutating func conv(_ step: Step, _ a: ConvAttributes) throws -> Bool {
+    mutating func convolution(_ step: Step, _ a: ConvAttributes) throws -> Bool {
         guard residualCount(step) <= 1, program.isConstant(step.inputs[1]),
               step.inputs.count < 3 || program.isConstant(step.inputs[2]) else { return false }
         let xs = program.shape(step.inputs[0]), ws = program.shape(step.inputs[1]), ys = program.shape(step.outputs[0])
@@ -362,7 +351,7 @@ struct PlanBuilder {
         let x = try location[step.inputs[0]] ?? plainLocation(step.inputs[0])
         let out = step.outputs[0]
         var current = x
-        for (i, (alg, alpha, beta)) in DNNL.eltwiseChain(f).enumerated() {
+        for (i, (alg, alpha, beta)) in f.oneDNNAlgorithms.enumerated() {
             var md = current.desc
             var d = dnnl_eltwise_desc_t()
             try DNNL.check(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, alg, &md, alpha, beta),
@@ -497,7 +486,3 @@ struct PlanBuilder {
                                   outShapes: step.outputs.map(program.shape), residuals: residuals))
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
