@@ -105,4 +105,23 @@ struct ConvOperator: Operator {
         }
         return .pinned("grouped convolution '\(step.name)' (group \(a.groups) of \(cin) channels)")
     }
+
+    /// A plain convolution's weight follows both channel sets, a depthwise one's only the
+    /// output's (and `group` the new channel count); the bias follows the output.
+    func channelResize(_ step: Step, in p: Program) -> ChannelResize {
+        guard case .conv(let a) = step.op, step.inputs.dropFirst().allSatisfy(p.isConstant) else { return ChannelResize() }
+        var r = ChannelResize()
+        let w = p.shape(step.inputs[1]), cin = p.shape(step.inputs[0])[1]
+        let spatial = w[2...].reduce(1, *)
+        if a.groups == 1 {
+            r.inputs[step.inputs[1]] = .weight(output: 0, input: 1, fanInPerChannel: spatial)
+        } else if a.groups == cin {
+            r.inputs[step.inputs[1]] = .weight(output: 0, input: nil, fanInPerChannel: spatial)
+            r.channelCountAttribute = "group"
+        } else {
+            r.fixed = "grouped convolution cannot be resized"
+        }
+        if step.inputs.count > 2 { r.inputs[step.inputs[2]] = .perChannel(axis: 0) }
+        return r
+    }
 }

@@ -47,4 +47,19 @@ struct BinaryOperator: Operator {
         }
         return .same(shared)
     }
+
+    /// A constant operand whose channel axis lines up with the output's is a per-channel
+    /// vector (a scale or shift).
+    func channelResize(_ step: Step, in p: Program) -> ChannelResize {
+        let out = step.outputs[0]
+        let rank = p.shape(out).count, c = p.shape(out)[1]
+        var r = ChannelResize()
+        for v in step.inputs where p.isConstant(v) {
+            let s = p.shape(v)
+            if let axis = ChannelBehaviour.alignedChannelAxis(s, rank: rank), s[axis] == c, c > 1 {
+                r.inputs[v] = .perChannel(axis: axis)
+            }
+        }
+        return r
+    }
 }

@@ -111,4 +111,24 @@ struct MatrixProductOperator: Operator {
             return .free
         }
     }
+
+    /// A constant B is a weight (`[N, K]` with transB, else `[K, N]`); a C with one value
+    /// per output feature follows the output.
+    func channelResize(_ step: Step, in p: Program) -> ChannelResize {
+        var r = ChannelResize()
+        switch step.op {
+        case .gemm(_, _, let transA, let transB) where !transA && p.isConstant(step.inputs[1]):
+            r.inputs[step.inputs[1]] = transB ? .weight(output: 0, input: 1, fanInPerChannel: 1)
+                                              : .weight(output: 1, input: 0, fanInPerChannel: 1)
+            if step.inputs.count > 2, p.isConstant(step.inputs[2]) {
+                let c = p.shape(step.inputs[2]), n = p.shape(step.outputs[0])[1]
+                if c.count >= 1 && c[c.count - 1] == n && n > 1 { r.inputs[step.inputs[2]] = .perChannel(axis: c.count - 1) }
+            }
+        case .matMul where p.isConstant(step.inputs[1]) && p.shape(step.inputs[0]).count == 2:
+            r.inputs[step.inputs[1]] = .weight(output: 1, input: 0, fanInPerChannel: 1)
+        default:
+            break
+        }
+        return r
+    }
 }

@@ -50,6 +50,13 @@ struct BatchNormOperator: Operator {
         return .passThrough
     }
 
+    /// Scale, bias, mean and variance hold one value per channel.
+    func channelResize(_ step: Step, in p: Program) -> ChannelResize {
+        var r = ChannelResize()
+        for v in step.inputs.dropFirst() where p.isConstant(v) { r.inputs[v] = .perChannel(axis: 0) }
+        return r
+    }
+
     /// Attributes of older opsets that opset 17 no longer has.
     func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node] {
         var node = node

@@ -6,7 +6,7 @@
 /// asks for its ``reference(_:_:_:_:_:)`` kernel, the compiler for a oneDNN lowering
 /// (``lowerToOneDNN(_:into:)``, `false` meaning "reference only"), the optimization passes
 /// what it ``acceptsFusedActivation(_:)``, the cost model for its ``cost(_:in:)``, slimming,
-/// pruning and folding for its ``channelBehaviour(_:in:)``, and the exporter how to
+/// pruning and folding for its ``channelBehaviour(_:in:)`` and ``channelResize(_:in:)``, and the exporter how to
 /// ``exportONNX(_:_:)`` it. A requirement added for a new stage gets a default in the
 /// extension below, so that existing operators keep compiling.
 ///
@@ -53,6 +53,9 @@ protocol Operator: Sendable {
     /// pruning and folding.
     func channelBehaviour(_ step: Step, in program: Program) -> ChannelBehaviour
 
+    /// How the step's constant inputs and attributes follow a change of its channels.
+    func channelResize(_ step: Step, in program: Program) -> ChannelResize
+
     /// The opset-17 ONNX form of a graph node: usually the node itself, with parameters
     /// moved from attributes to inputs or the node decomposed where opset 17 differs.
     func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node]
@@ -64,6 +67,7 @@ extension Operator {
     func acceptsFusedActivation(_ step: Step) -> Bool { false }
     func acceptsResidualAdd(_ step: Step) -> Bool { false }
     func absorbsBatchNorm(_ step: Step, in program: Program) -> Bool { false }
+    func channelResize(_ step: Step, in program: Program) -> ChannelResize { ChannelResize() }
     func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node] { [node] }
 
     /// The error for a step or op whose payload this operator does not produce: a bug in

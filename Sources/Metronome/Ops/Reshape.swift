@@ -68,4 +68,12 @@ struct ReshapeOperator: Operator {
             return .pinned("'\(step.name)'")
         }
     }
+
+    /// A reshape to `[N, features]` of a value with more dimensions flattens channels; its
+    /// feature count changes with them.
+    func channelResize(_ step: Step, in p: Program) -> ChannelResize {
+        guard case .reshape(let shape) = step.op else { return ChannelResize() }
+        let s = p.shape(step.inputs[0])
+        return ChannelResize(flattensChannels: shape.count == 2 && s.count >= 2 && shape[0] == s[0] && shape != s)
+    }
 }
