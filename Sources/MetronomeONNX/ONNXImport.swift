@@ -88,7 +88,9 @@ private struct GraphReader {
     var runtime: Set<String> = []
     /// Every value name some node or the graph output reads.
     var consumed: Set<String> = []
-    var shapeCache: [String: [SymInt]] = [:]
+    var shapeCache: [String: [SymbolicDim]] = [:]
+    /// Shapes of the values read so far; each node is lowered once for them.
+    var shapes = SymbolicShapes()
     var counter = 0
 
     init(proto: Onnx_GraphProto, opset: Int, source: String, decoder: TensorDecoder, inputShapes: [String: [Int]]) {
@@ -518,43 +520,16 @@ private struct GraphReader {
     // MARK: Shapes
 
     /// The shape of a value, with the batch size symbolic when the inputs' first dimension is.
-    /// Found by lowering the graph read so far (at three batch sizes when it is symbolic).
-    mutating func symbolicShape(_ v: String, for node: Node) throws -> [SymInt] {
-        if let t = graph.initializers[v] { return t.shape.map { SymInt($0) } }
-        if let t = ints[v] { return t.shape.map { SymInt($0) } }
+    /// Found by ``SymbolicShapes``, which lowers each node read so far once (at three batch
+    /// sizes when the batch is symbolic).
+    mutating func symbolicShape(_ v: String, for node: Node) throws -> [SymbolicDim] {
+        if let t = graph.initializers[v] { return t.shape.map { SymbolicDim($0) } }
+        if let t = ints[v] { return t.shape.map { SymbolicDim($0) } }
         if let s = shapeCache[v] { return s }
-        var prefix = graph
-        prefix.outputs = [v]
-        let dynamic = graph.inputs.filter { $0.shape.contains { $0 < 0 } }
-        var result: [SymInt]
-        if dynamic.isEmpty {
-            let p = try Program(lowering: prefix)
-            result = p.shape(p.outputs[0]).map { SymInt($0) }
-        } else {
-            if let bad = dynamic.first(where: { $0.shape.dropFirst().contains { $0 < 0 } }) {
-                throw fail(node, "needs the shape of '\(v)', which depends on the dynamic dimensions of input '\(bad.name)' \(bad.shape); give concrete input shapes (metronome infer does)")
-            }
-            let batches = [2, 3, 5]
-            var samples: [[Int]] = []
-            for b in batches {
-                var shapes: [String: [Int]] = [:]
-                for i in dynamic { shapes[i.name] = [b] + i.shape.dropFirst() }
-                let p = try Program(lowering: prefix, inputShapes: shapes)
-                samples.append(p.shape(p.outputs[0]))
-            }
-            guard samples.allSatisfy({ $0.count == samples[0].count }) else {
-                throw fail(node, "the rank of '\(v)' changes with the batch size")
-            }
-            result = []
-            for d in samples[0].indices {
-                let a = samples[1][d] - samples[0][d]
-                let c = samples[0][d] - 2 * a
-                guard samples[2][d] == 5 * a + c else {
-                    throw fail(node, "dimension \(d) of '\(v)' is not linear in the batch size")
-                }
-                result.append(SymInt(a: a, b: c))
-            }
+        if let bad = graph.inputs.first(where: { $0.shape.dropFirst().contains { $0 < 0 } }) {
+            throw fail(node, "needs the shape of '\(v)', which depends on the dynamic dimensions of input '\(bad.name)' \(bad.shape); give concrete input shapes (metronome infer does)")
         }
+        let result = try shapes.shape(of: v, in: graph) { MetronomeError.node(node: node.name, op: node.opType, message: $0) }
         shapeCache[v] = result
         return result
     }
@@ -578,8 +553,8 @@ private struct GraphReader {
         return count
     }
 
-    func product(_ values: [SymInt]) throws -> SymInt? {
-        var p = SymInt(1)
+    func product(_ values: [SymbolicDim]) throws -> SymbolicDim? {
+        var p = SymbolicDim(1)
         for v in values {
             guard let q = p * v else { return nil }
             p = q
@@ -589,7 +564,7 @@ private struct GraphReader {
 
     /// Integer Reshape target for run-time data: batch-dependent entries become 0 (copy the
     /// input's dimension) or -1 (inferred), which ONNX and the engine both understand.
-    func reshapeTarget(_ target: [SymInt], input: [SymInt], node: Node) throws -> [Int] {
+    func reshapeTarget(_ target: [SymbolicDim], input: [SymbolicDim], node: Node) throws -> [Int] {
         var out: [Int] = []
         var open: [Int] = []
         for (i, t) in target.enumerated() {
@@ -616,10 +591,10 @@ private struct GraphReader {
         let allowZero = try intAttr(node, "allowzero") ?? 0
         var node = node
         node.attributes["allowzero"] = nil
-        guard let target = try ints[s]?.values ?? graph.initializers[s].map({ try integers($0, node, what: "shape '\(s)'").map { SymInt($0) } }) else {
+        guard let target = try ints[s]?.values ?? graph.initializers[s].map({ try integers($0, node, what: "shape '\(s)'").map { SymbolicDim($0) } }) else {
             throw fail(node, "the shape (input '\(s)') must be a constant or computed from shapes; computed shapes are not supported")
         }
-        if allowZero != 0 && target.contains(SymInt(0)) {
+        if allowZero != 0 && target.contains(SymbolicDim(0)) {
             throw fail(node, "allowzero = 1 with a zero in the target shape is not supported")
         }
         let inputShape = try symbolicShape(x, for: node)
@@ -661,27 +636,27 @@ private struct GraphReader {
         var axes = try intsAttr(node, "axes")
         if let a = try constantInts(node, 1, what: "axes") { axes = a }
         let inShape = try symbolicShape(x, for: node)
-        var outShape: [SymInt]
+        var outShape: [SymbolicDim]
         if node.opType == "Unsqueeze" {
             guard let axes else { throw fail(node, "missing axes") }
             let rank = inShape.count + axes.count
             let norm = Set(axes.map { $0 < 0 ? $0 + rank : $0 })
             guard norm.count == axes.count, norm.allSatisfy({ $0 >= 0 && $0 < rank }) else { throw fail(node, "invalid axes \(axes) for output rank \(rank)") }
             var it = inShape.makeIterator()
-            outShape = (0..<rank).map { norm.contains($0) ? SymInt(1) : it.next()! }
+            outShape = (0..<rank).map { norm.contains($0) ? SymbolicDim(1) : it.next()! }
         } else {
             let rank = inShape.count
             let norm: Set<Int>
             if let axes {
                 norm = Set(axes.map { $0 < 0 ? $0 + rank : $0 })
-                guard norm.allSatisfy({ $0 >= 0 && $0 < rank && inShape[$0] == SymInt(1) }) else {
+                guard norm.allSatisfy({ $0 >= 0 && $0 < rank && inShape[$0] == SymbolicDim(1) }) else {
                     throw fail(node, "axes \(axes) do not all name dimensions of size 1 in \(inShape)")
                 }
             } else {
                 guard inShape.allSatisfy({ $0.constant != nil }) else {
                     throw fail(node, "Squeeze without axes on a batch-dependent shape \(inShape) is ambiguous; give axes")
                 }
-                norm = Set(inShape.indices.filter { inShape[$0] == SymInt(1) })
+                norm = Set(inShape.indices.filter { inShape[$0] == SymbolicDim(1) })
             }
             outShape = inShape.indices.filter { !norm.contains($0) }.map { inShape[$0] }
         }
@@ -709,7 +684,7 @@ private struct GraphReader {
         let out = node.outputs[0]
         if let t = ints[x] {
             if toInt {
-                ints[out] = type == .bool ? IntTensor(shape: t.shape, values: t.values.map { SymInt($0 == SymInt(0) ? 0 : 1) }) : t
+                ints[out] = type == .bool ? IntTensor(shape: t.shape, values: t.values.map { SymbolicDim($0 == SymbolicDim(0) ? 0 : 1) }) : t
             } else {
                 guard let c = t.constants else { throw fail(node, "a batch-dependent integer cannot become float data") }
                 graph.initializers[out] = try Tensor(shape: t.shape, scalars: c.map { Float($0) })
@@ -800,10 +775,10 @@ private struct GraphReader {
             }
             return idx
         }
-        var values: [SymInt] = []
+        var values: [SymbolicDim] = []
         for k in 0..<count {
             let u = a.values[index(k, pa)], v = b.values[index(k, pb)]
-            let r: SymInt?
+            let r: SymbolicDim?
             switch node.opType {
             case "Add": r = u + v
             case "Sub": r = u - v
@@ -839,7 +814,7 @@ private struct GraphReader {
         var shape = first.shape
         shape[a] = parts.reduce(0) { $0 + $1.shape[a] }
         _ = try foldedCount(shape, node, what: "output shape")
-        var values: [SymInt] = []
+        var values: [SymbolicDim] = []
         for o in 0..<outer {
             for p in parts {
                 let chunk = p.shape[a...].reduce(1, *)
@@ -865,7 +840,7 @@ private struct GraphReader {
         let step = steps?.first ?? 1
         guard step != 0 else { throw fail(node, "step 0") }
         let n = t.values.count
-        var values: [SymInt] = []
+        var values: [SymbolicDim] = []
         if step > 0 {
             func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + n : v, 0), n) }
             var i = clamp(starts[0])

@@ -12,10 +12,15 @@ extension Program {
     }
 }
 
-private struct Lowering {
-    let graph: Graph
+/// The lowering of one graph at one set of input shapes. It can also run incrementally
+/// (``lowerInputs(inputShapes:batch:)``, then ``lowerPendingNodes()`` whenever `graph` has
+/// grown), so that the importer's symbolic shapes lower each node once.
+struct Lowering {
+    var graph: Graph
     var program: Program
     var ids: [String: ValueID] = [:]
+    /// How many of `graph.nodes` are lowered.
+    var loweredNodes = 0
 
     init(graph: Graph) {
         self.graph = graph
@@ -23,6 +28,20 @@ private struct Lowering {
     }
 
     mutating func run(inputShapes: [String: [Int]], batch: Int?) throws -> Program {
+        try lowerInputs(inputShapes: inputShapes, batch: batch)
+        try lowerPendingNodes()
+        for name in graph.outputs {
+            guard let id = ids[name] else {
+                throw MetronomeError.invalidGraph("graph output '\(name)' is not produced by any node")
+            }
+            program.outputs.append(id)
+        }
+        if program.outputs.isEmpty { throw MetronomeError.invalidGraph("graph '\(graph.name)' has no outputs") }
+        return program
+    }
+
+    /// Adds the graph inputs with their concrete shapes.
+    mutating func lowerInputs(inputShapes: [String: [Int]], batch: Int?) throws {
         if let batch, batch < 1 { throw MetronomeError.invalidArgument("batch must be at least 1, got \(batch)") }
         for input in graph.inputs {
             var shape = input.shape
@@ -49,15 +68,14 @@ private struct Lowering {
             ids[input.name] = id
             program.inputs.append(id)
         }
-        for node in graph.nodes { try lower(node) }
-        for name in graph.outputs {
-            guard let id = ids[name] else {
-                throw MetronomeError.invalidGraph("graph output '\(name)' is not produced by any node")
-            }
-            program.outputs.append(id)
+    }
+
+    /// Lowers the nodes of `graph` not lowered yet, in order.
+    mutating func lowerPendingNodes() throws {
+        while loweredNodes < graph.nodes.count {
+            try lower(graph.nodes[loweredNodes])
+            loweredNodes += 1
         }
-        if program.outputs.isEmpty { throw MetronomeError.invalidGraph("graph '\(graph.name)' has no outputs") }
-        return program
     }
 
     /// The value id of a float input, creating constant values for initializers on first use.
