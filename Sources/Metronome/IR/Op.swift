@@ -61,6 +61,26 @@ public enum Op: Equatable, Sendable {
     /// ONNX pad order: all begins, then all ends.
     case pad(pads: [Int], value: Float)
     case identity
+    /// The attributes of an operator that has no case here: a value of a type its file in
+    /// `Ops/` defines. A new operator uses this, so adding one touches only its own file and
+    /// the registry.
+    case custom(CustomAttributes)
+}
+
+/// Type-erased, comparable attributes for ``Op/custom(_:)``.
+public struct CustomAttributes: Equatable, Sendable, CustomStringConvertible {
+    public let value: any Hashable & Sendable
+
+    public init(_ value: some Hashable & Sendable) { self.value = value }
+
+    /// The attributes as the operator's own type, or nil when they are of another type.
+    public func `as`<T>(_ type: T.Type) -> T? { value as? T }
+
+    public static func == (a: CustomAttributes, b: CustomAttributes) -> Bool {
+        AnyHashable(a.value) == AnyHashable(b.value)
+    }
+
+    public var description: String { "\(value)" }
 }
 
 /// Work fused onto the end of a step's computation, applied in order.
