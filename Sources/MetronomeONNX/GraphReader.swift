@@ -242,11 +242,6 @@ struct GraphReader {
         for o in node.outputs where !o.isEmpty { runtime.insert(o) }
     }
 
-    /// Inputs whose position is a parameter (shape, bounds, sizes, pads) rather than data.
-    static let parameterInputs: [String: Set<Int>] = [
-        "Reshape": [1], "Slice": [1, 2, 3, 4], "Split": [1], "Pad": [1, 3], "Clip": [1, 2],
-    ]
-
     /// Dispatches one node. This switch names ONNX operators on purpose: it routes the
     /// import-time evaluations (which never reach the engine) and the legacy-opset
     /// translations (which need the importer's state); every other operator goes to
@@ -310,7 +305,7 @@ struct GraphReader {
     /// A run-time operator: parameters become integer constants, data stays float; a node
     /// whose inputs are all constant is evaluated now with the reference kernels.
     mutating func generic(_ node: Node) throws {
-        let params = Self.parameterInputs[node.opType] ?? []
+        let params = Program.parameterInputs(of: node.opType)
         for (i, v) in node.inputs.enumerated() where !v.isEmpty {
             guard let t = ints[v] else { continue }
             guard params.contains(i) else {

@@ -1,17 +1,3 @@
-/// Turns a ``Graph`` into a ``Program``: resolves every node's operator through the
-/// ``OperatorRegistry``, checks its attributes and inputs, and infers all shapes.
-extension Program {
-    /// The ONNX operator types the engine runs, in ``OperatorRegistry`` order.
-    public static var supportedOperators: [String] { OperatorRegistry.names }
-
-    /// Lowers `graph`. Symbolic (`-1`) input dimensions take `batch` when given, otherwise
-    /// `inputShapes` must name the concrete shape of each input with symbolic dimensions.
-    public init(lowering graph: Graph, inputShapes: [String: [Int]] = [:], batch: Int? = nil) throws {
-        var lowering = Lowering(graph: graph)
-        self = try lowering.run(inputShapes: inputShapes, batch: batch)
-    }
-}
-
 /// The lowering of one graph at one set of input shapes. It can also run incrementally
 /// (``lowerInputs(inputShapes:batch:)``, then ``lowerPendingNodes()`` whenever `graph` has
 /// grown), so that the importer's symbolic shapes lower each node once.

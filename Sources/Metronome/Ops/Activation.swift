@@ -15,6 +15,8 @@ struct ActivationOperator: Operator {
         }
     }
 
+    func parameterInputs(of opType: String) -> Set<Int> { opType == "Clip" ? [1, 2] : [] }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         try p.requireInputs(n.opType == "Clip" ? 1...3 : 1...1)

@@ -25,10 +25,3 @@ public enum ChannelBehaviour: Equatable, Sendable {
         return axis >= 0 && axis < operand.count ? axis : nil
     }
 }
-
-extension Step {
-    /// How this step moves channels, as its operator describes it.
-    public func channelBehaviour(in program: Program) throws -> ChannelBehaviour {
-        try OperatorRegistry.of(self).channelBehaviour(self, in: program)
-    }
-}

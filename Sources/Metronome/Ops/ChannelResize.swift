@@ -32,10 +32,3 @@ public struct ChannelResize: Equatable, Sendable {
         self.fixed = fixed
     }
 }
-
-extension Step {
-    /// How this step's constants follow its channels, as its operator describes it.
-    public func channelResize(in program: Program) throws -> ChannelResize {
-        try OperatorRegistry.of(self).channelResize(self, in: program)
-    }
-}

@@ -19,6 +19,10 @@ protocol Operator: Sendable {
     /// The attributes ``parse(_:)`` reads for `opType`, listed when a node has another one.
     func attributes(of opType: String) -> [String]
 
+    /// Input positions of `opType` that are parameters (a shape, bounds, sizes, pads) rather
+    /// than data: the importer lets integer tensors computed at import time feed only these.
+    func parameterInputs(of opType: String) -> Set<Int>
+
     /// Reads a node's attributes (defaults, opset differences) and constant parameter inputs
     /// into a typed ``Op``, and names the inputs that are data (run-time or weights).
     func parse(_ parser: inout NodeParser) throws -> (Op, [String])
@@ -63,6 +67,7 @@ protocol Operator: Sendable {
 
 extension Operator {
     func attributes(of opType: String) -> [String] { [] }
+    func parameterInputs(of opType: String) -> Set<Int> { [] }
     func lowerToOneDNN(_ step: Step, into builder: inout PlanBuilder) throws -> Bool { false }
     func acceptsFusedActivation(_ step: Step) -> Bool { false }
     func acceptsResidualAdd(_ step: Step) -> Bool { false }

@@ -24,10 +24,3 @@ public struct OperatorCost: Sendable, Equatable {
         self.parameterInputs = parameterInputs
     }
 }
-
-extension Step {
-    /// This step's cost, as its operator counts it.
-    public func cost(in program: Program) throws -> OperatorCost {
-        try OperatorRegistry.of(self).cost(self, in: program)
-    }
-}

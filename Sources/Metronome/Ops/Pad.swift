@@ -4,6 +4,8 @@ struct PadOperator: Operator {
 
     func attributes(of opType: String) -> [String] { ["mode", "pads", "value"] }
 
+    func parameterInputs(of opType: String) -> Set<Int> { [1, 3] }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         try p.requireInputs(1...4)
         let mode = try p.string("mode", default: "constant")

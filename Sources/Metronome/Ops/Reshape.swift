@@ -5,6 +5,8 @@ struct ReshapeOperator: Operator {
 
     func attributes(of opType: String) -> [String] { opType == "Flatten" ? ["axis"] : ["allowzero"] }
 
+    func parameterInputs(of opType: String) -> Set<Int> { opType == "Reshape" ? [1] : [] }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         if n.opType == "Flatten" {

@@ -4,6 +4,8 @@ struct SliceOperator: Operator {
 
     func attributes(of opType: String) -> [String] { ["axes", "ends", "starts"] }
 
+    func parameterInputs(of opType: String) -> Set<Int> { [1, 2, 3, 4] }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         try p.requireInputs(1...5)

@@ -4,6 +4,8 @@ struct SplitOperator: Operator {
 
     func attributes(of opType: String) -> [String] { ["axis", "num_outputs", "split"] }
 
+    func parameterInputs(of opType: String) -> Set<Int> { [1] }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         try p.requireInputs(1...2)
