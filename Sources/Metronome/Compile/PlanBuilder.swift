@@ -3,12 +3,6 @@ import Glibc
 #endif
 import CDNNL
 
-/// A value's physical placement: a buffer and the oneDNN layout of its bytes.
-struct Location {
-    var ref: BufferRef
-    var desc: dnnl_memory_desc_t
-}
-
 /// Walks the program once, choosing a kernel and layouts for every step.
 struct PlanBuilder {
     let program: Program

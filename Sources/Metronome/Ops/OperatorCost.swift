@@ -1,5 +1,6 @@
-/// An operator's answer to the cost model for one step (the counting rules are in
-/// `MetronomeAnalysis/CostModel.swift` and docs/analysis.md; each operator file applies them).
+/// An operator's answer to the cost model for one step (the counting rules are listed in
+/// `MetronomeAnalysis/CostModel.swift` and the README's cost-model section; each operator
+/// file applies them).
 public struct OperatorCost: Sendable, Equatable {
     public var category: CostCategory
     /// Multiply-accumulates (convolution, Gemm and MatMul only).

@@ -1,5 +1,11 @@
 /// Graph-level rewrites applied before compilation. Each pass preserves the program's
 /// outputs (up to float rounding) and is tested against the reference interpreter.
+///
+/// A pass is about one pattern of operators (an identity, a batch norm after its producer,
+/// a residual add, an activation after its producer), so it matches that pattern's own
+/// payload; what the other step of the pattern accepts it asks that step's operator
+/// (``Operator/absorbsBatchNorm(_:in:)``, ``Operator/acceptsResidualAdd(_:)``,
+/// ``Operator/acceptsFusedActivation(_:)``) instead of naming operators.
 public struct OptimizationOptions: Sendable, Equatable {
     public var eliminateIdentities = true
     public var foldBatchNorm = true
