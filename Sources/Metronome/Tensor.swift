@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A dense float32 tensor in row-major (NCHW for images) order.
 ///
 /// `Tensor` is a value type used at the edges of the engine: weights in a ``Graph``,
@@ -87,9 +93,3 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return (-2 * logf(u1)).squareRoot() * cosf(2 * .pi * u2)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

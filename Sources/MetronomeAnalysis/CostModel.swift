@@ -1,22 +1,6 @@
 import Foundation
 import Metronome
 
-/// What kind of work a layer does; FLOPs are totalled per category so that multiply-accumulate
-/// work is never mixed up with element-wise work.
-public enum CostCategory: String, Codable, CaseIterable, Sendable {
-    /// Convolution, Gemm, MatMul: FLOPs = 2 × MACs (their bias adds are counted as `bias`).
-    case convolution = "conv_gemm"
-    case bias
-    case batchNorm = "batchnorm"
-    case activation
-    /// Binary Add/Sub/Mul/Div (residual adds, scaling).
-    case elementwise
-    case pooling
-    case softmax
-    /// Concat, Split, Slice, Flatten, Reshape, Transpose, Pad, Identity: no arithmetic.
-    case dataMovement = "data_movement"
-}
-
 /// The cost of one layer (one node of the graph, before any fusion).
 public struct LayerCost: Sendable, Equatable, Codable {
     public var name: String
@@ -205,8 +189,9 @@ public struct CostReport: Sendable, Equatable, Codable {
 /// - Byte model: each layer reads its computed inputs and its constant tensors once and writes
 ///   its outputs once, at `elementSize` bytes per element; no fusion, no caching.
 ///
-/// Operators outside the engine's set are rejected when the graph is lowered, and the switch
-/// below has no default: an operator is never silently counted as zero.
+/// Each operator applies these rules in its own file (`Sources/Metronome/Ops/`,
+/// ``OperatorCost``); operators outside the engine's set are rejected when the graph is
+/// lowered, so an operator is never silently counted as zero.
 public enum CostModel {
     /// Analyzes `graph` with its symbolic batch set to `batch`; `inputShapes` overrides whole
     /// input shapes. With `plan`, the graph is also compiled (1 thread) to report the engine's
@@ -288,86 +273,20 @@ public enum CostModel {
         return peak
     }
 
-    /// Elements per output of each activation function (see the counting rules above).
-    static func activationFlops(_ f: Eltwise) -> Int {
-        switch f {
-        case .relu: return 1
-        case .leakyRelu: return 2
-        case .clip: return 2
-        case .sigmoid: return 4
-        case .tanh: return 4
-        case .hardSigmoid: return 4
-        case .silu: return 5
-        case .hardSwish: return 5
-        }
-    }
-
-    /// One step's cost and the ids of the constants that count as learnable parameters.
+    /// One step's cost, as its operator counts it, and the ids of the constants that count
+    /// as learnable parameters.
     static func cost(_ step: Step, _ p: Program, elementSize: Int) throws -> (LayerCost, Set<ValueID>) {
         let data = step.inputs.filter { !p.isConstant($0) }
         let consts = step.inputs.filter(p.isConstant)
         let outCount = step.outputs.reduce(0) { $0 + p.values[$1].count }
-        let out = p.shape(step.outputs[0])
-        var category: CostCategory
-        var macs = 0, flops = 0, bias = 0, kernel = 0
-        var params = Set(consts)
-        switch step.op {
-        case .conv(let a):
-            category = .convolution
-            let w = p.shape(step.inputs[1])
-            let (m, cPerGroup) = (w[0], w[1])
-            macs = out[0] * m * out[2] * out[3] * cPerGroup * a.kernel[0] * a.kernel[1]
-            if step.inputs.count > 2 { bias = outCount }
-            flops = 2 * macs + bias
-            kernel = p.values[step.inputs[1]].count
-        case .gemm(let alpha, let beta, let ta, _):
-            category = .convolution
-            let a = p.shape(step.inputs[0])
-            let k = ta ? a[0] : a[1]
-            macs = outCount * k
-            if step.inputs.count > 2 { bias = outCount * (beta != 1 ? 2 : 1) }
-            if alpha != 1 { bias += outCount }
-            flops = 2 * macs + bias
-            kernel = p.values[step.inputs[1]].count
-        case .matMul:
-            category = .convolution
-            let a = p.shape(step.inputs[0])
-            macs = outCount * a[a.count - 1]
-            flops = 2 * macs
-            kernel = p.isConstant(step.inputs[1]) ? p.values[step.inputs[1]].count : 0
-        case .batchNorm:
-            category = .batchNorm
-            flops = 2 * outCount
-            // Scale and shift are learned; mean and variance are running statistics.
-            params = Set(step.inputs[1...2].filter(p.isConstant))
-        case .eltwise(let f):
-            category = .activation
-            flops = activationFlops(f) * outCount
-        case .binary:
-            category = .elementwise
-            flops = outCount
-        case .maxPool(let a):
-            category = .pooling
-            flops = (a.kernel[0] * a.kernel[1] - 1) * outCount
-        case .averagePool(let a, _):
-            category = .pooling
-            flops = a.kernel[0] * a.kernel[1] * outCount
-        case .globalAveragePool:
-            category = .pooling
-            let x = p.shape(step.inputs[0])
-            flops = x[2...].reduce(1, *) * outCount
-        case .softmax:
-            category = .softmax
-            flops = 5 * outCount
-        case .concat, .split, .slice, .flatten, .reshape, .transpose, .pad, .identity:
-            category = .dataMovement
-        }
+        let c = try step.cost(in: p)
+        let params = Set(c.parameterInputs ?? consts)
         let layer = LayerCost(
-            name: step.name, opType: step.opType, category: category,
+            name: step.name, opType: step.opType, category: c.category,
             inputShapes: data.map(p.shape), outputShapes: step.outputs.map(p.shape),
-            macs: macs, flops: flops, biasFlops: bias,
+            macs: c.macs, flops: c.flops, biasFlops: c.biasFlops,
             params: params.reduce(0) { $0 + p.values[$1].count },
-            weightElements: consts.reduce(0) { $0 + p.values[$1].count }, kernelElements: kernel,
+            weightElements: consts.reduce(0) { $0 + p.values[$1].count }, kernelElements: c.kernelElements,
             inputElements: data.reduce(0) { $0 + p.values[$1].count }, outputElements: outCount,
             elementSize: elementSize)
         return (layer, params)

@@ -5,7 +5,9 @@ extension Zoo {
     /// model.parameters())`): convolution, fully connected and batch-norm weights and biases.
     /// Batch-norm running statistics and small operator constants (Clip bounds) are buffers
     /// or attributes there, so they are not counted; ``Graph/parameterCount`` counts every
-    /// float initializer instead.
+    /// float initializer instead. The layer types are named here because this is PyTorch's
+    /// notion of a parameter (a property of its modules), counted on the graph without
+    /// lowering it; the engine's own count is the cost model's (``OperatorCost``).
     public static func learnableParameterCount(_ graph: Graph) -> Int {
         var names = Set<String>()
         for n in graph.nodes {

@@ -3,7 +3,8 @@ import Metronome
 import SwiftProtobuf
 
 /// Writes a ``Graph`` as an ONNX model (opset 17), so that Metronome's models and
-/// transformed graphs run in other runtimes.
+/// transformed graphs run in other runtimes. Each operator says how it is written
+/// (``Node/exportedToONNX(_:)``); this file only builds the protobuf messages.
 public enum ONNXExporter {
     public static let opset: Int64 = 17
 
@@ -34,14 +35,11 @@ public enum ONNXExporter {
     static func graphProto(_ graph: Graph) throws -> Onnx_GraphProto {
         var g = Onnx_GraphProto()
         g.name = graph.name
-        var extraInitializers: [Onnx_TensorProto] = []
-        var counter = 0
-        func freshName(_ base: String) -> String {
-            counter += 1
-            return "\(base)__export\(counter)"
-        }
+        var context = ONNXExportContext()
         for node in graph.nodes {
-            g.node.append(contentsOf: try translate(node, graph: graph, fresh: freshName, extra: &extraInitializers))
+            g.node.append(contentsOf: try node.exportedToONNX(&context).map {
+                nodeProto($0.name, $0.opType, $0.inputs, $0.outputs, $0.attributes)
+            })
         }
         for name in graph.initializers.keys.sorted() {
             g.initializer.append(tensorProto(name: name, graph.initializers[name]!))
@@ -49,7 +47,13 @@ public enum ONNXExporter {
         for name in graph.integerConstants.keys.sorted() {
             g.initializer.append(int64Proto(name: name, graph.integerConstants[name]!))
         }
-        g.initializer.append(contentsOf: extraInitializers)
+        // Parameters that operators moved from attributes to inputs, in the order they were made.
+        for (name, constant) in context.constants {
+            switch constant {
+            case .float(let t): g.initializer.append(tensorProto(name: name, t))
+            case .int64(let v): g.initializer.append(int64Proto(name: name, v))
+            }
+        }
         g.input = graph.inputs.map { valueInfo($0.name, shape: $0.shape) }
         // Output shapes come from lowering at batch 1; a symbolic batch stays symbolic.
         // Other symbolic dimensions leave the output shapes unstated.
@@ -128,71 +132,5 @@ public enum ONNXExporter {
         n.output = outputs
         n.attribute = attributes.keys.sorted().map { attribute($0, attributes[$0]!) }
         return n
-    }
-
-    /// Maps one IR node to opset-17 nodes: operators without an opset-17 form are decomposed,
-    /// and parameters that opset 17 takes as inputs are moved out of attributes.
-    static func translate(_ node: Node, graph: Graph, fresh: (String) -> String,
-                          extra: inout [Onnx_TensorProto]) throws -> [Onnx_NodeProto] {
-        var attrs = node.attributes
-        var inputs = node.inputs
-        switch node.opType {
-        case "Silu", "Swish":
-            let s = fresh(node.name + "_sigmoid")
-            return [nodeProto(s, "Sigmoid", [inputs[0]], [s], [:]),
-                    nodeProto(node.name, "Mul", [inputs[0], s], node.outputs, [:])]
-        case "Clip":
-            for (i, key) in [(1, "min"), (2, "max")] {
-                guard let a = attrs.removeValue(forKey: key) else { continue }
-                let value: Float
-                switch a { case .float(let f): value = f; case .int(let v): value = Float(v); default: continue }
-                let name = fresh(node.name + "_" + key)
-                extra.append(tensorProto(name: name, Tensor(shape: [], repeating: value)))
-                while inputs.count <= i { inputs.append("") }
-                inputs[i] = name
-            }
-        case "Split":
-            attrs["num_outputs"] = nil  // opset 18; in opset 17 the output count implies equal parts
-            if let a = attrs.removeValue(forKey: "split"), case .ints(let sizes) = a {
-                let name = fresh(node.name + "_split")
-                extra.append(int64Proto(name: name, sizes))
-                inputs = [inputs[0], name]
-            }
-        case "Slice":
-            var params: [String] = []
-            for key in ["starts", "ends", "axes"] {
-                guard let a = attrs.removeValue(forKey: key), case .ints(let v) = a else { continue }
-                let name = fresh(node.name + "_" + key)
-                extra.append(int64Proto(name: name, v))
-                params.append(name)
-            }
-            if !params.isEmpty { inputs = [inputs[0]] + params }
-        case "Pad":
-            if let a = attrs.removeValue(forKey: "pads"), case .ints(let v) = a {
-                let name = fresh(node.name + "_pads")
-                extra.append(int64Proto(name: name, v))
-                inputs = [inputs[0], name] + (inputs.count > 2 ? Array(inputs[2...]) : [])
-            }
-            if let a = attrs.removeValue(forKey: "value") {
-                var value: Float = 0
-                if case .float(let f) = a { value = f }
-                let name = fresh(node.name + "_value")
-                extra.append(tensorProto(name: name, Tensor(shape: [], repeating: value)))
-                while inputs.count < 2 { inputs.append("") }
-                inputs = Array(inputs.prefix(2)) + [name]
-            }
-        case "BatchNormalization":
-            for key in ["spatial", "is_test", "consumed_inputs"] { attrs[key] = nil }
-        case "Dropout":
-            // Opset 17 takes ratio and training_mode as inputs; neither matters at inference.
-            attrs = [:]
-            inputs = [inputs[0]]
-        case "AveragePool":
-            // AveragePool gained dilations only in opset 19; the engine runs only the undilated form.
-            if let d = attrs["dilations"], d == .ints([1, 1]) { attrs["dilations"] = nil }
-        default:
-            break
-        }
-        return [nodeProto(node.name, node.opType, inputs, node.outputs, attrs)]
     }
 }

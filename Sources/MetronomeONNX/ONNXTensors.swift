@@ -1,63 +1,16 @@
 import Foundation
 import Metronome
 
-/// A dimension or integer value that may depend on the symbolic batch size N: `a·N + b`.
-/// Shape computations that exporters emit (Shape → Gather → Unsqueeze → Concat → Reshape)
-/// are evaluated with these at import time, so a dynamic batch stays dynamic.
-struct SymInt: Equatable, CustomStringConvertible {
-    var a: Int
-    var b: Int
-
-    init(_ b: Int) { a = 0; self.b = b }
-    init(a: Int, b: Int) { self.a = a; self.b = b }
-    static let batch = SymInt(a: 1, b: 0)
-
-    var constant: Int? { a == 0 ? b : nil }
-    var description: String {
-        if a == 0 { return "\(b)" }
-        let n = a == 1 ? "N" : "\(a)·N"
-        return b == 0 ? n : "\(n)\(b > 0 ? "+" : "")\(b)"
-    }
-
-    // Arithmetic on values a model file chose: nil on 64-bit overflow (reported as an error
-    // naming the node) instead of wrapping silently or trapping.
-    static func + (x: SymInt, y: SymInt) -> SymInt? {
-        let (a, o1) = x.a.addingReportingOverflow(y.a), (b, o2) = x.b.addingReportingOverflow(y.b)
-        return o1 || o2 ? nil : SymInt(a: a, b: b)
-    }
-    static func - (x: SymInt, y: SymInt) -> SymInt? {
-        let (a, o1) = x.a.subtractingReportingOverflow(y.a), (b, o2) = x.b.subtractingReportingOverflow(y.b)
-        return o1 || o2 ? nil : SymInt(a: a, b: b)
-    }
-    static func * (x: SymInt, y: SymInt) -> SymInt? {
-        func scaled(_ s: SymInt, _ c: Int) -> SymInt? {
-            let (a, o1) = s.a.multipliedReportingOverflow(by: c), (b, o2) = s.b.multipliedReportingOverflow(by: c)
-            return o1 || o2 ? nil : SymInt(a: a, b: b)
-        }
-        if let c = x.constant { return scaled(y, c) }
-        if let c = y.constant { return scaled(x, c) }
-        return nil
-    }
-    /// ONNX integer division truncates toward zero; a symbolic value divides only exactly.
-    static func / (x: SymInt, y: SymInt) -> SymInt? {
-        guard let d = y.constant, d != 0 else { return nil }
-        if let c = x.constant { return c.dividedReportingOverflow(by: d).overflow ? nil : SymInt(c / d) }
-        if d == -1 { return nil }  // Int.min / -1 overflows; a batch coefficient is never negated this way
-        guard x.a % d == 0, x.b % d == 0 else { return nil }
-        return SymInt(a: x.a / d, b: x.b / d)
-    }
-}
-
 /// An integer tensor the importer evaluates itself (shape computations, constant indices).
 struct IntTensor {
     var shape: [Int]
-    var values: [SymInt]
+    var values: [SymbolicDim]
 
-    init(shape: [Int], values: [SymInt]) {
+    init(shape: [Int], values: [SymbolicDim]) {
         self.shape = shape
         self.values = values
     }
-    init(shape: [Int], ints: [Int]) { self.init(shape: shape, values: ints.map { SymInt($0) }) }
+    init(shape: [Int], ints: [Int]) { self.init(shape: shape, values: ints.map { SymbolicDim($0) }) }
 
     var isConstant: Bool { values.allSatisfy { $0.a == 0 } }
     var constants: [Int]? { isConstant ? values.map(\.b) : nil }

@@ -1,3 +1,5 @@
+import Metronome
+
 /// A k-exclusion lock: at most `k` holders at once; waiters are admitted in priority order
 /// (smallest key first, ties by arrival), unlike the FIFO kernel-module lock it replaces.
 ///
@@ -94,5 +96,3 @@ public struct SchedulingKey: Comparable, Sendable {
         (a.primary, a.secondary) < (b.primary, b.secondary)
     }
 }
-
-import Metronome

@@ -1,3 +1,4 @@
+import Foundation
 import Metronome
 
 /// A set of periodic DNN tasks and how to run them: the input of ``RealtimeRunner`` and
@@ -288,5 +289,3 @@ public enum DurationText {
         return "\(ns)ns"
     }
 }
-
-import Foundation

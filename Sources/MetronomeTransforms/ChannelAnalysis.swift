@@ -98,8 +98,7 @@ struct ChannelAnalysis {
 
     /// The channel axis of `operand` once broadcast against a value of rank `rank`, or nil.
     func alignedChannelAxis(_ operand: [Int], rank: Int) -> Int? {
-        let axis = 1 - (rank - operand.count)
-        return axis >= 0 && axis < operand.count ? axis : nil
+        ChannelBehaviour.alignedChannelAxis(operand, rank: rank)
     }
 
     // MARK: Structure
@@ -115,78 +114,23 @@ struct ChannelAnalysis {
             for o in step.outputs { union(x, o) }
         }
         let out = step.outputs[0]
-        switch step.op {
-        case .conv(let a):
-            let x = step.inputs[0]
-            guard step.inputs.dropFirst().allSatisfy(p.isConstant) else {
-                pinAll("convolution '\(step.name)' has computed weights"); break
-            }
-            let cin = channels(x), m = p.shape(step.inputs[1])[0]
-            if a.groups == 1 {
-                break  // output channels are free
-            } else if a.groups == cin {
-                let k = m / a.groups
-                if k == 1 { union(x, out) } else { derivations[out] = .depthwise(x, multiplier: k) }
-            } else {
-                pinAll("grouped convolution '\(step.name)' (group \(a.groups) of \(cin) channels)")
-            }
-        case .batchNorm:
-            guard step.inputs.dropFirst().allSatisfy(p.isConstant) else {
-                pinAll("batch norm '\(step.name)' has computed statistics"); break
-            }
+        // The operator says how it moves channels; this switch is over that small
+        // vocabulary, not over operators.
+        switch try step.channelBehaviour(in: p) {
+        case .passThrough:
             passThrough()
-        case .eltwise, .identity, .maxPool, .averagePool, .globalAveragePool, .softmax:
-            passThrough()
-        case .binary:
-            let rank = p.shape(out).count
-            let c = p.shape(out)[1]
-            for v in step.inputs where !p.isConstant(v) {
-                let s = p.shape(v)
-                guard let axis = alignedChannelAxis(s, rank: rank) else { continue }
-                if s[axis] == c && c > 1 { union(v, out) }
-            }
-        case .concat(let axis):
-            if axis == 1 {
-                guard step.inputs.allSatisfy({ !p.isConstant($0) }) else {
-                    pinAll("concat '\(step.name)' of a constant along channels"); break
-                }
-                derivations[out] = .concat(step.inputs)
-            } else {
-                guard step.inputs.allSatisfy({ !p.isConstant($0) }) else { pinAll("concat '\(step.name)' with a constant"); break }
-                for v in step.inputs { union(v, out) }
-            }
-        case .split(let axis, _):
-            if axis == 1 { pinAll("split '\(step.name)' along channels") } else { passThrough() }
-        case .slice(_, _, let axes, _):
-            if axes.contains(1) { pinAll("slice '\(step.name)' along channels") } else { passThrough() }
-        case .gemm(_, _, let transA, _):
-            guard !transA, !p.isConstant(step.inputs[0]), p.isConstant(step.inputs[1]) else {
-                pinAll("Gemm '\(step.name)' without a constant weight or with transA"); break
-            }
-            if step.inputs.count > 2 {
-                let c = step.inputs[2]
-                if !p.isConstant(c) { pinAll("Gemm '\(step.name)' with a computed C") }
-                else if p.shape(c).count == 2 && p.shape(c)[0] != 1 { pinAll("Gemm '\(step.name)' with a per-row C") }
-            }
-        case .matMul:
-            guard p.shape(step.inputs[0]).count == 2, !p.isConstant(step.inputs[0]),
-                  p.isConstant(step.inputs[1]), p.shape(step.inputs[1]).count == 2 else {
-                pinAll("MatMul '\(step.name)' that is not a 2-D product with a constant matrix"); break
-            }
-        case .flatten(let axis):
-            // Flattening from the channel axis keeps channels as the outer feature index.
-            if axis == 1 { pendingFlattens.append((step.inputs[0], out)) }
-            else { pinAll("Flatten '\(step.name)' that mixes the channel axis") }
-        case .reshape(let shape):
-            let s = p.shape(step.inputs[0])
-            if shape == s { passThrough() }
-            else if shape.count == 2 && s.count >= 2 && shape[0] == s[0] { pendingFlattens.append((step.inputs[0], out)) }
-            else { pinAll("Reshape '\(step.name)' that mixes the channel axis") }
-        case .transpose:
-            pinAll("transpose '\(step.name)'")
-        case .pad(let pads, _):
-            let r = p.shape(step.inputs[0]).count
-            if pads[1] == 0 && pads[1 + r] == 0 { passThrough() } else { pinAll("pad '\(step.name)' along channels") }
+        case .same(let values):
+            for v in values { union(v, out) }
+        case .free:
+            break
+        case .depthwise(let k):
+            derivations[out] = .depthwise(step.inputs[0], multiplier: k)
+        case .concat:
+            derivations[out] = .concat(step.inputs)
+        case .flatten:
+            pendingFlattens.append((step.inputs[0], out))
+        case .pinned(let reason):
+            pinAll(reason)
         }
         for (x, y) in pendingFlattens {
             let s = p.shape(x)
@@ -238,78 +182,4 @@ struct ChannelAnalysis {
 
     func isInputClass(_ v: ValueID) -> Bool { program.inputs.contains { root($0) == root(v) } }
     func isOutputClass(_ v: ValueID) -> Bool { program.outputs.contains { root($0) == root(v) } }
-}
-
-/// Resolves every value's channel set under a rule for choosing free channel counts.
-struct ChannelSolver {
-    /// Channel sets for classes that are not derived: the kept (or new) channel indices.
-    typealias Rule = (_ role: ChannelRole, _ channels: Int, _ value: ValueID) throws -> [Int]
-
-    var analysis: ChannelAnalysis
-    let rule: Rule
-    /// The new spatial element count (product of dimensions after the channel) of a value.
-    let inner: (ValueID) throws -> Int
-    private var memo: [ValueID: [Int]] = [:]
-    private var inProgress: Set<ValueID> = []
-
-    init(analysis: ChannelAnalysis, inner: @escaping (ValueID) throws -> Int, rule: @escaping Rule) {
-        self.analysis = analysis
-        self.inner = inner
-        self.rule = rule
-    }
-
-    /// The channel set of value `v` in the transformed graph.
-    mutating func set(_ v: ValueID) throws -> [Int] {
-        let r = analysis.root(v)
-        if let s = memo[r] { return s }
-        guard !inProgress.contains(r) else {
-            throw MetronomeError.invalidGraph("channel counts of '\(analysis.program.values[v].name)' depend on themselves")
-        }
-        inProgress.insert(r)
-        defer { inProgress.remove(r) }
-        let members = analysis.derivedMembers(v)
-        let role = analysis.role(v)
-        var result: [Int]
-        if members.isEmpty || { if case .pinned = role { return true }; return false }() {
-            result = try rule(role, analysis.channels(v), v)
-        } else {
-            var candidate: [Int]? = nil
-            for (member, d) in members {
-                let s = try derive(d)
-                if let c = candidate, c != s {
-                    throw MetronomeError.invalidGraph(
-                        "'\(analysis.program.values[member].name)' and another value must have equal channels, but derive different ones")
-                }
-                candidate = s
-            }
-            result = candidate ?? []
-            if role == .input || role == .output {
-                let expected = try rule(role, analysis.channels(v), v)
-                guard expected == result else {
-                    throw MetronomeError.invalidGraph(
-                        "'\(analysis.program.values[v].name)' is a graph \(role == .input ? "input" : "output") built by a concat, flatten or depthwise multiplier, whose channels cannot follow the transform")
-                }
-            }
-        }
-        memo[r] = result
-        return result
-    }
-
-    private mutating func derive(_ d: ChannelDerivation) throws -> [Int] {
-        switch d {
-        case .concat(let parts):
-            var out: [Int] = []
-            var offset = 0
-            for p in parts {
-                out += try set(p).map { $0 + offset }
-                offset += analysis.channels(p)
-            }
-            return out
-        case .flatten(let x):
-            let n = try inner(x)
-            return try set(x).flatMap { c in (0..<n).map { c * n + $0 } }
-        case .depthwise(let x, let k):
-            return try set(x).flatMap { c in (0..<k).map { c * k + $0 } }
-        }
-    }
 }

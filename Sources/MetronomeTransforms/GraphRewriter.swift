@@ -172,6 +172,7 @@ struct GraphRewriter {
 
     /// A softmax across the channels of an output class becomes reshape [0, f, K] → softmax
     /// over K → reshape [0, f·K], so each image's probabilities are normalized on their own.
+    /// (A folding-specific pattern on one operator, matched here like a graph pass.)
     private mutating func splitSoftmax(_ node: Node, _ step: Step) throws -> [Node] {
         guard let f = foldFactor, f > 1, case .softmax(let axis) = step.op, axis == 1,
               analysis.isOutputClass(step.inputs[0]) else { return [node] }
@@ -200,78 +201,37 @@ struct GraphRewriter {
         func keep(_ v: ValueID) {
             if let t = constant(v), let s = slot(of: v, in: node) { store(t, for: &node, slot: s) }
         }
-        switch step.op {
-        case .conv(let a):
-            let x = step.inputs[0], out = step.outputs[0], wID = step.inputs[1]
-            guard let w = constant(wID), let ws = slot(of: wID, in: node) else { step.inputs.forEach(keep); break }
-            let sx = try solver.set(x), so = try solver.set(out)
-            let cin = analysis.channels(x)
-            let spatial = w.shape[2...].reduce(1, *)
-            if a.groups == 1 {
-                store(resizeWeight(w, outAxis: 0, outSet: so, inAxis: 1, inSet: sx, perInput: spatial, node: index),
-                      for: &node, slot: ws)
-            } else if a.groups == cin {
-                store(resizeWeight(w, outAxis: 0, outSet: so, inAxis: nil, inSet: [], perInput: spatial, node: index),
-                      for: &node, slot: ws)
-                node.attributes["group"] = .int(sx.count)
-            } else {
-                guard sx.count == cin, so.count == w.shape[0] else {
-                    throw MetronomeError.node(node: step.name, op: step.opType, message: "grouped convolution cannot be resized")
-                }
-                store(w, for: &node, slot: ws)
+        // The operator says which constants follow which channels; this rewriter only
+        // applies that, input by input in order (so shared weights are renamed consistently).
+        let resize = try step.channelResize(in: p)
+        if let reason = resize.fixed {
+            let (x, out) = (step.inputs[0], step.outputs[0])
+            guard try solver.set(x).count == analysis.channels(x), try solver.set(out).count == analysis.channels(out) else {
+                throw MetronomeError.node(node: step.name, op: step.opType, message: reason)
             }
-            if step.inputs.count > 2, let b = constant(step.inputs[2]), let bs = slot(of: step.inputs[2], in: node) {
-                store(remap(b, axis: 0, set: so), for: &node, slot: bs)
+        }
+        for v in step.inputs {
+            guard let axes = resize.inputs[v], let t = constant(v), let s = slot(of: v, in: node) else { keep(v); continue }
+            let so = try solver.set(step.outputs[0])
+            switch axes {
+            case .weight(let outAxis, let inAxis, let perInput):
+                let sx = inAxis == nil ? [] : try solver.set(step.inputs[0])
+                store(resizeWeight(t, outAxis: outAxis, outSet: so, inAxis: inAxis, inSet: sx, perInput: perInput, node: index),
+                      for: &node, slot: s)
+            case .perChannel(let axis):
+                store(remap(t, axis: axis, set: so), for: &node, slot: s)
             }
-        case .batchNorm:
-            let sx = try solver.set(step.inputs[0])
-            for v in step.inputs.dropFirst() {
-                guard let t = constant(v), let s = slot(of: v, in: node) else { continue }
-                store(remap(t, axis: 0, set: sx), for: &node, slot: s)
-            }
-        case .gemm(_, _, let transA, let transB) where !transA && constant(step.inputs[1]) != nil:
-            let sx = try solver.set(step.inputs[0]), so = try solver.set(step.outputs[0])
-            let bID = step.inputs[1]
-            if let w = constant(bID), let ws = slot(of: bID, in: node) {
-                let (outAxis, inAxis) = transB ? (0, 1) : (1, 0)
-                store(resizeWeight(w, outAxis: outAxis, outSet: so, inAxis: inAxis, inSet: sx, perInput: 1, node: index),
-                      for: &node, slot: ws)
-            }
-            if step.inputs.count > 2, let c = constant(step.inputs[2]), let cs = slot(of: step.inputs[2], in: node) {
-                let axis = c.rank - 1
-                let n = analysis.channels(step.outputs[0])
-                store(c.rank >= 1 && c.shape[axis] == n && n > 1 ? remap(c, axis: axis, set: so) : c, for: &node, slot: cs)
-            }
-        case .matMul where constant(step.inputs[1]) != nil && p.shape(step.inputs[0]).count == 2:
-            let sx = try solver.set(step.inputs[0]), so = try solver.set(step.outputs[0])
-            if let w = constant(step.inputs[1]), let ws = slot(of: step.inputs[1], in: node) {
-                store(resizeWeight(w, outAxis: 1, outSet: so, inAxis: 0, inSet: sx, perInput: 1, node: index),
-                      for: &node, slot: ws)
-            }
-        case .binary:
-            let out = step.outputs[0]
-            let rank = p.shape(out).count, c = analysis.channels(out)
-            for v in step.inputs {
-                guard let t = constant(v), let s = slot(of: v, in: node) else { continue }
-                if let axis = analysis.alignedChannelAxis(t.shape, rank: rank), t.shape[axis] == c, c > 1 {
-                    store(remap(t, axis: axis, set: try solver.set(out)), for: &node, slot: s)
-                } else {
-                    store(t, for: &node, slot: s)
-                }
-            }
-        case .reshape(let shape):
-            let s = p.shape(step.inputs[0])
-            if shape.count == 2 && s.count >= 2 && shape[0] == s[0] && shape != s && node.inputs.count > 1 {
-                // The feature count changes with the channels; [0, -1] keeps the batch and infers it.
-                var k = 0
-                while graph.integerConstants["\(node.name).flatten_shape\(k == 0 ? "" : "_\(k)")"] != nil { k += 1 }
-                let n = "\(node.name).flatten_shape\(k == 0 ? "" : "_\(k)")"
-                graph.integerConstants[n] = [0, -1]
-                node.inputs[1] = n
-            }
-            step.inputs.forEach(keep)
-        default:
-            step.inputs.forEach(keep)
+        }
+        if let key = resize.channelCountAttribute {
+            node.attributes[key] = .int(try solver.set(step.inputs[0]).count)
+        }
+        if resize.flattensChannels && node.inputs.count > 1 {
+            // The feature count changes with the channels; [0, -1] keeps the batch and infers it.
+            var k = 0
+            while graph.integerConstants["\(node.name).flatten_shape\(k == 0 ? "" : "_\(k)")"] != nil { k += 1 }
+            let n = "\(node.name).flatten_shape\(k == 0 ? "" : "_\(k)")"
+            graph.integerConstants[n] = [0, -1]
+            node.inputs[1] = n
         }
         // Initializers read as attributes-by-input (Clip bounds, Pad values) are not step inputs.
         for input in node.inputs where !input.isEmpty && graph.initializers[input] == nil {

@@ -66,40 +66,21 @@ struct ParameterModel {
         }
         var seen = Set<ValueID>()
         for step in p.steps {
-            var consts = step.inputs.filter(p.isConstant)
-            if case .batchNorm = step.op { consts = step.inputs[1...2].filter(p.isConstant) }
+            // The constants the cost model counts as parameters (a batch norm's running
+            // statistics are not), sized the way the operator says they follow channels.
+            let consts = (try? step.cost(in: p).parameterInputs) ?? step.inputs.filter(p.isConstant)
+            let resize = (try? step.channelResize(in: p)) ?? ChannelResize()
             for c in consts where seen.insert(c).inserted {
-                let n = p.values[c].count
+                let n = p.values[c].count, s = p.shape(c)
                 let x = step.inputs[0], out = step.outputs[0]
                 var term = Term(factor: n, a: .fixed(1), b: nil)
-                switch step.op {
-                case .conv(let attrs) where step.inputs.dropFirst().allSatisfy(p.isConstant):
-                    let (m, cin) = (analysis.channels(out), analysis.channels(x))
-                    if c == step.inputs[1] && attrs.groups == 1 {
-                        term = Term(factor: n / (m * cin), a: count(out), b: count(x))
-                    } else if c == step.inputs[1] && attrs.groups == cin {
-                        term = Term(factor: n / m, a: count(out), b: nil)
-                    } else if step.inputs.count > 2 && c == step.inputs[2] && (attrs.groups == 1 || attrs.groups == cin) {
-                        term = Term(factor: 1, a: count(out), b: nil)
-                    }
-                case .batchNorm where step.inputs.dropFirst().allSatisfy(p.isConstant):
-                    term = Term(factor: 1, a: count(x), b: nil)
-                case .gemm(_, _, let transA, _) where !transA && p.isConstant(step.inputs[1]) && !p.isConstant(x):
-                    let m = analysis.channels(out)
-                    if c == step.inputs[1] {
-                        term = Term(factor: 1, a: count(out), b: count(x))
-                    } else if step.inputs.count > 2 && c == step.inputs[2] {
-                        let s = p.shape(c)
-                        if !s.isEmpty && s[s.count - 1] == m && m > 1 { term = Term(factor: n / m, a: count(out), b: nil) }
-                    }
-                case .matMul where p.isConstant(step.inputs[1]) && p.shape(x).count == 2 && c == step.inputs[1]:
-                    term = Term(factor: 1, a: count(out), b: count(x))
-                case .binary:
-                    let s = p.shape(c), ch = analysis.channels(out)
-                    if let axis = analysis.alignedChannelAxis(s, rank: p.shape(out).count), s[axis] == ch, ch > 1 {
-                        term = Term(factor: n / ch, a: count(out), b: nil)
-                    }
-                default:
+                switch resize.inputs[c] {
+                case .weight(let outAxis, let inAxis, _):
+                    let fixedPart = n / (s[outAxis] * (inAxis.map { s[$0] } ?? 1))
+                    term = Term(factor: fixedPart, a: count(out), b: inAxis.map { _ in count(x) })
+                case .perChannel(let axis):
+                    term = Term(factor: n / s[axis], a: count(out), b: nil)
+                case nil:
                     break
                 }
                 terms.append(term)

@@ -97,18 +97,13 @@ public func prune(_ graph: Graph, amount: Double, options: PruneOptions = PruneO
     var producers: [[(name: String, weight: ValueID, axis: Int)]] = []
     for step in p.steps {
         let out = step.outputs[0]
-        let weightAxis: (ValueID, Int)?
-        switch step.op {
-        case .conv(let a) where step.inputs.dropFirst().allSatisfy(p.isConstant)
-                && (a.groups == 1 || (a.groups == analysis.channels(step.inputs[0]) && analysis.channels(out) == a.groups)):
-            weightAxis = (step.inputs[1], 0)
-        case .gemm(_, _, let transA, let transB) where !transA && p.isConstant(step.inputs[1]):
-            weightAxis = (step.inputs[1], transB ? 0 : 1)
-        case .matMul where p.isConstant(step.inputs[1]) && p.shape(step.inputs[0]).count == 2:
-            weightAxis = (step.inputs[1], 1)
-        default:
-            weightAxis = nil
-        }
+        // The weight whose output axis ranks this producer's channels, as the operator
+        // describes it (a plain or depthwise convolution, a Gemm or MatMul with a constant matrix).
+        let weightAxis = try step.channelResize(in: p).inputs
+            .compactMap { v, axes -> (ValueID, Int)? in
+                if case .weight(let o, _, _) = axes { return (v, o) }
+                return nil
+            }.first
         guard let (w, axis) = weightAxis, case .free = analysis.role(out), analysis.derivedMembers(out).isEmpty,
               analysis.channels(out) > options.minimumChannels else { continue }
         let r = analysis.root(out)

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
 import Metronome
 
 /// Settings of ``slim(_:width:options:)``.
@@ -80,6 +86,10 @@ public func slim(_ graph: Graph, width: Double, options: SlimOptions = SlimOptio
 
 /// Channel classes produced by an expansion conv (groups 1, t·C outputs from C inputs, t > 1)
 /// whose output feeds a depthwise conv: class root → (the expansion's input, t).
+///
+/// This matches one architecture pattern (MobileNetV2's inverted residual) across several
+/// convolutions, as a graph pass would, so it looks at the convolution payload directly
+/// instead of asking operators.
 func inverseResidualExpansions(_ analysis: ChannelAnalysis) -> [ValueID: (ValueID, Int)] {
     let p = analysis.program
     var depthwiseInputs = Set<ValueID>()
@@ -119,10 +129,3 @@ func validate(_ graph: Graph, inputShapes: [String: [Int]]) throws {
         throw MetronomeError.invalidGraph("the transformed graph '\(graph.name)' does not lower: \(error)")
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Foundation

@@ -29,7 +29,8 @@ public struct SlimmableModel: Sendable {
     /// For each entry of ``widths``: batch-norm initializer name → that width's tensor.
     public let batchNormStatistics: [[String: Tensor]]
 
-    /// Names of the batch-norm scale, bias, mean and variance initializers of `graph`.
+    /// Names of the batch-norm scale, bias, mean and variance initializers of `graph`
+    /// (switchable batch norms are this type's subject, so it names the operator).
     public static func batchNormParameterNames(_ graph: Graph) -> [String] {
         graph.nodes.filter { $0.opType == "BatchNormalization" }
             .flatMap { $0.inputs.dropFirst().prefix(4) }

@@ -62,20 +62,6 @@ enum DNNL {
         return equal(md, p)
     }
 
-    /// oneDNN algorithms (with alpha, beta) computing one activation, in order.
-    static func eltwiseChain(_ f: Eltwise) -> [(dnnl_alg_kind_t, Float, Float)] {
-        switch f {
-        case .relu: return [(dnnl_eltwise_relu, 0, 0)]
-        case .leakyRelu(let a): return [(dnnl_eltwise_relu, a, 0)]
-        case .clip(let lo, let hi): return [(dnnl_eltwise_clip, lo, hi)]
-        case .sigmoid: return [(dnnl_eltwise_logistic, 0, 0)]
-        case .silu: return [(dnnl_eltwise_swish, 1, 0)]
-        case .tanh: return [(dnnl_eltwise_tanh, 0, 0)]
-        case .hardSwish: return [(dnnl_eltwise_hardswish, 0, 0)]
-        case .hardSigmoid(let a, let b): return [(dnnl_eltwise_linear, a, b), (dnnl_eltwise_clip, 0, 1)]
-        }
-    }
-
     /// An attribute with a user-managed scratchpad (so concurrent plans never share one)
     /// and the given post-ops. `sum` appends an accumulate-into-destination step.
     final class Attributes {
@@ -96,7 +82,7 @@ enum DNNL {
             for op in ops {
                 switch op {
                 case .eltwise(let f):
-                    for (alg, a, b) in eltwiseChain(f) {
+                    for (alg, a, b) in f.oneDNNAlgorithms {
                         try check(dnnl_post_ops_append_eltwise(po, 1, alg, a, b), "eltwise post-op")
                     }
                 case .add:

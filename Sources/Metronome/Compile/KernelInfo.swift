@@ -120,16 +120,8 @@ public struct KernelInfo: Codable, Equatable, Sendable {
     private mutating func apply(_ step: Step, program: Program) {
         nodes = [step.name] + step.fusedNodes
         opType = step.opType
-        switch step.op {
-        case .conv(let a):
-            kernelShape = a.kernel; strides = a.strides; dilations = a.dilations; groups = a.groups
-        case .maxPool(let a), .averagePool(let a, _):
-            kernelShape = a.kernel; strides = a.strides; dilations = a.dilations
-        case .globalAveragePool:
-            let s = program.shape(step.inputs[0])
-            kernelShape = Array(s.dropFirst(2)); strides = kernelShape.map { _ in 1 }
-        default:
-            break
+        if let w = step.window(in: program) {
+            kernelShape = w.kernel; strides = w.strides; dilations = w.dilations; groups = w.groups
         }
         if step.inputs.count > 1, program.isConstant(step.inputs[1]) { weightsShape = program.shape(step.inputs[1]) }
         postOps = step.postOps.map { post in
@@ -137,22 +129,6 @@ public struct KernelInfo: Codable, Equatable, Sendable {
             case .add: return "sum"
             case .eltwise(let f): return f.postOpName
             }
-        }
-    }
-}
-
-extension Eltwise {
-    /// A short name for reports.
-    var postOpName: String {
-        switch self {
-        case .relu: return "relu"
-        case .clip: return "clip"
-        case .sigmoid: return "sigmoid"
-        case .silu: return "silu"
-        case .hardSigmoid: return "hardsigmoid"
-        case .hardSwish: return "hardswish"
-        case .tanh: return "tanh"
-        case .leakyRelu: return "leakyrelu"
         }
     }
 }

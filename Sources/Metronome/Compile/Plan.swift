@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CDNNL
 
 /// Where a kernel argument lives at run time.
@@ -136,7 +139,3 @@ public final class Plan: @unchecked Sendable {
     public var inputNames: [String] { program.inputs.map { program.values[$0].name } }
     public var outputNames: [String] { program.outputs.map { program.values[$0].name } }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

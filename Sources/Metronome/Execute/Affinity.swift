@@ -1,3 +1,4 @@
+import Foundation
 import CDNNL
 #if canImport(Glibc)
 import Glibc
@@ -69,7 +70,6 @@ public enum Affinity {
     }
 }
 
-import Foundation
 
 /// A kernel CPU mask for up to 1024 CPUs (the size of glibc's `cpu_set_t`).
 struct CPUSet {

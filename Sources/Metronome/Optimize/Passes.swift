@@ -1,5 +1,11 @@
 /// Graph-level rewrites applied before compilation. Each pass preserves the program's
 /// outputs (up to float rounding) and is tested against the reference interpreter.
+///
+/// A pass is about one pattern of operators (an identity, a batch norm after its producer,
+/// a residual add, an activation after its producer), so it matches that pattern's own
+/// payload; what the other step of the pattern accepts it asks that step's operator
+/// (``Operator/absorbsBatchNorm(_:in:)``, ``Operator/acceptsResidualAdd(_:)``,
+/// ``Operator/acceptsFusedActivation(_:)``) instead of naming operators.
 public struct OptimizationOptions: Sendable, Equatable {
     public var eliminateIdentities = true
     public var foldBatchNorm = true
@@ -73,13 +79,13 @@ extension Program {
                   let pi = prod[bn.inputs[0]], isPrivate(bn.inputs[0], to: i, consumers: cons),
                   bn.inputs[1...].allSatisfy({ constants[$0] != nil }) else { continue }
             let producer = steps[pi]
-            // Only a convolution or Gemm can absorb the batch norm. Anything else (a Concat,
-            // a Relu of a pre-activation block, a pooling) leaves it as its own step, which
-            // the compiler runs with the reference kernel. The operator is checked before the
-            // weight input is read: a one-input producer has no `inputs[1]`.
-            switch producer.op {
-            case .conv, .gemm: break
-            default: continue
+            // Only an operator that says it absorbs a batch norm (a convolution, a fully
+            // connected Gemm) can. Anything else (a Concat, a Relu of a pre-activation block,
+            // a pooling) leaves it as its own step, which the compiler runs with the reference
+            // kernel. The operator is asked before the weight input is read: a one-input
+            // producer has no `inputs[1]`.
+            guard let absorber = try? OperatorRegistry.of(producer), absorber.absorbsBatchNorm(producer, in: self) else {
+                continue
             }
             guard producer.inputs.count >= 2, producer.postOps.isEmpty, let w = constants[producer.inputs[1]],
                   producer.inputs.count < 3 || constants[producer.inputs[2]] != nil else { continue }
@@ -87,11 +93,6 @@ extension Program {
             // matrix or a broadcast scalar, which folding cannot rescale per channel).
             if producer.inputs.count > 2, let b = constants[producer.inputs[2]],
                b.count != w.shape[0] || b.shape.last != w.shape[0] { continue }
-            switch producer.op {
-            case .conv: break
-            case .gemm(1, 1, false, true) where shape(bn.inputs[0]).count == 2: break
-            default: continue
-            }
             let scale = constants[bn.inputs[1]]!.scalars, shift = constants[bn.inputs[2]]!.scalars
             let mean = constants[bn.inputs[3]]!.scalars, variance = constants[bn.inputs[4]]!.scalars
             var weight = constants[producer.inputs[1]]!
@@ -116,7 +117,8 @@ extension Program {
         dropUnusedConstants()
     }
 
-    /// Turns `Add(Conv(x), r)` into a convolution with a residual-add post-op, choosing the
+    /// Turns `Add(Conv(x), r)` into a convolution with a residual-add post-op (for every
+    /// producer whose operator accepts one), choosing the
     /// operand computed last so that the other one is ready when the convolution runs.
     mutating func fuseResidualAdds() {
         var removed = Set<Int>()
@@ -131,7 +133,7 @@ extension Program {
                 .sorted { prod[$0.0]! > prod[$1.0]! }
             guard let (main, residual) = candidates.first, let pi = prod[main],
                   !removed.contains(pi), isPrivate(main, to: i, consumers: cons) else { continue }
-            switch steps[pi].op { case .conv, .gemm: break; default: continue }
+            guard let op = try? OperatorRegistry.of(steps[pi]), op.acceptsResidualAdd(steps[pi]) else { continue }
             steps[pi].postOps.append(.add(residual))
             steps[pi].outputs = add.outputs
             steps[pi].fusedNodes += [add.name] + add.fusedNodes
@@ -142,8 +144,8 @@ extension Program {
         steps = steps.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }
 
-    /// Appends element-wise activations to the convolution, Gemm or binary step producing
-    /// their input.
+    /// Appends element-wise activations to the step producing their input when its operator
+    /// accepts them as post-ops (convolution, Gemm, binary).
     mutating func fuseActivations() {
         var removed = Set<Int>()
         var prod = producers()
@@ -151,7 +153,7 @@ extension Program {
         for (i, act) in steps.enumerated() {
             guard case .eltwise(let f) = act.op, let pi = prod[act.inputs[0]],
                   isPrivate(act.inputs[0], to: i, consumers: cons) else { continue }
-            switch steps[pi].op { case .conv, .gemm, .binary: break; default: continue }
+            guard let op = try? OperatorRegistry.of(steps[pi]), op.acceptsFusedActivation(steps[pi]) else { continue }
             steps[pi].postOps.append(.eltwise(f))
             steps[pi].outputs = act.outputs
             steps[pi].fusedNodes += [act.name] + act.fusedNodes

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Plain Swift kernels for every operator, written for clarity over speed. They are the
 /// oracle the fast path is tested against, and the compiler's fallback for operators and
 /// layouts oneDNN does not cover. All work on dense row-major buffers.
@@ -304,9 +310,3 @@ public enum ReferenceKernels {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -51,45 +51,10 @@ public struct ReferenceRunner: Sendable {
         }
     }
 
-    /// Dispatches one step to its reference kernel. Shared with the compiler's fallback path.
+    /// Runs one step's reference kernel, as its operator defines it. Shared with the
+    /// compiler's fallback path.
     static func kernel(_ step: Step, _ x: [UnsafePointer<Float>], _ xs: [[Int]],
                        _ y: [UnsafeMutablePointer<Float>], _ ys: [[Int]]) throws {
-        typealias K = ReferenceKernels
-        switch step.op {
-        case .conv(let a):
-            K.conv(x[0], xs[0], weight: x[1], xs[1], bias: x.count > 2 ? x[2] : nil, a, out: y[0], ys[0])
-        case .batchNorm(let eps):
-            K.batchNorm(x[0], xs[0], scale: x[1], bias: x[2], mean: x[3], variance: x[4], epsilon: eps, out: y[0])
-        case .eltwise(let f):
-            K.eltwise(f, x[0], count: xs[0].reduce(1, *), out: y[0])
-        case .maxPool(let a):
-            K.pool(x[0], xs[0], a, max: true, countIncludePad: false, out: y[0], ys[0])
-        case .averagePool(let a, let include):
-            K.pool(x[0], xs[0], a, max: false, countIncludePad: include, out: y[0], ys[0])
-        case .globalAveragePool:
-            K.globalAveragePool(x[0], xs[0], out: y[0])
-        case .binary(let kind):
-            K.binary(kind, x[0], xs[0], x[1], xs[1], out: y[0], ys[0])
-        case .concat(let axis):
-            K.concat(Array(zip(x, xs)), axis: axis, out: y[0], ys[0])
-        case .split(let axis, _):
-            K.split(x[0], xs[0], axis: axis, outputs: Array(zip(y, ys)))
-        case .slice(let starts, _, let axes, let steps):
-            K.slice(x[0], xs[0], starts: starts, axes: axes, steps: steps, out: y[0], ys[0])
-        case .gemm(let alpha, let beta, let ta, let tb):
-            K.gemm(x[0], xs[0], x[1], xs[1], c: x.count > 2 ? (x[2], xs[2]) : nil,
-                   alpha: alpha, beta: beta, transA: ta, transB: tb, out: y[0], ys[0])
-        case .matMul:
-            K.matMul(x[0], xs[0], x[1], xs[1], out: y[0], ys[0])
-        case .flatten, .reshape, .identity:
-            y[0].update(from: x[0], count: xs[0].reduce(1, *))
-        case .transpose(let perm):
-            K.transpose(x[0], xs[0], perm: perm, out: y[0], ys[0])
-        case .softmax(let axis):
-            K.softmax(x[0], xs[0], axis: axis, out: y[0])
-        case .pad(let pads, let value):
-            K.pad(x[0], xs[0], pads: pads, value: value, out: y[0], ys[0])
-        }
+        try OperatorRegistry.of(step).reference(step, x, xs, y, ys)
     }
 }
-

@@ -1,0 +1,97 @@
+/// The element-wise activations: `Relu`, `LeakyRelu`, `Clip`, `Sigmoid`, `Silu`/`Swish`,
+/// `HardSigmoid`, `HardSwish`, `Tanh`. Each becomes an ``Eltwise`` function, which can also
+/// be fused as a post-op onto the convolution, Gemm or binary step before it.
+struct ActivationOperator: Operator {
+    var onnxNames: [String] {
+        ["Relu", "LeakyRelu", "Clip", "Sigmoid", "Silu", "Swish", "HardSigmoid", "HardSwish", "Tanh"]
+    }
+
+    func attributes(of opType: String) -> [String] {
+        switch opType {
+        case "Silu", "Swish", "LeakyRelu": return ["alpha"]
+        case "HardSigmoid": return ["alpha", "beta"]
+        case "Clip": return ["max", "min"]
+        default: return []
+        }
+    }
+
+    func parameterInputs(of opType: String) -> Set<Int> { opType == "Clip" ? [1, 2] : [] }
+
+    func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
+        let n = p.node
+        try p.requireInputs(n.opType == "Clip" ? 1...3 : 1...1)
+        switch n.opType {
+        case "Relu": return (.eltwise(.relu), [n.inputs[0]])
+        case "Sigmoid": return (.eltwise(.sigmoid), [n.inputs[0]])
+        case "Tanh": return (.eltwise(.tanh), [n.inputs[0]])
+        case "Silu", "Swish":
+            if try p.float("alpha", default: 1) != 1 { throw p.fail("only alpha = 1 is supported") }
+            return (.eltwise(.silu), [n.inputs[0]])
+        case "HardSwish": return (.eltwise(.hardSwish), [n.inputs[0]])
+        case "LeakyRelu":
+            return (.eltwise(.leakyRelu(alpha: try p.float("alpha", default: 0.01))), [n.inputs[0]])
+        case "HardSigmoid":
+            let a = try p.float("alpha", default: 0.2), b = try p.float("beta", default: 0.5)
+            return (.eltwise(.hardSigmoid(alpha: a, beta: b)), [n.inputs[0]])
+        case "Clip":
+            // Opset < 11 passes the bounds as attributes, later opsets as inputs.
+            var lo = try p.float("min", default: -.greatestFiniteMagnitude)
+            var hi = try p.float("max", default: .greatestFiniteMagnitude)
+            if let v = try p.scalarInput(1, what: "min") { lo = v }
+            if let v = try p.scalarInput(2, what: "max") { hi = v }
+            guard lo <= hi else { throw p.fail("min \(lo) is greater than max \(hi)") }
+            if lo == 0 && hi == .greatestFiniteMagnitude { return (.eltwise(.relu), [n.inputs[0]]) }
+            return (.eltwise(.clip(min: lo, max: hi)), [n.inputs[0]])
+        default:
+            throw p.unsupported()
+        }
+    }
+
+    func inferShapes(_ op: Op, inputs: [[Int]], _ c: ShapeContext) throws -> (Op, [[Int]]) {
+        (op, [inputs[0]])
+    }
+
+    func reference(_ step: Step, _ x: [UnsafePointer<Float>], _ xs: [[Int]],
+                   _ y: [UnsafeMutablePointer<Float>], _ ys: [[Int]]) throws {
+        guard case .eltwise(let f) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        ReferenceKernels.eltwise(f, x[0], count: xs[0].reduce(1, *), out: y[0])
+    }
+
+    func lowerToOneDNN(_ step: Step, into b: inout PlanBuilder) throws -> Bool {
+        guard case .eltwise(let f) = step.op, step.postOps.isEmpty else { return false }
+        return try b.eltwise(step, f)
+    }
+
+    /// Per element: ReLU 1, LeakyReLU 2, Clip 2, Sigmoid 4, Tanh 4, HardSigmoid 4, SiLU 5, HardSwish 5.
+    func cost(_ step: Step, in p: Program) -> OperatorCost {
+        guard case .eltwise(let f) = step.op else { return OperatorCost(category: .activation) }
+        let outCount = step.outputs.reduce(0) { $0 + p.values[$1].count }
+        return OperatorCost(category: .activation, flops: f.flopsPerElement * outCount)
+    }
+
+    func channelBehaviour(_ step: Step, in program: Program) -> ChannelBehaviour { .passThrough }
+
+    /// Opset 17 has no `Silu`/`Swish` (it becomes `x · Sigmoid(x)`) and takes Clip's bounds
+    /// as inputs.
+    func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node] {
+        switch node.opType {
+        case "Silu", "Swish":
+            let s = context.freshName(node.name + "_sigmoid")
+            return [Node(name: s, opType: "Sigmoid", inputs: [node.inputs[0]], outputs: [s]),
+                    Node(name: node.name, opType: "Mul", inputs: [node.inputs[0], s], outputs: node.outputs)]
+        case "Clip":
+            var node = node
+            for (i, key) in [(1, "min"), (2, "max")] {
+                guard let a = node.attributes.removeValue(forKey: key) else { continue }
+                let value: Float
+                switch a { case .float(let f): value = f; case .int(let v): value = Float(v); default: continue }
+                let name = context.addFloat(Tensor(shape: [], repeating: value), base: node.name + "_" + key)
+                while node.inputs.count <= i { node.inputs.append("") }
+                node.inputs[i] = name
+            }
+            return [node]
+        default:
+            return [node]
+        }
+    }
+}

@@ -1,0 +1,34 @@
+/// What an operator's ONNX export may add besides nodes: constant tensors that opset 17
+/// takes as inputs where the graph keeps attributes, under fresh names.
+public struct ONNXExportContext: Sendable {
+    public enum Constant: Sendable, Equatable {
+        case float(Tensor)
+        case int64([Int])
+    }
+
+    /// Constants added by exported nodes, in the order they were added.
+    public private(set) var constants: [(name: String, value: Constant)] = []
+    private var counter = 0
+
+    public init() {}
+
+    /// A name no graph value has: `base` with a numbered `__export` suffix.
+    public mutating func freshName(_ base: String) -> String {
+        counter += 1
+        return "\(base)__export\(counter)"
+    }
+
+    /// Adds a float constant under a fresh name derived from `base` and returns that name.
+    public mutating func addFloat(_ tensor: Tensor, base: String) -> String {
+        let name = freshName(base)
+        constants.append((name, .float(tensor)))
+        return name
+    }
+
+    /// Adds a 1-D int64 constant under a fresh name derived from `base` and returns that name.
+    public mutating func addInt64(_ values: [Int], base: String) -> String {
+        let name = freshName(base)
+        constants.append((name, .int64(values)))
+        return name
+    }
+}

@@ -1,0 +1,142 @@
+import CDNNL
+
+/// `MaxPool`, `AveragePool` (2-D, `auto_pad`, `ceil_mode`, `count_include_pad`) and
+/// `GlobalAveragePool`.
+struct PoolingOperator: Operator {
+    var onnxNames: [String] { ["MaxPool", "AveragePool", "GlobalAveragePool"] }
+
+    func attributes(of opType: String) -> [String] {
+        switch opType {
+        case "MaxPool": return ["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"]
+        case "AveragePool": return ["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"]
+        default: return []
+        }
+    }
+
+    func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
+        let n = p.node
+        try p.requireInputs(1...1)
+        if n.opType == "GlobalAveragePool" { return (.globalAveragePool, [n.inputs[0]]) }
+        guard let kernel = try p.ints("kernel_shape") else { throw p.fail("missing attribute 'kernel_shape'") }
+        guard kernel.count == 2 else { throw p.fail("only 2-D pooling is supported, kernel_shape is \(kernel)") }
+        let strides = try p.spatial("strides", default: [1, 1])
+        let dilations = try p.spatial("dilations", default: [1, 1])
+        let ceil = try p.int("ceil_mode", default: 0) != 0
+        if n.opType == "MaxPool" {
+            if try p.int("storage_order", default: 0) != 0 { throw p.fail("storage_order=1 is not supported") }
+            guard n.outputs.count == 1 else { throw p.fail("the Indices output is not supported") }
+        }
+        let pads = try p.pads(kernelExtent: kernel)
+        var attrs = PoolAttributes(kernel: kernel, strides: strides, pads: pads ?? [0, 0, 0, 0],
+                                   dilations: dilations, ceilMode: ceil)
+        if pads == nil, case .string(let mode)? = n.attributes["auto_pad"] {
+            attrs.pads = [mode == "SAME_LOWER" ? -1 : -2]
+        }
+        if n.opType == "MaxPool" { return (.maxPool(attrs), [n.inputs[0]]) }
+        guard dilations == [1, 1] else { throw p.fail("dilated average pooling is not supported") }
+        let include = try p.int("count_include_pad", default: 0) != 0
+        return (.averagePool(attrs, countIncludePad: include), [n.inputs[0]])
+    }
+
+    func inferShapes(_ op: Op, inputs: [[Int]], _ c: ShapeContext) throws -> (Op, [[Int]]) {
+        let x = inputs[0]
+        switch op {
+        case .maxPool(var a), .averagePool(var a, _):
+            guard x.count == 4 else { throw c.fail("input must be 4-D NCHW, got shape \(x)") }
+            a.pads = try ShapeInference.resolvePads(a.pads, input: [x[2], x[3]], kernel: a.kernel, strides: a.strides,
+                                                    dilations: a.dilations, fail: c.fail)
+            guard a.kernel.allSatisfy({ $0 >= 1 }), a.strides.allSatisfy({ $0 >= 1 }) else {
+                throw c.fail("kernel and strides must be positive")
+            }
+            for i in 0..<2 where a.pads[i] >= a.kernel[i] || a.pads[i + 2] >= a.kernel[i] {
+                throw c.fail("pads \(a.pads) must be smaller than the kernel \(a.kernel)")
+            }
+            let out = try (0..<2).map { i -> Int in
+                let ext = (a.kernel[i] - 1) * a.dilations[i] + 1
+                let span = x[2 + i] + a.pads[i] + a.pads[i + 2] - ext
+                guard span >= 0 else { throw c.fail("kernel \(a.kernel) is larger than the padded input \(x)") }
+                var o = (a.ceilMode ? (span + a.strides[i] - 1) / a.strides[i] : span / a.strides[i]) + 1
+                // A window may not start in the end padding (PyTorch's and ONNX's ceil rule).
+                if a.ceilMode && (o - 1) * a.strides[i] >= x[2 + i] + a.pads[i] { o -= 1 }
+                return o
+            }
+            let shape = [x[0], x[1]] + out
+            if case .averagePool(_, let include) = op { return (.averagePool(a, countIncludePad: include), [shape]) }
+            return (.maxPool(a), [shape])
+        case .globalAveragePool:
+            guard x.count == 4 else { throw c.fail("input must be 4-D NCHW, got shape \(x)") }
+            return (op, [[x[0], x[1], 1, 1]])
+        default:
+            throw unexpected(op, c.node.name, c.node.opType)
+        }
+    }
+
+    func reference(_ step: Step, _ x: [UnsafePointer<Float>], _ xs: [[Int]],
+                   _ y: [UnsafeMutablePointer<Float>], _ ys: [[Int]]) throws {
+        switch step.op {
+        case .maxPool(let a):
+            ReferenceKernels.pool(x[0], xs[0], a, max: true, countIncludePad: false, out: y[0], ys[0])
+        case .averagePool(let a, let include):
+            ReferenceKernels.pool(x[0], xs[0], a, max: false, countIncludePad: include, out: y[0], ys[0])
+        case .globalAveragePool:
+            ReferenceKernels.globalAveragePool(x[0], xs[0], out: y[0])
+        default:
+            throw unexpected(step.op, step.name, step.opType)
+        }
+    }
+
+    /// oneDNN pooling, except average pooling that counts padding in ceil mode (oneDNN
+    /// would count the extra end padding too).
+    func lowerToOneDNN(_ step: Step, into b: inout PlanBuilder) throws -> Bool {
+        guard step.postOps.isEmpty else { return false }
+        switch step.op {
+        case .maxPool(let a):
+            return try b.pool(step, a, alg: dnnl_pooling_max)
+        case .averagePool(let a, let include):
+            if include && a.ceilMode { return false }
+            return try b.pool(step, a, alg: include ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding)
+        case .globalAveragePool:
+            let s = b.program.shape(step.inputs[0])
+            let a = PoolAttributes(kernel: [s[2], s[3]], strides: [1, 1], pads: [0, 0, 0, 0])
+            return try b.pool(step, a, alg: dnnl_pooling_avg_exclude_padding)
+        default:
+            return false
+        }
+    }
+
+    func window(_ step: Step, in program: Program) -> KernelWindow? {
+        switch step.op {
+        case .maxPool(let a), .averagePool(let a, _):
+            return KernelWindow(kernel: a.kernel, strides: a.strides, dilations: a.dilations)
+        case .globalAveragePool:
+            let spatial = Array(program.shape(step.inputs[0]).dropFirst(2))
+            return KernelWindow(kernel: spatial, strides: spatial.map { _ in 1 }, dilations: spatial.map { _ in 1 })
+        default:
+            return nil
+        }
+    }
+
+    /// MaxPool: KH·KW − 1 comparisons per output element; AveragePool: KH·KW (adds and one
+    /// divide); GlobalAveragePool: H·W per output element.
+    func cost(_ step: Step, in p: Program) -> OperatorCost {
+        let outCount = step.outputs.reduce(0) { $0 + p.values[$1].count }
+        switch step.op {
+        case .maxPool(let a): return OperatorCost(category: .pooling, flops: (a.kernel[0] * a.kernel[1] - 1) * outCount)
+        case .averagePool(let a, _): return OperatorCost(category: .pooling, flops: a.kernel[0] * a.kernel[1] * outCount)
+        default:
+            let x = p.shape(step.inputs[0])
+            return OperatorCost(category: .pooling, flops: x[2...].reduce(1, *) * outCount)
+        }
+    }
+
+    func channelBehaviour(_ step: Step, in program: Program) -> ChannelBehaviour { .passThrough }
+
+    /// AveragePool gained `dilations` only in opset 19; the engine runs only the undilated form.
+    func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node] {
+        var node = node
+        if node.opType == "AveragePool", let d = node.attributes["dilations"], d == .ints([1, 1]) {
+            node.attributes["dilations"] = nil
+        }
+        return [node]
+    }
+}
