@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-realtime bench-overload profile-dataset pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-realtime bench-overload profile-dataset predictor pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -73,7 +73,13 @@ PROFILE_MODELS ?= resnet18,resnet50,mobilenet_v2,efficientnet-lite0,resnet18-cif
 profile-dataset: build weights
 	.build/release/metronome dataset --models $(PROFILE_MODELS) --amounts 0:0.9:0.1 --modes l1 --out $(PROFILE_DIR)/dataset
 	.build/release/metronome profile $(PROFILE_DIR)/dataset --batch 1,8 --threads 1,2 --runs 10 --warmup 2 --layers --out $(PROFILE_DIR)/profile.csv
-	$(PYTHON) scripts/plot_profile.py $(PROFILE_DIR)/profile.csv docs/profile-latency-vs-macs.svg --force
+	$(PYTHON) scripts/plot_profile.py $(PROFILE_DIR)/profile.csv $(PROFILE_DIR)/latency-vs-macs.svg --force
+
+# The default latency predictor for this machine: the profile-dataset grid (resumed if it is
+# already there), then `metronome fit` into the cache directory, where `metronome predict` and
+# `analyze --predicted` look for it. About 6 minutes on 2 cores; progress on stderr.
+predictor: profile-dataset
+	.build/release/metronome fit $(PROFILE_DIR)/profile.csv --force
 
 # The overload example beside a CPU hog (SCHED_FIFO, a duty cycle on core 0), with and without
 # run-time width selection; writes bench/OVERLOAD.md.

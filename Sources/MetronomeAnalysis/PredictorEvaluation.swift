@@ -13,6 +13,9 @@ public struct PredictorEvaluation: Codable, Sendable {
         case family
         /// Leave one pruning amount out.
         case amount
+        /// Fit on one set of profiles, test on another (``holdout(train:test:)``): batch sizes,
+        /// thread counts or networks outside the training grid.
+        case test
     }
 
     public struct Prediction: Codable, Sendable {
@@ -117,6 +120,8 @@ public struct PredictorEvaluation: Codable, Sendable {
             for (i, n) in shuffled.enumerated() { assignment[n] = "fold \(i % folds + 1)" }
         case .family:
             for c in configurations { assignment[c.model.model] = c.family }
+        case .test:
+            throw Failure(description: "the test split needs a separate test profile (holdout(train:test:))")
         case .amount:
             for c in configurations {
                 guard !c.model.amount.isEmpty else {
@@ -143,6 +148,13 @@ public struct PredictorEvaluation: Codable, Sendable {
             }
             progress?(i + 1, labels.count)
         }
+        return summarize(predictions, split: split, labels: labels, networks: networks.count, configurations: configurations.count)
+    }
+
+    /// The metrics of a set of predictions: overall, per held-out group (except for the random
+    /// split, whose folds mean nothing), per thread count and per batch size.
+    static func summarize(_ predictions: [Prediction], split: Split, labels: [String], networks: Int,
+                          configurations: Int) -> PredictorEvaluation {
         var metrics: [Metrics] = []
         func add(_ subset: String, _ p: [Prediction]) {
             guard !p.isEmpty else { return }
@@ -150,10 +162,24 @@ public struct PredictorEvaluation: Codable, Sendable {
             metrics.append(Metrics(method: "flops_baseline", subset: subset, measured: p.map(\.measuredMs), predicted: p.map(\.baselineMs)))
         }
         add("all", predictions)
-        if split != .random { for label in labels { add(label, predictions.filter { $0.fold == label }) } }
+        if split != .random && split != .test { for label in labels { add(label, predictions.filter { $0.fold == label }) } }
         for t in Array(Set(predictions.map(\.threads))).sorted() { add("threads \(t)", predictions.filter { $0.threads == t }) }
         for b in Array(Set(predictions.map(\.batch))).sorted() { add("batch \(b)", predictions.filter { $0.batch == b }) }
-        return PredictorEvaluation(split: split, folds: labels.count, networks: networks.count,
+        return PredictorEvaluation(split: split, folds: labels.count, networks: networks,
                                    configurations: configurations.count, predictions: predictions, metrics: metrics)
+    }
+
+    /// Fits on `train` and predicts every configuration of `test`.
+    public static func holdout(train: [ProfiledConfiguration], test: [ProfiledConfiguration],
+                               parameters: BoostedTrees.Parameters = BoostedTrees.Parameters(), threads: Int = 1) throws -> PredictorEvaluation {
+        let predictor = try LatencyPredictor.fit(train, parameters: parameters, threads: threads)
+        let predictions = try test.map { c in
+            Prediction(model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch, threads: c.model.threads,
+                       fold: "test", measuredMs: c.model.medianMs!,
+                       predictedMs: try predictor.milliseconds(c.kernels, threads: c.model.threads),
+                       baselineMs: max(predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0, 1e-6))
+        }
+        return summarize(predictions, split: .test, labels: ["test"], networks: Set(test.map(\.model.model)).count,
+                         configurations: test.count)
     }
 }

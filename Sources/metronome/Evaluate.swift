@@ -17,11 +17,14 @@ struct Evaluate: ParsableCommand {
             baseline, the share within ±5% and ±10%, MAPE, RMSPE and Spearman's rho, overall, \
             per held-out group, per thread count and per batch size. Writes \
             DIR/predictions.csv, DIR/metrics.csv and DIR/scatter.svg (predicted against \
-            measured, one colour per family).
+            measured, one colour per family). With --test FILE the predictor is fitted on all \
+            of PROFILES and tested on FILE instead (--split test): batch sizes, thread counts or \
+            networks outside the training grid.
             """)
 
     @OptionGroup var inputs: ProfileInputs
-    @Option(help: "random, family or amount.") var split: PredictorEvaluation.Split = .random
+    @Option(help: "random, family or amount (test with --test).") var split: PredictorEvaluation.Split = .random
+    @Option(help: "A profile to test on after fitting on all of PROFILES (implies --split test).") var test: String?
     @Option(help: "Folds of the random split.") var folds = 5
     @Option(help: "Seed of the random split.") var seed: UInt64 = 1
     @Option(help: "Output directory.") var out: String
@@ -30,6 +33,8 @@ struct Evaluate: ParsableCommand {
 
     func validate() throws {
         guard folds >= 2 else { throw ValidationError("--folds must be at least 2") }
+        if split == .test && test == nil { throw ValidationError("--split test needs --test FILE") }
+        if let test, !FileManager.default.fileExists(atPath: test) { throw ValidationError("\(test) does not exist") }
         if !force {
             for name in ["predictions.csv", "metrics.csv", "scatter.svg"] {
                 let path = (out as NSString).appendingPathComponent(name)
@@ -43,12 +48,24 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         let configurations = try inputs.configurations()
         var bar: ProgressBar?
-        let evaluation: PredictorEvaluation
+        var evaluation: PredictorEvaluation
         do {
-            evaluation = try PredictorEvaluation.run(configurations, split: split, folds: folds, seed: seed,
+            if let test {
+                var testInputs = inputs
+                testInputs.profiles = [test]
+                let testConfigurations = try testInputs.configurations()
+                let machines = Set((configurations + testConfigurations).map(\.model.machine.fingerprint))
+                if machines.count > 1 && !inputs.mixMachines {
+                    throw ValidationError("\(test) comes from another machine than the training profiles; pass --mix-machines to test across machines")
+                }
+                evaluation = try PredictorEvaluation.holdout(train: configurations, test: testConfigurations,
+                                                             threads: ProcessInfo.processInfo.activeProcessorCount)
+            } else {
+                evaluation = try PredictorEvaluation.run(configurations, split: split, folds: folds, seed: seed,
                                                      threads: ProcessInfo.processInfo.activeProcessorCount) { done, total in
                 if bar == nil { bar = ProgressBar(total: total) }
                 bar?.advance("fold \(done) of \(total)")
+            }
             }
         } catch let error as PredictorEvaluation.Failure {
             throw ValidationError(error.description)
@@ -65,7 +82,7 @@ struct Evaluate: ParsableCommand {
             metrics += CSV.line([m.method, m.subset, String(m.count)] + [m.within5, m.within10, m.mape, m.rmspe, m.spearman].map { String(format: "%.4f", $0) })
         }
         let svg = ScatterPlot.svg([
-            ("kernel-level predictor (\(split.rawValue) split)", evaluation.predictions.map {
+            ("kernel-level predictor (\(evaluation.split.rawValue) split)", evaluation.predictions.map {
                 ScatterPlot.Point(measured: $0.measuredMs, predicted: $0.predictedMs, group: $0.family, label: "\($0.model) b\($0.batch) t\($0.threads)")
             }),
             ("FLOPs-only linear baseline", evaluation.predictions.map {
@@ -84,7 +101,7 @@ struct Evaluate: ParsableCommand {
             print(String(decoding: try encoder.encode(evaluation.metrics), as: UTF8.self))
             return
         }
-        print("\(split.rawValue) split: \(evaluation.folds) folds over \(evaluation.networks) networks, \(evaluation.configurations) configurations")
+        print("\(evaluation.split.rawValue) split: \(evaluation.folds) folds over \(evaluation.networks) networks, \(evaluation.configurations) configurations")
         print(Self.render(evaluation.metrics))
         print("wrote \(out)/predictions.csv, metrics.csv, scatter.svg")
     }
