@@ -52,8 +52,22 @@ public enum KernelFeatures {
         "threads", "log_batch", "log_cin", "log_hin", "log_win", "log_cout", "log_hout", "log_wout",
         "kh", "kw", "sh", "sw", "dilation", "log_groups", "log_cin_per_group", "log_cout_per_group",
         "log_flops", "log_bytes", "intensity", "log_weights", "post_ops", "has_sum", "src_block", "dst_block",
-        "implementation",
+        "implementation", "log_network_weight_bytes", "log_network_bytes",
+        "cin", "cout", "cin_block_fill", "cout_block_fill",
     ]
+
+    /// What a kernel's speed depends on beyond itself: how much the whole network touches per
+    /// run. The same convolution runs faster in a network whose weights stay in cache between
+    /// runs than in one that evicts them, so identical kernels differ by network.
+    public struct Context: Sendable {
+        public var weightBytes: Double
+        public var bytes: Double
+
+        public init(_ kernels: [KernelInfo]) {
+            weightBytes = kernels.reduce(0) { $0 + 4 * Double($1.weightsShape.reduce(1, *)) * ($1.weightsShape.isEmpty ? 0 : 1) }
+            bytes = kernels.reduce(0) { $0 + KernelFeatures.work($1).bytes }
+        }
+    }
 
     /// FLOPs (multiply-adds count 2) and bytes read and written (float32) of one kernel.
     public static func work(_ k: KernelInfo) -> (flops: Double, bytes: Double) {
@@ -84,7 +98,7 @@ public enum KernelFeatures {
 
     /// The feature vector; `implementations` is the predictor's vocabulary of oneDNN
     /// implementation names for the kernel's family (unknown names get -1).
-    public static func vector(_ k: KernelInfo, threads: Int, implementations: [String]) -> [Float] {
+    public static func vector(_ k: KernelInfo, threads: Int, implementations: [String], context: Context) -> [Float] {
         func dim(_ s: [Int], _ i: Int) -> Double { s.count > i ? Double(s[i]) : 1 }
         func lg(_ x: Double) -> Float { Float(log2(max(x, 1))) }
         let spatialIn = Array(k.srcShape.dropFirst(2)), spatialOut = Array(k.dstShape.dropFirst(2))
@@ -94,6 +108,9 @@ public enum KernelFeatures {
         let wout = Double(spatialOut.last ?? 1)
         let g = Double(max(k.groups, 1))
         let w = work(k)
+        // Channels fill oneDNN's 16-wide (AVX-512) blocks only when divisible by 16; a pruned
+        // layer with 37 channels computes 48. The fraction of each block that is real work:
+        func fill(_ c: Double) -> Float { Float(c / (16 * (c / 16).rounded(.up))) }
         func block(_ layout: String) -> Float {
             Float(Int(layout.filter(\.isNumber)) ?? 0)
         }
@@ -107,6 +124,8 @@ public enum KernelFeatures {
             lg(Double(k.weightsShape.reduce(1, *))), Float(k.postOps.count), k.postOps.contains("sum") ? 1 : 0,
             block(k.srcLayout), block(k.dstLayout),
             Float(implementations.firstIndex(of: k.implementation) ?? -1),
+            lg(context.weightBytes), lg(context.bytes),
+            Float(dim(k.srcShape, 1)), Float(dim(k.dstShape, 1)), fill(dim(k.srcShape, 1) / g), fill(dim(k.dstShape, 1) / g),
         ]
     }
 }

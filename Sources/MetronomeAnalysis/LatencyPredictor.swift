@@ -91,6 +91,8 @@ public struct LatencyPredictor: Codable, Sendable {
     public var families: [String: FamilyModel]
     public var overheadPerKernelMs: Double
     public var overheadConstantMs: Double
+    /// α in latency ≈ α·Σ kernel predictions + overhead per kernel · kernels.
+    public var sumScale: Double
     /// Median of ln(ms / unit) over every training kernel: the cost of a family never profiled.
     public var overallMedianLogCost: Double
     public var baselines: [LinearBaseline]
@@ -103,7 +105,7 @@ public struct LatencyPredictor: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case version, machine, created, parameters, families
         case overheadPerKernelMs = "overhead_per_kernel_ms", overheadConstantMs = "overhead_constant_ms"
-        case overallMedianLogCost = "overall_median_log_cost"
+        case overallMedianLogCost = "overall_median_log_cost", sumScale = "sum_scale"
         case baselines, validation, trainingConfigurations = "training_configurations"
         case trainingKernels = "training_kernels", batches, threads
     }
@@ -118,11 +120,12 @@ public struct LatencyPredictor: Codable, Sendable {
         guard let first = configurations.first else {
             throw Failure(description: "no successful configuration with kernel rows to fit on (profile with --layers)")
         }
-        var rowsByFamily: [KernelFamily: [(KernelInfo, Int, Double)]] = [:]
+        var rowsByFamily: [KernelFamily: [(KernelInfo, Int, Double, KernelFeatures.Context)]] = [:]
         for c in configurations {
+            let context = KernelFeatures.Context(c.kernels)
             for layer in c.layers {
                 guard let k = layer.kernel, let ms = layer.layerMedianMs, ms > 0 else { continue }
-                rowsByFamily[KernelFamily(k), default: []].append((k, c.model.threads, ms))
+                rowsByFamily[KernelFamily(k), default: []].append((k, c.model.threads, ms, context))
             }
         }
         var families: [String: FamilyModel] = [:]
@@ -137,7 +140,7 @@ public struct LatencyPredictor: Codable, Sendable {
             let median = Double(sorted[sorted.count / 2])
             var trees: Data?
             if rows.count >= 20 {
-                let features = rows.map { KernelFeatures.vector($0.0, threads: $0.1, implementations: implementations) }
+                let features = rows.map { KernelFeatures.vector($0.0, threads: $0.1, implementations: implementations, context: $0.3) }
                 trees = try BoostedTrees.fit(features: features, targets: targets, parameters: parameters, threads: threads).model
             }
             families[family.rawValue] = FamilyModel(implementations: implementations, trees: trees,
@@ -145,20 +148,25 @@ public struct LatencyPredictor: Codable, Sendable {
         }
         var predictor = LatencyPredictor(
             version: currentVersion, machine: first.model.machine, created: ISO8601DateFormatter().string(from: Date()),
-            parameters: parameters, families: families, overheadPerKernelMs: 0, overheadConstantMs: 0,
+            parameters: parameters, families: families, overheadPerKernelMs: 0, overheadConstantMs: 0, sumScale: 1,
             overallMedianLogCost: allTargets.isEmpty ? 0 : Double(allTargets.sorted()[allTargets.count / 2]), baselines: [],
             validation: nil, trainingConfigurations: configurations.count, trainingKernels: kernelCount,
             batches: Array(Set(configurations.map(\.model.batch))).sorted(),
             threads: Array(Set(configurations.map(\.model.threads))).sorted())
-        // The dispatch overhead, measured: what a run's latency adds to (or, where the
-        // instrumented boundaries cost more than they hide, takes from) the sum of its kernels'
-        // measured times, per kernel. The median over configurations, so one disturbed run
-        // cannot move it.
-        let perKernel = configurations.map { c -> Double in
+        // How a run's latency relates to the sum of its kernels' times, measured: latency ≈
+        // α·Σ kernel times + β·kernels (β the per-kernel dispatch overhead, α what waiting
+        // between kernels in the instrumented runs hides or adds), fitted by least squares on
+        // relative error so that small networks count as much as large ones.
+        var rows: [[Double]] = [], targets: [Double] = []
+        for c in configurations {
             let sum = c.layers.reduce(0.0) { $0 + ($1.layerMedianMs ?? 0) }
-            return (c.model.medianMs! - sum) / Double(max(c.layers.count, 1))
-        }.sorted()
-        predictor.overheadPerKernelMs = perKernel[perKernel.count / 2]
+            let m = c.model.medianMs!
+            rows.append([sum / m, Double(c.layers.count) / m])
+            targets.append(1)
+        }
+        let (alpha, beta) = leastSquares2(rows, targets)
+        predictor.sumScale = alpha > 0.5 && alpha < 2 ? alpha : 1
+        predictor.overheadPerKernelMs = alpha > 0.5 && alpha < 2 ? beta : 0
         predictor.overheadConstantMs = 0
         for t in predictor.threads {
             let mine = configurations.filter { $0.model.threads == t && $0.model.flops != nil }
@@ -166,6 +174,15 @@ public struct LatencyPredictor: Codable, Sendable {
             predictor.baselines.append(LinearBaseline(threads: t, msPerGFLOP: slope, interceptMs: intercept))
         }
         return predictor
+    }
+
+    /// Least squares for y ≈ a·x₀ + b·x₁ (normal equations); (1, 0) when singular.
+    static func leastSquares2(_ x: [[Double]], _ y: [Double]) -> (Double, Double) {
+        var s00 = 0.0, s01 = 0.0, s11 = 0.0, t0 = 0.0, t1 = 0.0
+        for (r, v) in zip(x, y) { s00 += r[0] * r[0]; s01 += r[0] * r[1]; s11 += r[1] * r[1]; t0 += r[0] * v; t1 += r[1] * v }
+        let det = s00 * s11 - s01 * s01
+        guard abs(det) > 1e-18 * max(1, s00 * s11) else { return (1, 0) }
+        return ((t0 * s11 - t1 * s01) / det, (s00 * t1 - s01 * t0) / det)
     }
 
     /// y ≈ a·x + b; a constant fit when x does not vary.
@@ -182,6 +199,7 @@ public struct LatencyPredictor: Codable, Sendable {
     /// Predicted time of each kernel, in milliseconds.
     public func kernelMilliseconds(_ kernels: [KernelInfo], threads: Int, threadsForTrees: Int = 1) throws -> [Double] {
         var result = [Double](repeating: 0, count: kernels.count)
+        let context = KernelFeatures.Context(kernels)
         var byFamily: [KernelFamily: [Int]] = [:]
         for (i, k) in kernels.enumerated() { byFamily[KernelFamily(k), default: []].append(i) }
         for (family, indices) in byFamily {
@@ -194,7 +212,9 @@ public struct LatencyPredictor: Codable, Sendable {
             }
             var logCosts = [Double](repeating: model.medianLogCost, count: indices.count)
             if let trees = model.trees {
-                let features = indices.map { KernelFeatures.vector(kernels[$0], threads: threads, implementations: model.implementations) }
+                let features = indices.map {
+                    KernelFeatures.vector(kernels[$0], threads: threads, implementations: model.implementations, context: context)
+                }
                 logCosts = try BoostedTrees(model: trees, featureCount: model.featureCount)
                     .predict(features, threads: threadsForTrees).map(Double.init)
             }
@@ -206,7 +226,7 @@ public struct LatencyPredictor: Codable, Sendable {
     /// Predicted latency of a network from its compiled kernels.
     public func milliseconds(_ kernels: [KernelInfo], threads: Int) throws -> Double {
         let sum = try kernelMilliseconds(kernels, threads: threads).reduce(0, +)
-        return max(sum + overheadPerKernelMs * Double(kernels.count) + overheadConstantMs, sum * 0.5)
+        return max(sumScale * sum + overheadPerKernelMs * Double(kernels.count) + overheadConstantMs, sum * 0.5)
     }
 
     /// The FLOPs-only baseline's latency for a network of `flops` at `threads` (the nearest

@@ -35,6 +35,21 @@ public struct PredictorEvaluation: Codable, Sendable {
         }
     }
 
+    /// One held-out kernel: its measured and predicted time.
+    public struct KernelPrediction: Codable, Sendable {
+        public var model: String
+        public var batch: Int
+        public var threads: Int
+        public var kernel: String
+        public var kernelFamily: String
+        public var measuredMs: Double
+        public var predictedMs: Double
+
+        enum CodingKeys: String, CodingKey {
+            case model, batch, threads, kernel, kernelFamily = "kernel_family", measuredMs = "measured_ms", predictedMs = "predicted_ms"
+        }
+    }
+
     public struct Metrics: Codable, Sendable, Equatable {
         public var method: String
         /// `all`, or the held-out family / amount / thread count the row is restricted to.
@@ -94,6 +109,9 @@ public struct PredictorEvaluation: Codable, Sendable {
     public var configurations: Int
     public var predictions: [Prediction]
     public var metrics: [Metrics]
+    /// Every held-out kernel's prediction, and kernel-level metrics per kernel family
+    /// (`method` = `kernels`, `subset` = the family).
+    public var kernels: [KernelPrediction] = []
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -135,11 +153,19 @@ public struct PredictorEvaluation: Codable, Sendable {
             throw Failure(description: "the \(split.rawValue) split needs at least two groups; the profile has \(labels.count)")
         }
         var predictions: [Prediction] = []
+        var kernelPredictions: [KernelPrediction] = []
         for (i, label) in labels.enumerated() {
             let test = configurations.filter { assignment[$0.model.model] == label }
             let train = configurations.filter { assignment[$0.model.model] != label }
             let predictor = try LatencyPredictor.fit(train, parameters: parameters, threads: threads)
             for c in test {
+                let perKernel = try predictor.kernelMilliseconds(c.kernels, threads: c.model.threads)
+                for (layer, p) in zip(c.layers, perKernel) {
+                    guard let k = layer.kernel, let ms = layer.layerMedianMs else { continue }
+                    kernelPredictions.append(KernelPrediction(model: c.model.model, batch: c.model.batch, threads: c.model.threads,
+                                                              kernel: k.name, kernelFamily: KernelFamily(k).rawValue,
+                                                              measuredMs: ms, predictedMs: p))
+                }
                 let predicted = try predictor.milliseconds(c.kernels, threads: c.model.threads)
                 let baseline = predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0
                 predictions.append(Prediction(model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch,
@@ -148,7 +174,13 @@ public struct PredictorEvaluation: Codable, Sendable {
             }
             progress?(i + 1, labels.count)
         }
-        return summarize(predictions, split: split, labels: labels, networks: networks.count, configurations: configurations.count)
+        var result = summarize(predictions, split: split, labels: labels, networks: networks.count, configurations: configurations.count)
+        result.kernels = kernelPredictions
+        for family in Array(Set(kernelPredictions.map(\.kernelFamily))).sorted() {
+            let mine = kernelPredictions.filter { $0.kernelFamily == family && $0.measuredMs > 0 }
+            result.metrics.append(Metrics(method: "kernels", subset: family, measured: mine.map(\.measuredMs), predicted: mine.map(\.predictedMs)))
+        }
+        return result
     }
 
     /// The metrics of a set of predictions: overall, per held-out group (except for the random
@@ -166,7 +198,7 @@ public struct PredictorEvaluation: Codable, Sendable {
         for t in Array(Set(predictions.map(\.threads))).sorted() { add("threads \(t)", predictions.filter { $0.threads == t }) }
         for b in Array(Set(predictions.map(\.batch))).sorted() { add("batch \(b)", predictions.filter { $0.batch == b }) }
         return PredictorEvaluation(split: split, folds: labels.count, networks: networks,
-                                   configurations: configurations.count, predictions: predictions, metrics: metrics)
+                                   configurations: configurations, predictions: predictions, metrics: metrics)
     }
 
     /// Fits on `train` and predicts every configuration of `test`.

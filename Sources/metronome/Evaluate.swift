@@ -23,6 +23,7 @@ struct Evaluate: ParsableCommand {
             """)
 
     @OptionGroup var inputs: ProfileInputs
+    @OptionGroup var trees: TreeOptions
     @Option(help: "random, family or amount (test with --test).") var split: PredictorEvaluation.Split = .random
     @Option(help: "A profile to test on after fitting on all of PROFILES (implies --split test).") var test: String?
     @Option(help: "Folds of the random split.") var folds = 5
@@ -36,7 +37,7 @@ struct Evaluate: ParsableCommand {
         if split == .test && test == nil { throw ValidationError("--split test needs --test FILE") }
         if let test, !FileManager.default.fileExists(atPath: test) { throw ValidationError("\(test) does not exist") }
         if !force {
-            for name in ["predictions.csv", "metrics.csv", "scatter.svg"] {
+            for name in ["predictions.csv", "metrics.csv", "scatter.svg", "kernels.csv"] {
                 let path = (out as NSString).appendingPathComponent(name)
                 if FileManager.default.fileExists(atPath: path) {
                     throw ValidationError("\(path) already exists; choose another --out or pass --force")
@@ -58,10 +59,10 @@ struct Evaluate: ParsableCommand {
                 if machines.count > 1 && !inputs.mixMachines {
                     throw ValidationError("\(test) comes from another machine than the training profiles; pass --mix-machines to test across machines")
                 }
-                evaluation = try PredictorEvaluation.holdout(train: configurations, test: testConfigurations,
+                evaluation = try PredictorEvaluation.holdout(train: configurations, test: testConfigurations, parameters: trees.parameters,
                                                              threads: ProcessInfo.processInfo.activeProcessorCount)
             } else {
-                evaluation = try PredictorEvaluation.run(configurations, split: split, folds: folds, seed: seed,
+                evaluation = try PredictorEvaluation.run(configurations, split: split, folds: folds, seed: seed, parameters: trees.parameters,
                                                      threads: ProcessInfo.processInfo.activeProcessorCount) { done, total in
                 if bar == nil { bar = ProgressBar(total: total) }
                 bar?.advance("fold \(done) of \(total)")
@@ -89,7 +90,12 @@ struct Evaluate: ParsableCommand {
                 ScatterPlot.Point(measured: $0.measuredMs, predicted: $0.baselineMs, group: $0.family, label: "\($0.model) b\($0.batch) t\($0.threads)")
             }),
         ])
-        for (name, text) in [("predictions.csv", predictions), ("metrics.csv", metrics), ("scatter.svg", svg)] {
+        var kernels = CSV.line(["model", "batch", "threads", "kernel", "kernel_family", "measured_ms", "predicted_ms"])
+        for k in evaluation.kernels {
+            kernels += CSV.line([k.model, String(k.batch), String(k.threads), k.kernel, k.kernelFamily,
+                                 String(format: "%.6f", k.measuredMs), String(format: "%.6f", k.predictedMs)])
+        }
+        for (name, text) in [("predictions.csv", predictions), ("metrics.csv", metrics), ("scatter.svg", svg), ("kernels.csv", kernels)] {
             let path = (out as NSString).appendingPathComponent(name)
             do { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) } catch {
                 throw ValidationError("cannot write \(path): \(error.localizedDescription)")
@@ -103,7 +109,7 @@ struct Evaluate: ParsableCommand {
         }
         print("\(evaluation.split.rawValue) split: \(evaluation.folds) folds over \(evaluation.networks) networks, \(evaluation.configurations) configurations")
         print(Self.render(evaluation.metrics))
-        print("wrote \(out)/predictions.csv, metrics.csv, scatter.svg")
+        print("wrote \(out)/predictions.csv, metrics.csv, kernels.csv, scatter.svg")
     }
 
     static func render(_ metrics: [PredictorEvaluation.Metrics]) -> String {

@@ -22,6 +22,7 @@ struct Fit: ParsableCommand {
             """)
 
     @OptionGroup var inputs: ProfileInputs
+    @OptionGroup var trees: TreeOptions
     @Option(help: "The predictor JSON to write (default: predictor.json in the cache directory, where `predict` looks).")
     var out: String?
     @Option(help: "Folds of the cross-validation stored with the predictor (0 skips it).") var folds = 5
@@ -40,11 +41,11 @@ struct Fit: ParsableCommand {
     func run() throws {
         let configurations = try inputs.configurations()
         let threads = ProcessInfo.processInfo.activeProcessorCount
-        var predictor = try LatencyPredictor.fit(configurations, threads: threads)
+        var predictor = try LatencyPredictor.fit(configurations, parameters: trees.parameters, threads: threads)
         let networks = Set(configurations.map(\.model.model)).count
         if folds > 0 && networks >= folds {
             var bar: ProgressBar?
-            let evaluation = try PredictorEvaluation.run(configurations, split: .random, folds: folds, threads: threads) { done, total in
+            let evaluation = try PredictorEvaluation.run(configurations, split: .random, folds: folds, parameters: trees.parameters, threads: threads) { done, total in
                 if bar == nil { bar = ProgressBar(total: total) }
                 bar?.advance("cross-validation fold \(done) of \(total)")
             }

@@ -36,3 +36,24 @@ struct ProfileInputs: ParsableArguments {
         return configurations
     }
 }
+
+/// The tree ensembles' settings, for `fit` and `evaluate`.
+struct TreeOptions: ParsableArguments {
+    @Option(help: "Boosting rounds per kernel family.") var rounds = BoostedTrees.Parameters().rounds
+    @Option(help: "Maximum tree depth.") var depth = BoostedTrees.Parameters().maxDepth
+    @Option(help: "Learning rate (eta).") var learningRate = BoostedTrees.Parameters().learningRate
+
+    func validate() throws {
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard (1...16).contains(depth) else { throw ValidationError("--depth must be between 1 and 16") }
+        guard learningRate > 0 && learningRate <= 1 else { throw ValidationError("--learning-rate must be in (0, 1]") }
+    }
+
+    var parameters: BoostedTrees.Parameters {
+        var p = BoostedTrees.Parameters()
+        p.rounds = rounds
+        p.maxDepth = depth
+        p.learningRate = learningRate
+        return p
+    }
+}
