@@ -49,10 +49,10 @@ public enum KernelFamily: String, Codable, CaseIterable, Sendable {
 /// work (FLOPs, bytes moved) and the thread count.
 public enum KernelFeatures {
     public static let names = [
-        "threads", "log_batch", "log_cin", "log_hin", "log_win", "log_cout", "log_hout", "log_wout",
+        "threads", "log_cin", "log_hin", "log_win", "log_cout", "log_hout", "log_wout",
         "kh", "kw", "sh", "sw", "dilation", "log_groups", "log_cin_per_group", "log_cout_per_group",
         "log_flops", "log_bytes", "intensity", "log_weights", "post_ops", "has_sum", "src_block", "dst_block",
-        "implementation", "log_network_weight_bytes", "log_network_bytes",
+        "implementation", "log_network_weight_bytes",
         "cin", "cout", "cin_block_fill", "cout_block_fill",
     ]
 
@@ -115,7 +115,10 @@ public enum KernelFeatures {
             Float(Int(layout.filter(\.isNumber)) ?? 0)
         }
         return [
-            Float(threads), lg(dim(k.srcShape, 0)), lg(dim(k.srcShape, 1)), lg(hin), lg(win),
+            // No batch feature: the batch enters through the work (FLOPs, bytes), which is
+            // continuous, so batch sizes between or beyond the profiled ones are not put on
+            // one side of a split learned between two of them.
+            Float(threads), lg(dim(k.srcShape, 1)), lg(hin), lg(win),
             lg(dim(k.dstShape, 1)), lg(hout), lg(wout),
             Float(k.kernelShape.first ?? 0), Float(k.kernelShape.last ?? 0),
             Float(k.strides.first ?? 0), Float(k.strides.last ?? 0), Float(k.dilations.first ?? 1),
@@ -124,7 +127,7 @@ public enum KernelFeatures {
             lg(Double(k.weightsShape.reduce(1, *))), Float(k.postOps.count), k.postOps.contains("sum") ? 1 : 0,
             block(k.srcLayout), block(k.dstLayout),
             Float(implementations.firstIndex(of: k.implementation) ?? -1),
-            lg(context.weightBytes), lg(context.bytes),
+            lg(context.weightBytes),
             Float(dim(k.srcShape, 1)), Float(dim(k.dstShape, 1)), fill(dim(k.srcShape, 1) / g), fill(dim(k.dstShape, 1) / g),
         ]
     }

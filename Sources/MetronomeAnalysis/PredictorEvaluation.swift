@@ -159,13 +159,7 @@ public struct PredictorEvaluation: Codable, Sendable {
             let train = configurations.filter { assignment[$0.model.model] != label }
             let predictor = try LatencyPredictor.fit(train, parameters: parameters, threads: threads)
             for c in test {
-                let perKernel = try predictor.kernelMilliseconds(c.kernels, threads: c.model.threads)
-                for (layer, p) in zip(c.layers, perKernel) {
-                    guard let k = layer.kernel, let ms = layer.layerMedianMs else { continue }
-                    kernelPredictions.append(KernelPrediction(model: c.model.model, batch: c.model.batch, threads: c.model.threads,
-                                                              kernel: k.name, kernelFamily: KernelFamily(k).rawValue,
-                                                              measuredMs: ms, predictedMs: p))
-                }
+                kernelPredictions += try Self.kernelPredictions(c, predictor)
                 let predicted = try predictor.milliseconds(c.kernels, threads: c.model.threads)
                 let baseline = predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0
                 predictions.append(Prediction(model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch,
@@ -175,11 +169,7 @@ public struct PredictorEvaluation: Codable, Sendable {
             progress?(i + 1, labels.count)
         }
         var result = summarize(predictions, split: split, labels: labels, networks: networks.count, configurations: configurations.count)
-        result.kernels = kernelPredictions
-        for family in Array(Set(kernelPredictions.map(\.kernelFamily))).sorted() {
-            let mine = kernelPredictions.filter { $0.kernelFamily == family && $0.measuredMs > 0 }
-            result.metrics.append(Metrics(method: "kernels", subset: family, measured: mine.map(\.measuredMs), predicted: mine.map(\.predictedMs)))
-        }
+        result.addKernelMetrics(kernelPredictions)
         return result
     }
 
@@ -205,13 +195,36 @@ public struct PredictorEvaluation: Codable, Sendable {
     public static func holdout(train: [ProfiledConfiguration], test: [ProfiledConfiguration],
                                parameters: BoostedTrees.Parameters = BoostedTrees.Parameters(), threads: Int = 1) throws -> PredictorEvaluation {
         let predictor = try LatencyPredictor.fit(train, parameters: parameters, threads: threads)
-        let predictions = try test.map { c in
-            Prediction(model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch, threads: c.model.threads,
-                       fold: "test", measuredMs: c.model.medianMs!,
-                       predictedMs: try predictor.milliseconds(c.kernels, threads: c.model.threads),
-                       baselineMs: max(predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0, 1e-6))
+        var predictions: [Prediction] = [], kernels: [KernelPrediction] = []
+        for c in test {
+            kernels += try kernelPredictions(c, predictor)
+            predictions.append(Prediction(
+                model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch, threads: c.model.threads,
+                fold: "test", measuredMs: c.model.medianMs!, predictedMs: try predictor.milliseconds(c.kernels, threads: c.model.threads),
+                baselineMs: max(predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0, 1e-6)))
         }
-        return summarize(predictions, split: .test, labels: ["test"], networks: Set(test.map(\.model.model)).count,
-                         configurations: test.count)
+        var result = summarize(predictions, split: .test, labels: ["test"], networks: Set(test.map(\.model.model)).count,
+                               configurations: test.count)
+        result.addKernelMetrics(kernels)
+        return result
+    }
+
+    /// Each kernel of `c` with its measured and predicted time.
+    static func kernelPredictions(_ c: ProfiledConfiguration, _ predictor: LatencyPredictor) throws -> [KernelPrediction] {
+        let perKernel = try predictor.kernelMilliseconds(c.kernels, threads: c.model.threads)
+        return zip(c.layers, perKernel).compactMap { layer, p in
+            guard let k = layer.kernel, let ms = layer.layerMedianMs else { return nil }
+            return KernelPrediction(model: c.model.model, batch: c.model.batch, threads: c.model.threads, kernel: k.name,
+                                    kernelFamily: KernelFamily(k).rawValue, measuredMs: ms, predictedMs: p)
+        }
+    }
+
+    /// Keeps the kernel predictions and adds kernel-level metrics per kernel family.
+    mutating func addKernelMetrics(_ predictions: [KernelPrediction]) {
+        kernels = predictions
+        for family in Array(Set(predictions.map(\.kernelFamily))).sorted() {
+            let mine = predictions.filter { $0.kernelFamily == family && $0.measuredMs > 0 }
+            metrics.append(Metrics(method: "kernels", subset: family, measured: mine.map(\.measuredMs), predicted: mine.map(\.predictedMs)))
+        }
     }
 }

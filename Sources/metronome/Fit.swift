@@ -71,7 +71,8 @@ struct Fit: ParsableCommand {
         print("fitted on \(predictor.trainingConfigurations) configurations (\(networks) networks, \(predictor.trainingKernels) kernels), batch \(predictor.batches.map(String.init).joined(separator: ",")), threads \(predictor.threads.map(String.init).joined(separator: ","))")
         print("machine \(predictor.machine.fingerprint): \(predictor.machine.cpuModel), oneDNN \(predictor.machine.onednnVersion) \(predictor.machine.onednnISA)")
         print(table.render())
-        print(String(format: "dispatch overhead %.4f ms per kernel", predictor.overheadPerKernelMs))
+        print(String(format: "latency ≈ %.4f × Σ kernel predictions + %.5f ms per kernel (dispatch overhead)", predictor.sumScale,
+                     predictor.overheadPerKernelMs))
         if let v = predictor.validation {
             print(String(format: "cross-validated (%d folds): %.1f%% within ±10%%, MAPE %.1f%%, p99 relative error %.1f%%",
                          v.folds, v.within10 * 100, v.mape * 100, v.p99RelativeError * 100))
