@@ -60,10 +60,10 @@ struct Evaluate: ParsableCommand {
                     throw ValidationError("\(test) comes from another machine than the training profiles; pass --mix-machines to test across machines")
                 }
                 evaluation = try PredictorEvaluation.holdout(train: configurations, test: testConfigurations, parameters: trees.parameters,
-                                                             threads: ProcessInfo.processInfo.activeProcessorCount)
+                                                             threads: 1)
             } else {
                 evaluation = try PredictorEvaluation.run(configurations, split: split, folds: folds, seed: seed, parameters: trees.parameters,
-                                                     threads: ProcessInfo.processInfo.activeProcessorCount) { done, total in
+                                                     threads: 1) { done, total in
                 if bar == nil { bar = ProgressBar(total: total) }
                 bar?.advance("fold \(done) of \(total)")
             }
