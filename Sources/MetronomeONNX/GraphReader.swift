@@ -291,6 +291,9 @@ struct GraphReader {
         case "MaxPool":
             node = try dropUnusedOutputs(node, keeping: 1, what: "Indices output")
             try generic(node)
+        case "LayerNormalization":
+            node = try dropUnusedOutputs(node, keeping: 1, what: "Mean and InvStdDev (training) outputs")
+            try generic(node)
         case "Add", "Sub", "Mul", "Div", "Gemm":
             if opset < 7 { node = try legacyBroadcast(node) }
             try generic(node)
