@@ -93,18 +93,19 @@ extension Eltwise {
         case .tanh: return [(dnnl_eltwise_tanh, 0, 0)]
         case .hardSwish: return [(dnnl_eltwise_hardswish, 0, 0)]
         case .hardSigmoid(let a, let b): return [(dnnl_eltwise_linear, a, b), (dnnl_eltwise_clip, 0, 1)]
-        case .erf: return []
+        // No oneDNN algorithm computes Erf. oneDNN 2.6's log and soft_relu are approximations
+        // outside ONNX's conformance tolerances (log(1) = -1.4e-6 where 0 is expected,
+        // softplus(-10) 1.3 % low: test_log_example, test_mish_expanded), so Log and Softplus
+        // run the reference kernel too, and none of the three is fused.
+        case .erf, .log, .softplus: return []
         case .gelu(let approximate): return [(approximate ? dnnl_eltwise_gelu_tanh : dnnl_eltwise_gelu_erf, 0, 0)]
         case .sqrt: return [(dnnl_eltwise_sqrt, 0, 0)]
         case .exp: return [(dnnl_eltwise_exp, 0, 0)]
-        case .log: return [(dnnl_eltwise_log, 0, 0)]
         case .abs: return [(dnnl_eltwise_abs, 0, 0)]
         case .neg: return [(dnnl_eltwise_linear, -1, 0)]
         case .reciprocal: return [(dnnl_eltwise_pow, 1, -1)]
         case .elu(let a): return [(dnnl_eltwise_elu, a, 0)]
         case .selu(let a, let g): return [(dnnl_eltwise_elu, a, 0), (dnnl_eltwise_linear, g, 0)]
-        // oneDNN 2.6's soft_relu is log(1 + eˣ) and ignores alpha (3.x reads alpha).
-        case .softplus: return [(dnnl_eltwise_soft_relu, 0, 0)]
         case .mish: return [(dnnl_eltwise_mish, 0, 0)]
         case .pow(let p): return [(dnnl_eltwise_pow, 1, p)]
         }

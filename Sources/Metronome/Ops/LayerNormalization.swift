@@ -6,11 +6,13 @@
 struct LayerNormOperator: Operator {
     enum Kind: Hashable, Sendable { case layer, instance }
 
-    /// `axis` is non-negative once shapes are inferred.
+    /// `axis` is non-negative once shapes are inferred. `outputs`: Y, and for layer
+    /// normalization optionally its Mean and InvStdDev.
     struct Attributes: Hashable, Sendable {
         var kind: Kind
         var axis: Int
         var epsilon: Float
+        var outputs = 1
     }
 
     var onnxNames: [String] { ["LayerNormalization", "InstanceNormalization"] }
@@ -22,8 +24,9 @@ struct LayerNormOperator: Operator {
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         let eps = try p.float("epsilon", default: 1e-5)
-        guard n.outputs.count == 1 else {
-            throw p.fail("the Mean and InvStdDev outputs (training) are not supported; only Y is")
+        guard n.outputs.count == 1 || (n.opType == "LayerNormalization" && n.outputs.count <= 3),
+              n.outputs.allSatisfy({ !$0.isEmpty }) else {
+            throw p.fail("expects the outputs Y\(n.opType == "LayerNormalization" ? " (and Mean, InvStdDev)" : ""), none omitted; got \(n.outputs)")
         }
         if n.opType == "LayerNormalization" {
             try p.requireInputs(2...3)
@@ -31,7 +34,7 @@ struct LayerNormOperator: Operator {
             // them in double and oneDNN in float, both at least float32 as stash_type 1 asks.
             _ = try p.int("stash_type", default: 1)
             guard let scale = p.input(1) else { throw p.fail("the Scale input is missing") }
-            let a = Attributes(kind: .layer, axis: try p.int("axis", default: -1), epsilon: eps)
+            let a = Attributes(kind: .layer, axis: try p.int("axis", default: -1), epsilon: eps, outputs: n.outputs.count)
             return (.custom(CustomAttributes(a)), [n.inputs[0], scale] + (p.input(2).map { [$0] } ?? []))
         }
         try p.requireInputs(3...3)
@@ -61,7 +64,9 @@ struct LayerNormOperator: Operator {
                 throw c.fail("\(i == 0 ? "scale" : "B") has shape \(s) but must be [\(xs[1])]")
             }
         }
-        return (.custom(CustomAttributes(a)), [xs])
+        // Mean and InvStdDev keep the leading axes and have 1 for the normalized ones.
+        let stats = Array(xs[..<a.axis]) + Array(repeating: 1, count: xs.count - a.axis)
+        return (.custom(CustomAttributes(a)), [xs] + Array(repeating: stats, count: a.outputs - 1))
     }
 
     func reference(_ step: Step, _ x: [UnsafePointer<Float>], _ xs: [[Int]],
@@ -70,7 +75,8 @@ struct LayerNormOperator: Operator {
         switch a.kind {
         case .layer:
             ReferenceKernels.layerNorm(x[0], xs[0], axis: a.axis, epsilon: a.epsilon, scale: (x[1], xs[1]),
-                                       bias: x.count > 2 ? (x[2], xs[2]) : nil, out: y[0])
+                                       bias: x.count > 2 ? (x[2], xs[2]) : nil, out: y[0],
+                                       mean: y.count > 1 ? y[1] : nil, invStdDev: y.count > 2 ? y[2] : nil)
         case .instance:
             ReferenceKernels.instanceNorm(x[0], xs[0], scale: x[1], bias: x[2], epsilon: a.epsilon, out: y[0])
         }
@@ -78,7 +84,7 @@ struct LayerNormOperator: Operator {
 
     /// Layer normalization with constant scale and bias, expanded to one normalized row.
     func lowerToOneDNN(_ step: Step, into b: inout PlanBuilder) throws -> Bool {
-        guard let a = attributes(step.op), a.kind == .layer, step.postOps.isEmpty,
+        guard let a = attributes(step.op), a.kind == .layer, step.postOps.isEmpty, step.outputs.count == 1,
               let scale = b.program.constants[step.inputs[1]] else { return false }
         let row = Array(b.program.shape(step.inputs[0])[a.axis...])
         func expanded(_ t: Tensor) -> [Float] {

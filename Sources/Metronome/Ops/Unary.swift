@@ -1,7 +1,8 @@
 /// The one-input element-wise math operators real exports use besides the activations:
 /// `Erf`, `Gelu` (opset 20), `Sqrt`, `Exp`, `Log`, `Abs`, `Neg`, `Reciprocal`, `Elu`,
 /// `Selu`, `Softplus`, `Mish`. Each becomes an ``Eltwise`` function: a oneDNN eltwise
-/// primitive where oneDNN 2.6 has the algorithm (all but Erf), and a post-op fused onto the
+/// primitive where oneDNN 2.6 has an algorithm accurate to ONNX's tolerances (all but Erf,
+/// Log and Softplus, see ``Eltwise/oneDNNAlgorithms``), and a post-op fused onto the
 /// convolution, Gemm or binary step before it on the same condition.
 struct UnaryOperator: Operator {
     var onnxNames: [String] {
@@ -57,13 +58,13 @@ struct UnaryOperator: Operator {
         ReferenceKernels.eltwise(f, x[0], count: xs[0].reduce(1, *), out: y[0])
     }
 
-    /// A oneDNN eltwise primitive; Erf (no oneDNN algorithm) runs the reference kernel.
+    /// A oneDNN eltwise primitive; Erf, Log and Softplus run the reference kernel.
     func lowerToOneDNN(_ step: Step, into b: inout PlanBuilder) throws -> Bool {
         guard case .eltwise(let f) = step.op, step.postOps.isEmpty else { return false }
         return try b.eltwise(step, f)
     }
 
-    /// Every function oneDNN computes can be a post-op; Erf cannot.
+    /// Every function oneDNN computes can be a post-op; Erf, Log and Softplus cannot.
     func fusedActivation(_ step: Step, in program: Program) -> Eltwise? {
         guard case .eltwise(let f) = step.op, !f.oneDNNAlgorithms.isEmpty else { return nil }
         return f

@@ -87,9 +87,11 @@ extension ReferenceKernels {
 
     /// Normalizes each row of `inner` elements (the axes from the normalization axis on) to
     /// zero mean and unit variance, then scales and shifts by `scale` and `bias`
-    /// broadcast to the row's shape.
+    /// broadcast to the row's shape. `mean` and `invStdDev`, when given, receive each row's
+    /// statistics (ONNX's optional outputs).
     public static func layerNorm(_ x: In, _ xs: [Int], axis: Int, epsilon: Float,
-                                 scale: (In, [Int]), bias: (In, [Int])?, out y: Out) {
+                                 scale: (In, [Int]), bias: (In, [Int])?, out y: Out,
+                                 mean meanOut: Out? = nil, invStdDev invOut: Out? = nil) {
         let rowShape = Array(xs[axis...])
         let inner = rowShape.reduce(1, *), outer = xs[..<axis].reduce(1, *)
         guard inner > 0 else { return }
@@ -112,6 +114,8 @@ extension ReferenceKernels {
             for i in 0..<inner { let d = Double(src[i]) - mean; variance += d * d }
             variance /= Double(inner)
             let inv = 1 / (variance + Double(epsilon)).squareRoot()
+            meanOut?[r] = Float(mean)
+            invOut?[r] = Float(inv)
             for i in 0..<inner { dst[i] = Float((Double(src[i]) - mean) * inv) * gamma[i] + beta[i] }
         }
     }
