@@ -28,6 +28,7 @@ from onnx import numpy_helper
 PARAMETER_INPUTS = {
     "Reshape": {1}, "Slice": {1, 2, 3, 4}, "Split": {1}, "Pad": {1, 2, 3}, "Clip": {1, 2},
     "Squeeze": {1}, "Unsqueeze": {1}, "Dropout": {1, 2}, "ConstantOfShape": {0},
+    "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceSum": {1}, "ReduceL2": {1},
 }
 
 

@@ -54,6 +54,21 @@ extension GraphReader {
         return node
     }
 
+    /// PRelu before opset 7 applies a one-dimensional slope of C values per channel (axis 1)
+    /// rather than broadcasting it against the last axis: the constant slope is reshaped to
+    /// `[C, 1, …]`.
+    mutating func legacyPRelu(_ node: Node) throws -> Node {
+        var node = node
+        guard let x = input(node, 0), let s = input(node, 1), let t = graph.initializers[s],
+              t.rank == 1, t.count > 1 else { return node }
+        let shape = try symbolicShape(x, for: node)
+        guard shape.count >= 2 else { return node }
+        let renamed = freshName(s)
+        graph.initializers[renamed] = try Tensor(shape: [t.count] + Array(repeating: 1, count: shape.count - 2),
+                                                 scalars: t.scalars)
+        node.inputs[1] = renamed
+        return node
+    }
 
     /// Softmax before opset 13 flattens the input to 2-D at `axis` (default 1).
     mutating func legacySoftmax(_ node: Node) throws {

@@ -291,6 +291,14 @@ struct GraphReader {
         case "MaxPool":
             node = try dropUnusedOutputs(node, keeping: 1, what: "Indices output")
             try generic(node)
+        case "PRelu" where opset < 7:
+            try generic(try legacyPRelu(node))
+        case "LayerNormalization":
+            // Mean and InvStdDev are computed when something reads them; unread ones are dropped.
+            while node.outputs.count > 1, let last = node.outputs.last, last.isEmpty || !consumed.contains(last) {
+                node.outputs.removeLast()
+            }
+            try generic(node)
         case "Add", "Sub", "Mul", "Div", "Gemm":
             if opset < 7 { node = try legacyBroadcast(node) }
             try generic(node)

@@ -146,16 +146,16 @@ final class ImportExportTests: XCTestCase {
         var m = ModelMaker()
         m.input("x", [1, 4])
         m.node("Relu", ["x"], ["r"])
-        m.node("Elu", ["r"], ["y"], name: "my_elu")
+        m.node("Celu", ["r"], ["y"], name: "my_celu")
         m.output("y")
         XCTAssertThrowsError(try ONNXImporter.parse(try m.data())) { error in
             guard case MetronomeError.unsupportedOperator(let node, let op, let supported) = error else {
                 return XCTFail("unexpected error \(error)")
             }
-            XCTAssertEqual(node, "my_elu")
-            XCTAssertEqual(op, "Elu")
+            XCTAssertEqual(node, "my_celu")
+            XCTAssertEqual(op, "Celu")
             XCTAssertTrue(supported.contains("Conv") && supported.contains("Reshape"))
-            XCTAssertTrue("\(error)".contains("unsupported operator 'Elu'"))
+            XCTAssertTrue("\(error)".contains("unsupported operator 'Celu'"))
         }
     }
 

@@ -82,6 +82,11 @@ enum DNNL {
             for op in ops {
                 switch op {
                 case .eltwise(let f):
+                    // The fusion pass only fuses functions oneDNN computes
+                    // (Operator.fusedActivation); anything else would be silently dropped.
+                    guard !f.oneDNNAlgorithms.isEmpty else {
+                        throw MetronomeError.backend("internal error: \(f.postOpName) has no oneDNN post-op")
+                    }
                     for (alg, a, b) in f.oneDNNAlgorithms {
                         try check(dnnl_post_ops_append_eltwise(po, 1, alg, a, b), "eltwise post-op")
                     }

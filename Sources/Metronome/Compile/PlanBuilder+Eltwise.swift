@@ -3,6 +3,8 @@ import CDNNL
 /// oneDNN eltwise primitives for stand-alone activations, in place when the input dies.
 extension PlanBuilder {
     mutating func eltwise(_ step: Step, _ f: Eltwise) throws -> Bool {
+        // A function oneDNN does not compute (Erf) runs the reference kernel.
+        guard !f.oneDNNAlgorithms.isEmpty else { return false }
         let x = try location[step.inputs[0]] ?? plainLocation(step.inputs[0])
         let out = step.outputs[0]
         var current = x

@@ -51,6 +51,11 @@ struct ActivationOperator: Operator {
         (op, [inputs[0]])
     }
 
+    func fusedActivation(_ step: Step, in program: Program) -> Eltwise? {
+        guard case .eltwise(let f) = step.op else { return nil }
+        return f
+    }
+
     func reference(_ step: Step, _ x: [UnsafePointer<Float>], _ xs: [[Int]],
                    _ y: [UnsafeMutablePointer<Float>], _ ys: [[Int]]) throws {
         guard case .eltwise(let f) = step.op else { throw unexpected(step.op, step.name, step.opType) }

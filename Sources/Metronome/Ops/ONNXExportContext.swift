@@ -8,9 +8,14 @@ public struct ONNXExportContext: Sendable {
 
     /// Constants added by exported nodes, in the order they were added.
     public private(set) var constants: [(name: String, value: Constant)] = []
+    /// The graph's integer constants, for operators that move a constant input into an
+    /// attribute (a reduction's axes).
+    public let integerConstants: [String: [Int]]
     private var counter = 0
 
-    public init() {}
+    public init(integerConstants: [String: [Int]] = [:]) {
+        self.integerConstants = integerConstants
+    }
 
     /// A name no graph value has: `base` with a numbered `__export` suffix.
     public mutating func freshName(_ base: String) -> String {

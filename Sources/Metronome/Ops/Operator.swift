@@ -43,6 +43,11 @@ protocol Operator: Sendable {
     /// as a post-op.
     func acceptsFusedActivation(_ step: Step) -> Bool
 
+    /// The element-wise function this step computes, when it may be appended as a post-op
+    /// to the step producing its input: nil for operators that are not a one-input
+    /// element-wise function of the same shape, or whose function oneDNN post-ops lack.
+    func fusedActivation(_ step: Step, in program: Program) -> Eltwise?
+
     /// Whether a residual `Add` of the step's output may become a post-op of the step.
     func acceptsResidualAdd(_ step: Step) -> Bool
 
@@ -75,6 +80,7 @@ extension Operator {
     func lowerToOneDNN(_ step: Step, into builder: inout PlanBuilder) throws -> Bool { false }
     func acceptsFusedActivation(_ step: Step) -> Bool { false }
     func acceptsResidualAdd(_ step: Step) -> Bool { false }
+    func fusedActivation(_ step: Step, in program: Program) -> Eltwise? { nil }
     func absorbsBatchNorm(_ step: Step, in program: Program) -> Bool { false }
     func channelResize(_ step: Step, in program: Program) -> ChannelResize { ChannelResize() }
     func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node] { [node] }

@@ -18,6 +18,12 @@ enum OperatorRegistry {
         SoftmaxOperator(),
         PadOperator(),
         IdentityOperator(),
+        UnaryOperator(),
+        PowOperator(),
+        PReluOperator(),
+        VariadicOperator(),
+        ReduceOperator(),
+        LayerNormOperator(),
     ]
 
     static let byName: [String: any Operator] = {

@@ -145,15 +145,19 @@ extension Program {
     }
 
     /// Appends element-wise activations to the step producing their input when its operator
-    /// accepts them as post-ops (convolution, Gemm, binary).
+    /// accepts them as post-ops (convolution, Gemm, binary). The activation's own operator
+    /// says whether it is one (``Operator/fusedActivation(_:in:)``): Erf, for one, has no
+    /// oneDNN post-op and stays a step of its own.
     mutating func fuseActivations() {
         var removed = Set<Int>()
         var prod = producers()
         let cons = consumers()
         for (i, act) in steps.enumerated() {
-            guard case .eltwise(let f) = act.op, let pi = prod[act.inputs[0]],
+            guard let actOp = try? OperatorRegistry.of(act), let f = actOp.fusedActivation(act, in: self),
+                  act.postOps.isEmpty, let pi = prod[act.inputs[0]],
                   isPrivate(act.inputs[0], to: i, consumers: cons) else { continue }
-            guard let op = try? OperatorRegistry.of(steps[pi]), op.acceptsFusedActivation(steps[pi]) else { continue }
+            guard let op = try? OperatorRegistry.of(steps[pi]), op.acceptsFusedActivation(steps[pi]),
+                  !f.repeatsOneDNNAlgorithm(after: steps[pi].postOps) else { continue }
             steps[pi].postOps.append(.eltwise(f))
             steps[pi].outputs = act.outputs
             steps[pi].fusedNodes += [act.name] + act.fusedNodes
