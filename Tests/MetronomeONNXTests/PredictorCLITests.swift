@@ -172,8 +172,11 @@ final class PredictorCLITests: XCTestCase {
                                                  out + "/metrics.csv", out + "/predictions.csv"])
         let tables = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[[String: String]]])
         let metrics = tables[0], predictions = tables[1]
-        XCTAssertEqual(Set(metrics.map { $0["method"]! }), ["predictor", "flops_baseline"])
-        XCTAssertEqual(Set(metrics.map { $0["subset"]! }), ["all", "noscope-coral", "noscope-roundabout", "game-sot-timer3", "threads 1", "batch 1", "batch 2"])
+        XCTAssertEqual(Set(metrics.map { $0["method"]! }), ["predictor", "flops_baseline", "kernels"])
+        XCTAssertEqual(Set(metrics.filter { $0["method"] != "kernels" }.map { $0["subset"]! }),
+                       ["all", "noscope-coral", "noscope-roundabout", "game-sot-timer3", "threads 1", "batch 1", "batch 2"])
+        // Kernel-level rows: one per kernel family these networks compile to.
+        XCTAssertTrue(Set(metrics.filter { $0["method"] == "kernels" }.map { $0["subset"]! }).isSuperset(of: ["conv_dense", "inner_product"]))
         for m in metrics {
             for key in ["count", "within_5", "within_10", "mape", "rmspe", "spearman"] { XCTAssertNotNil(Double(m[key] ?? ""), key) }
         }
