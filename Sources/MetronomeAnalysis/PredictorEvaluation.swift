@@ -166,7 +166,7 @@ public struct PredictorEvaluation: Codable, Sendable {
         for t in Array(Set(predictions.map(\.threads))).sorted() { add("threads \(t)", predictions.filter { $0.threads == t }) }
         for b in Array(Set(predictions.map(\.batch))).sorted() { add("batch \(b)", predictions.filter { $0.batch == b }) }
         return PredictorEvaluation(split: split, folds: labels.count, networks: networks,
-                                   configurations: configurations.count, predictions: predictions, metrics: metrics)
+                                   configurations: configurations, predictions: predictions, metrics: metrics)
     }
 
     /// Fits on `train` and predicts every configuration of `test`.

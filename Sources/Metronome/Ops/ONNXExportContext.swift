@@ -10,7 +10,13 @@ public struct ONNXExportContext: Sendable {
     public private(set) var constants: [(name: String, value: Constant)] = []
     private var counter = 0
 
-    public init() {}
+    /// The graph's float initializers, for operators whose opset-17 form depends on a
+    /// constant's value (Upsample's scales decide Resize's `nearest_mode`).
+    public let initializers: [String: Tensor]
+
+    public init(initializers: [String: Tensor] = [:]) {
+        self.initializers = initializers
+    }
 
     /// A name no graph value has: `base` with a numbered `__export` suffix.
     public mutating func freshName(_ base: String) -> String {

@@ -18,6 +18,10 @@ enum OperatorRegistry {
         SoftmaxOperator(),
         PadOperator(),
         IdentityOperator(),
+        ConvTransposeOperator(),
+        ResizeOperator(),
+        ExpandTileOperator(),
+        SpaceDepthOperator(),
     ]
 
     static let byName: [String: any Operator] = {
