@@ -274,6 +274,7 @@ def conv_transpose():
     ct("same_lower", 5, 3, strides=[2, 2], auto_pad="SAME_LOWER")
     ct("output_shape", 5, 3, strides=[2, 2], output_shape=[10, 12])
     ct("output_shape_odd", 5, 3, strides=[2, 2], output_shape=[9, 13])
+    ct("output_shape_beyond_extent", 5, 3, strides=[2, 2], output_shape=[12, 14])
     ct("kernel_shape_attr", 5, 2, strides=[2, 2], kernel_shape=[2, 2])
     ct("valid_s3", 5, 3, strides=[3, 3], auto_pad="VALID")
     return m

@@ -70,7 +70,8 @@ struct ConvTransposeOperator: Operator {
 
     /// Output extent `s·(i − 1) + output_padding + (k − 1)·d + 1 − pads`; with `output_shape`
     /// or `SAME_*` the pads are whatever reaches the requested size (`SAME_*`: input × stride),
-    /// the odd one at the end for SAME_UPPER and at the start otherwise, as ONNX specifies.
+    /// the odd one at the end for SAME_UPPER and at the start otherwise, as ONNX specifies; a
+    /// requested size beyond the full extent becomes extra `output_padding`.
     func inferShapes(_ op: Op, inputs: [[Int]], _ c: ShapeContext) throws -> (Op, [[Int]]) {
         guard case .custom(let custom) = op, var a = custom.as(ConvTransposeAttributes.self) else {
             throw unexpected(op, c.node.name, c.node.opType)
@@ -89,13 +90,17 @@ struct ConvTransposeOperator: Operator {
             let strided: Int = a.strides[i] * (x[2 + i] - 1)
             return strided + a.outputPadding[i] + extent
         }
+        let outputPadding = a.outputPadding
         let target: [Int]? = a.outputShape ?? (a.autoPad.hasPrefix("SAME") ? [x[2] * a.strides[0], x[3] * a.strides[1]] : nil)
         if let target {
             var begin = [0, 0], end = [0, 0]
             for i in 0..<2 {
                 let total = full[i] - target[i]
-                guard total >= 0 else {
-                    throw c.fail("output size \(target[i]) is larger than the full transposed extent \(full[i])")
+                if total < 0 {
+                    // A larger output than the kernels reach: extra output padding at the end
+                    // (bias only), as ONNX Runtime and the ONNX reference compute it.
+                    a.outputPadding[i] += -total
+                    continue
                 }
                 begin[i] = a.autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
                 end[i] = total - begin[i]
@@ -103,7 +108,7 @@ struct ConvTransposeOperator: Operator {
             a.pads = begin + end
         }
         let out = try (0..<2).map { i -> Int in
-            let o = full[i] - a.pads[i] - a.pads[i + 2]
+            let o = full[i] + (a.outputPadding[i] - outputPadding[i]) - a.pads[i] - a.pads[i + 2]
             guard o > 0 else { throw c.fail("pads \(a.pads) leave no output for input \(x)") }
             return o
         }
