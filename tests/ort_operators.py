@@ -135,6 +135,27 @@ def resize_sizes(batch, opset):
     return m
 
 
+def resize_pytorch_sizes():
+    """torch F.interpolate(size=...) as exported: sizes = Concat(Shape(x)[:2], size), which
+    depends on the dynamic batch; and torchvision's segmentation heads, which resize the
+    logits to the input's own height and width (Shape(input)[2:])."""
+    m = Model("resize_pytorch_sizes_opset13", 13, [3, 8, 12])
+    nc = m.node("Slice", [m.node("Shape", ["input"]), m.ints([0]), m.ints([2])])
+    for label, hw, attrs in [("linear_16x24", [16, 24], dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel")),
+                             ("linear_5x7", [5, 7], dict(mode="linear", coordinate_transformation_mode="align_corners")),
+                             ("nearest_16x36", [16, 36], dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")),
+                             ("nearest_11x13", [11, 13], dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"))]:
+        sizes = m.node("Concat", [nc, m.ints(hw)], axis=0)
+        m.output(m.node("Resize", ["input", "", "", sizes], **attrs), "pytorch_size_" + label)
+    feat = m.conv(m.conv("input", 3, 8, 3, stride=2), 8, 4, 3, stride=2, relu=False)
+    head = m.node("Slice", [m.node("Shape", [feat]), m.ints([0]), m.ints([2])])
+    hw = m.node("Slice", [m.node("Shape", ["input"]), m.ints([2]), m.ints([4])])
+    sizes = m.node("Concat", [head, hw], axis=0)
+    y = m.node("Resize", [feat, "", "", sizes], mode="linear", coordinate_transformation_mode="pytorch_half_pixel")
+    m.output(y, "segmentation_to_input_size")
+    return m
+
+
 def resize_opset18():
     """Opset 18: `axes`, keep_aspect_ratio_policy, antialias=0 (not expressible in opset 17)."""
     m = Model("resize_opset18_axes", 18, [3, 5, 7], exportable=False)
@@ -362,7 +383,7 @@ def infer(metronome, model_path, xin, outputs, d, tag, backend="onednn"):
 
 def all_models():
     models = [resize_nearest(13), resize_nearest(19), resize_linear(13), resize_linear(11)]
-    models += [resize_sizes(1, 11), resize_sizes(2, 13), resize_opset18(), resize_opset19(), resize_opset11_tf_half_pixel()]
+    models += [resize_sizes(1, 11), resize_sizes(2, 13), resize_pytorch_sizes(), resize_opset18(), resize_opset19(), resize_opset11_tf_half_pixel()]
     models += legacy_resize()
     models += [expand_tile(), depth_space(), depth_space_opset11(), pad_slice(13), pad_slice(9), pad_wrap(), conv_transpose()]
     models += [segmentation_head(), fpn(), channel_shuffle()]

@@ -22,7 +22,7 @@ final class ONNXRuntimeOperatorTests: XCTestCase {
         XCTAssertGreaterThan(rows.count, 400, "variants compared")
         let models = Set(rows.compactMap { $0["model"] as? String })
         for name in ["resize_nearest_opset13", "resize_linear_opset13", "resize_sizes_opset11_b1", "upsample_opset9",
-                     "resize_opset10", "expand_tile_opset13", "depth_space_opset13", "pad_slice_opset13",
+                     "resize_opset10", "resize_pytorch_sizes_opset13", "expand_tile_opset13", "depth_space_opset13", "pad_slice_opset13",
                      "conv_transpose_opset13", "segmentation_head", "fpn_upsample_add", "channel_shuffle_decoder"] {
             XCTAssertTrue(models.contains(name), "model \(name) compared")
         }

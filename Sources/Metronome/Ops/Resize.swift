@@ -309,7 +309,25 @@ struct ResizeOperator: Operator {
         if let a = node.attributes.removeValue(forKey: "keep_aspect_ratio_policy"), a != .string("stretch") {
             throw fail("keep_aspect_ratio_policy \(a)")
         }
-        if node.attributes["axes"] != nil { throw fail("the axes attribute (opset 18) needs the input's rank") }
+        if let a = node.attributes.removeValue(forKey: "axes") {
+            // Sizes of a trailing run of axes (the importer's form of PyTorch's batch-dependent
+            // sizes): full sizes are the input's leading extents followed by them.
+            guard case .ints(let axes) = a, let m = axes.first, m < 0, axes == Array(m...(-1)),
+                  node.inputs.count > 3, !node.inputs[3].isEmpty else {
+                throw fail("the axes attribute (opset 18) needs the input's rank, except for sizes of the last axes")
+            }
+            let shape = context.freshName(node.name + "_shape"), head = context.freshName(node.name + "_head")
+            let full = context.freshName(node.name + "_full_sizes")
+            let starts = context.addInt64([0], base: node.name + "_starts"), ends = context.addInt64([m], base: node.name + "_ends")
+            var resize = node
+            resize.inputs[3] = full
+            if resize.inputs.count > 2 { resize.inputs[2] = "" }
+            return [
+                Node(name: shape, opType: "Shape", inputs: [node.inputs[0]], outputs: [shape]),
+                Node(name: head, opType: "Slice", inputs: [shape, starts, ends], outputs: [head]),
+                Node(name: full, opType: "Concat", inputs: [head, node.inputs[3]], outputs: [full], attributes: ["axis": .int(0)]),
+            ] + (try exportONNX(resize, &context))
+        }
         if let a = node.attributes["coordinate_transformation_mode"],
            a == .string("half_pixel_symmetric") || a == .string("tf_half_pixel_for_nn") {
             throw fail("coordinate_transformation_mode \(a)")
