@@ -10,7 +10,7 @@ extension GraphReader {
 
     /// PyTorch's `F.interpolate(x, size=...)` exports `sizes = Concat(Shape(x)[:2], size)`,
     /// whose first entry is the symbolic batch. The leading entries that are the input's own
-    /// extents keep those axes; the rest become a Resize of a trailing run of axes through
+    /// extents keep those axes (batch and channels); the rest become a Resize of a trailing run of axes through
     /// opset 18's `axes` (counted from the end, so the exporter can rebuild full sizes from
     /// the input's shape), and the batch stays dynamic.
     mutating func resizeWithBatchDependentSizes(_ node: Node) throws {
@@ -28,7 +28,16 @@ extension GraphReader {
         for i in 0..<(lastComputed + 1) where t.values[i] != shape[i] {
             throw fail(node, "sizes \(t.values) depend on the batch size other than by keeping the input's extent \(shape)")
         }
-        let tail = Array(t.values[(lastComputed + 1)...])
+        // Further leading entries equal to the input's extent are kept too (a resize by 1 is
+        // the identity in every coordinate mode), so that the channel count is not named and
+        // slimming can pass channels through; keep_aspect_ratio_policy scales every listed
+        // axis alike, so there the listed axes stay as they are.
+        var keep = lastComputed + 1
+        let policy = node.attributes["keep_aspect_ratio_policy"]
+        if policy == nil || policy == .string("stretch") {
+            while keep < t.values.count && t.values[keep] == shape[keep] { keep += 1 }
+        }
+        let tail = Array(t.values[keep...])
         guard !tail.isEmpty else {
             // Every axis keeps its extent: the sizes name the input's own shape.
             let name = freshName(node.name + "_scales")

@@ -44,6 +44,24 @@ final class ResizeSlimTests: XCTestCase {
         assertClose(try Support.reference(s, x), ort, "slimmed decoder, reference against ONNX Runtime")
     }
 
+    /// Sizes that list the channel axis name the channel count, so they pin it; sizes of the
+    /// trailing axes only (the importer's form of PyTorch's `size=` export) do not.
+    func testResizeSizesPinChannelsOnlyWhenTheyNameThem() throws {
+        for (axes, sizes, slimmed) in [(nil, [1, 16, 16, 16], 16), ([-2, -1], [16, 16], 8)] as [([Int]?, [Int], Int)] {
+            var b = GraphBuilder(name: "sizes", seed: 5)
+            let x = b.input("input", shape: [1, 3, 8, 8])
+            var y = b.relu(b.conv(x, in: 3, out: 16, kernel: 3, bias: true))
+            let s = b.integers(sizes)
+            y = b.node("Resize", [y, "", "", s], attributes: axes.map { ["axes": .ints($0)] } ?? [:])[0]
+            b.output(b.conv(y, in: 16, out: 4, kernel: 1))
+            let g = try slim(b.graph, width: 0.5)
+            let conv = try XCTUnwrap(g.nodes.first { $0.opType == "Conv" })
+            XCTAssertEqual(g.initializers[conv.inputs[1]]?.shape[0], slimmed, "sizes \(sizes) axes \(String(describing: axes))")
+            let input = Support.randomInput([1, 3, 8, 8], seed: 6)
+            assertClose(try Support.engine(g, input), try Support.reference(g, input))
+        }
+    }
+
     func testDepthToSpaceFixesTheChannelsFeedingIt() throws {
         let g = try decoder(depthToSpace: true)
         let s = try slim(g, width: 0.5)

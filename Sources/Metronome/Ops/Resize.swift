@@ -260,12 +260,17 @@ struct ResizeOperator: Operator {
         return OperatorCost(category: .elementwise, flops: (2 * corners - 1) * p.values[step.outputs[0]].count)
     }
 
-    /// Resizing spatial axes passes channels through; resizing the channel axis pins them.
+    /// Resizing spatial axes passes channels through; resizing the channel axis pins them,
+    /// and so do sizes that list the channel axis (its count is written in the constant).
     func channelBehaviour(_ step: Step, in p: Program) -> ChannelBehaviour {
+        let x = p.shape(step.inputs[0])
         guard case .custom(let custom) = step.op, let a = custom.as(ResizeAttributes.self),
               a.resolvedScales.count > 1, a.resolvedScales[1] == 1,
-              p.shape(step.inputs[0]).count > 1, a.outputShape[1] == p.shape(step.inputs[0])[1] else {
+              x.count > 1, a.outputShape[1] == x[1] else {
             return .pinned("resize '\(step.name)' along channels")
+        }
+        if a.sizes != nil, (a.axes ?? Array(0..<x.count)).contains(where: { ($0 < 0 ? $0 + x.count : $0) == 1 }) {
+            return .pinned("resize '\(step.name)' names its channel count in sizes")
         }
         return .passThrough
     }
