@@ -4,7 +4,7 @@ import Metronome
 /// Resize and ConvTranspose on small hand-computed cases, which kernel the compiler picks
 /// (oneDNN resampling or deconvolution only where they give ONNX's answer), and the compiled
 /// plans against the reference interpreter on blocked layouts. ONNX Runtime comparisons of
-/// every variant are in `ONNXRuntimeOperatorTests`.
+/// every variant are in `ONNXRuntimeResamplingTests`.
 final class ResamplingOperatorTests: XCTestCase {
     func graph(_ input: [Int], preConv: Bool = false,
                _ body: (inout GraphBuilder, String) throws -> String) rethrows -> Graph {

@@ -13,7 +13,7 @@ exportable models are also written by `metronome export` and run in ONNX Runtime
 in Metronome. The relative error is the largest absolute difference over the largest
 absolute reference value.
 
-Usage: ort_operators.py --metronome BIN --work DIR --report FILE.json [--only NAME ...]
+Usage: ort_resampling.py --metronome BIN --work DIR --report FILE.json [--only NAME ...]
 """
 import argparse, json, os, subprocess, sys
 

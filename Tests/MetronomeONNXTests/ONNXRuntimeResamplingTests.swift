@@ -5,16 +5,16 @@ import XCTest
 /// Resize/Upsample, Expand, Tile, DepthToSpace, SpaceToDepth, Pad reflect/edge/wrap,
 /// negative-step Slice and ConvTranspose in every attribute variant, and pattern graphs that
 /// use them (segmentation head, FPN, channel shuffle, ConvTranspose decoder), built with the
-/// onnx Python helper (tests/ort_operators.py): Metronome's oneDNN plan and its reference
+/// onnx Python helper (tests/ort_resampling.py): Metronome's oneDNN plan and its reference
 /// kernels against ONNX Runtime at batch 1 and 2, and the exported models in ONNX Runtime
 /// and back in Metronome.
-final class ONNXRuntimeOperatorTests: XCTestCase {
-    func testOperatorVariantsMatchONNXRuntime() throws {
+final class ONNXRuntimeResamplingTests: XCTestCase {
+    func testResamplingVariantsMatchONNXRuntime() throws {
         let bin = try Harness.metronome()
-        let work = try Harness.temporaryDirectory("ort-ops")
+        let work = try Harness.temporaryDirectory("ort-resampling")
         defer { try? FileManager.default.removeItem(at: work) }
         let report = work.appendingPathComponent("report.json")
-        let r = try Harness.runPython("ort_operators.py", ["--metronome", bin, "--work", work.appendingPathComponent("models").path,
+        let r = try Harness.runPython("ort_resampling.py", ["--metronome", bin, "--work", work.appendingPathComponent("models").path,
                                                            "--report", report.path])
         XCTAssertEqual(r.status, 0, "generator failed: \(r.stderr.suffix(3000))")
         print(r.stdout)
