@@ -10,8 +10,9 @@ case's expected outputs at the case's tolerances (ONNX's defaults: rtol 1e-3, at
 
 One rewrite is applied: graph inputs in *parameter* positions (Reshape's shape, Slice's
 bounds, Split's sizes, Pad's pads and value, Clip's bounds, Squeeze/Unsqueeze axes,
-Dropout's ratio/mode) become initializers holding the case's data, because Metronome takes
-those as constants. Data inputs are never rewritten.
+Dropout's ratio/mode, Resize's roi/scales/sizes, Upsample's scales, Expand's shape, Tile's
+repeats) become initializers holding the case's data, because Metronome takes those as
+constants. Data inputs are never rewritten.
 
 For each operator Metronome does not support, one case is run as well, and must fail with
 a clear "unsupported operator" error naming it.
@@ -29,6 +30,7 @@ PARAMETER_INPUTS = {
     "Reshape": {1}, "Slice": {1, 2, 3, 4}, "Split": {1}, "Pad": {1, 2, 3}, "Clip": {1, 2},
     "Squeeze": {1}, "Unsqueeze": {1}, "Dropout": {1, 2}, "ConstantOfShape": {0},
     "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceSum": {1}, "ReduceL2": {1},
+    "Resize": {1, 2, 3}, "Upsample": {1}, "Expand": {1}, "Tile": {1},
 }
 
 

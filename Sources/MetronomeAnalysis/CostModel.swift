@@ -183,9 +183,13 @@ public struct CostReport: Sendable, Equatable, Codable {
 /// - Add/Sub/Mul/Div: 1 per output element.
 /// - MaxPool: KH·KW − 1 comparisons per output element; AveragePool: KH·KW (adds and one
 ///   divide); GlobalAveragePool: H·W per output element.
+/// - ConvTranspose: MACs = N·C·H·W·(M/group)·KH·KW over its input (those of the convolution
+///   it is the adjoint of), FLOPs as for Conv.
 /// - Softmax: 5 per element (max, subtract, exp, sum, divide).
-/// - Concat, Split, Slice, Flatten, Reshape, Transpose, Pad, Identity/Dropout: 0 FLOPs, but
-///   their bytes count.
+/// - Linear Resize/Upsample: 2^k multiplies and 2^k − 1 adds per output element for k resized
+///   axes.
+/// - Concat, Split, Slice, Flatten, Reshape, Transpose, Pad, Identity/Dropout, Expand, Tile,
+///   DepthToSpace, SpaceToDepth, nearest Resize/Upsample: 0 FLOPs, but their bytes count.
 /// - Byte model: each layer reads its computed inputs and its constant tensors once and writes
 ///   its outputs once, at `elementSize` bytes per element; no fusion, no caching.
 ///

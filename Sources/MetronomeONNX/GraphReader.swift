@@ -304,6 +304,8 @@ struct GraphReader {
             try generic(node)
         case "Pad" where input(node, 3) != nil:
             try padWithAxes(node)
+        case "Resize" where hasBatchDependentSizes(node):
+            try resizeWithBatchDependentSizes(node)
         default:
             guard Program.supportedOperators.contains(op) else { throw unsupported(node) }
             try generic(node)

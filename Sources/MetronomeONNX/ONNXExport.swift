@@ -35,7 +35,7 @@ public enum ONNXExporter {
     static func graphProto(_ graph: Graph) throws -> Onnx_GraphProto {
         var g = Onnx_GraphProto()
         g.name = graph.name
-        var context = ONNXExportContext(integerConstants: graph.integerConstants)
+        var context = ONNXExportContext(integerConstants: graph.integerConstants, initializers: graph.initializers)
         for node in graph.nodes {
             g.node.append(contentsOf: try node.exportedToONNX(&context).map {
                 nodeProto($0.name, $0.opType, $0.inputs, $0.outputs, $0.attributes)

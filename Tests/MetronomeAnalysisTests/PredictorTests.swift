@@ -117,7 +117,9 @@ final class PredictorTests: XCTestCase {
 
     func testEvaluationSplitsProduceEveryMetric() throws {
         let configurations = Self.configurations(networks: 15, seed: 11)
-        for split in PredictorEvaluation.Split.allCases where split != .test {  // .test needs holdout(train:test:)
+        // The test split needs a second profile (holdout(train:test:)); run refuses it.
+        XCTAssertThrowsError(try PredictorEvaluation.run(configurations, split: .test, folds: 3))
+        for split in PredictorEvaluation.Split.allCases where split != .test {
             let e = try PredictorEvaluation.run(configurations, split: split, folds: 3)
             XCTAssertEqual(e.predictions.count, configurations.count, "\(split)")
             let all = e.metrics.filter { $0.subset == "all" }

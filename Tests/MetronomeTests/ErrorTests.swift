@@ -67,9 +67,21 @@ final class ErrorTests: XCTestCase {
                       initializers: ["w": Tensor(shape: [4, 3, 3, 3])])
         assertError(try Program(lowering: h), mentions: ["conv_bad_group", "group"])
         // Unsupported attribute values.
-        let p = graph([Node(name: "reflect_pad", opType: "Pad", inputs: ["x", "p"], outputs: ["y"],
-                            attributes: ["mode": .string("reflect")])], integers: ["p": [0, 0, 1, 1, 0, 0, 1, 1]])
-        assertError(try Program(lowering: p), mentions: ["reflect_pad", "reflect"])
+        let p = graph([Node(name: "mirror_pad", opType: "Pad", inputs: ["x", "p"], outputs: ["y"],
+                            attributes: ["mode": .string("mirror")])], integers: ["p": [0, 0, 1, 1, 0, 0, 1, 1]])
+        assertError(try Program(lowering: p), mentions: ["mirror_pad", "mirror"])
+        let cubic = graph([Node(name: "up_cubic", opType: "Resize", inputs: ["x", "", "s"], outputs: ["y"],
+                                attributes: ["mode": .string("cubic")])],
+                          initializers: ["s": try! Tensor(shape: [4], scalars: [1, 1, 2, 2])])
+        assertError(try Program(lowering: cubic), mentions: ["up_cubic", "cubic"])
+        let crop = graph([Node(name: "crop", opType: "Resize", inputs: ["x", "", "s"], outputs: ["y"],
+                               attributes: ["coordinate_transformation_mode": .string("tf_crop_and_resize")])],
+                         initializers: ["s": try! Tensor(shape: [4], scalars: [1, 1, 2, 2])])
+        assertError(try Program(lowering: crop), mentions: ["crop", "tf_crop_and_resize"])
+        let corners = graph([Node(name: "corners", opType: "Resize", inputs: ["x", "", "s"], outputs: ["y"],
+                                  attributes: ["coordinate_transformation_mode": .string("align_corners")])],
+                            initializers: ["s": try! Tensor(shape: [4], scalars: [1, 1, 1.3, 1.3])])
+        assertError(try Program(lowering: corners), mentions: ["corners", "align_corners", "sizes"])
         let a = graph([Node(name: "auto", opType: "MaxPool", inputs: ["x"], outputs: ["y"],
                             attributes: ["kernel_shape": .ints([2, 2]), "auto_pad": .string("SOMETIMES")])])
         assertError(try Program(lowering: a), mentions: ["auto", "SOMETIMES"])

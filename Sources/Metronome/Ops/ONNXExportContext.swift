@@ -8,13 +8,18 @@ public struct ONNXExportContext: Sendable {
 
     /// Constants added by exported nodes, in the order they were added.
     public private(set) var constants: [(name: String, value: Constant)] = []
+    private var counter = 0
+
     /// The graph's integer constants, for operators that move a constant input into an
     /// attribute (a reduction's axes).
     public let integerConstants: [String: [Int]]
-    private var counter = 0
+    /// The graph's float initializers, for operators whose opset-17 form depends on a
+    /// constant's value (Upsample's scales decide Resize's `nearest_mode`).
+    public let initializers: [String: Tensor]
 
-    public init(integerConstants: [String: [Int]] = [:]) {
+    public init(integerConstants: [String: [Int]] = [:], initializers: [String: Tensor] = [:]) {
         self.integerConstants = integerConstants
+        self.initializers = initializers
     }
 
     /// A name no graph value has: `base` with a numbered `__export` suffix.

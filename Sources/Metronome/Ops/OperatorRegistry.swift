@@ -24,6 +24,10 @@ enum OperatorRegistry {
         VariadicOperator(),
         ReduceOperator(),
         LayerNormOperator(),
+        ConvTransposeOperator(),
+        ResizeOperator(),
+        ExpandTileOperator(),
+        SpaceDepthOperator(),
     ]
 
     static let byName: [String: any Operator] = {

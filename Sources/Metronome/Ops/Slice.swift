@@ -1,4 +1,4 @@
-/// `Slice` with positive steps; bounds as attributes (opset < 10) or constant inputs.
+/// `Slice` with positive or negative steps; bounds as attributes (opset < 10) or constant inputs.
 struct SliceOperator: Operator {
     var onnxNames: [String] { ["Slice"] }
 
@@ -20,11 +20,13 @@ struct SliceOperator: Operator {
         let ax = axes ?? Array(0..<starts.count)
         let st = steps ?? Array(repeating: 1, count: starts.count)
         guard ax.count == starts.count, st.count == starts.count else { throw p.fail("axes and steps must match starts") }
-        guard st.allSatisfy({ $0 > 0 }) else { throw p.fail("only positive steps are supported, got \(st)") }
+        guard !st.contains(0) else { throw p.fail("steps must not be 0, got \(st)") }
         return (.slice(starts: starts, ends: ends, axes: ax, steps: st), [n.inputs[0]])
     }
 
-    /// Clamps the bounds to the input's extent and normalizes negative axes.
+    /// Clamps the bounds to the input's extent and normalizes negative axes. A negative step
+    /// walks from `start` (clamped to `[0, dim − 1]`) down to `end` exclusive (clamped to
+    /// `[−1, dim − 1]`), as ONNX defines it.
     func inferShapes(_ op: Op, inputs: [[Int]], _ c: ShapeContext) throws -> (Op, [[Int]]) {
         guard case .slice(let starts, let ends, let axes, let steps) = op else { throw unexpected(op, c.node.name, c.node.opType) }
         let x = inputs[0]
@@ -34,10 +36,20 @@ struct SliceOperator: Operator {
             let a = try c.normalize(axes[i], rank: x.count)
             guard !rAxes.contains(a) else { throw c.fail("axis \(axes[i]) is sliced twice") }
             let dim = x[a]
-            func clamp(_ v: Int) -> Int { let w = v < 0 ? v + dim : v; return min(max(w, 0), dim) }
+            let step = steps[i]
+            func clamp(_ v: Int) -> Int {
+                let w = v < 0 ? v + dim : v
+                return step > 0 ? min(max(w, 0), dim) : min(max(w, -1), dim - 1)
+            }
             let s = clamp(starts[i]), e = clamp(ends[i])
-            out[a] = e > s ? (e - s + steps[i] - 1) / steps[i] : 0
-            rStarts.append(s); rEnds.append(max(e, s)); rAxes.append(a)
+            if step > 0 {
+                out[a] = e > s ? (e - s + step - 1) / step : 0
+                rStarts.append(s); rEnds.append(max(e, s))
+            } else {
+                out[a] = s > e ? (s - e - step - 1) / -step : 0
+                rStarts.append(max(s, 0)); rEnds.append(min(e, s))
+            }
+            rAxes.append(a)
         }
         return (.slice(starts: rStarts, ends: rEnds, axes: rAxes, steps: steps), [out])
     }
