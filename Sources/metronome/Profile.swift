@@ -295,8 +295,10 @@ struct ChildProcess {
         let dir = FileManager.default.temporaryDirectory
         let outURL = dir.appendingPathComponent("metronome-child-\(getpid())-\(UUID().uuidString).out")
         let errURL = dir.appendingPathComponent("metronome-child-\(getpid())-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        guard FileManager.default.createFile(atPath: outURL.path, contents: nil),
+              FileManager.default.createFile(atPath: errURL.path, contents: nil) else {
+            throw ValidationError("cannot create temporary files in \(dir.path) for the child's output")
+        }
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)

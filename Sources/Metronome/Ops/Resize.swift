@@ -79,7 +79,8 @@ struct ResizeOperator: Operator {
         let mode: ResizeAttributes.Mode
         switch modeName {
         case "nearest": mode = .nearest
-        case "linear", "bilinear" where legacy: mode = .linear
+        case "linear": mode = .linear
+        case "bilinear" where legacy: mode = .linear  // Upsample-7's name for linear
         case "cubic": throw p.fail("cubic interpolation is not supported; use mode nearest or linear")
         default: throw p.fail("unsupported mode '\(modeName)'; Metronome runs nearest and linear")
         }
