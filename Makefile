@@ -55,6 +55,7 @@ weights:
 
 # Metronome vs ONNX Runtime on resnet18/50, mobilenet_v2, efficientnet-lite0; writes bench/RESULTS.md.
 bench-engine: build pydeps
+	@$(PYTHON) -c "import openvino" 2>/dev/null || $(PYTHON) -m pip install -q openvino
 	$(PYTHON) bench/engine_bench.py
 
 # The demo task set in Metronome vs one pinned ONNX Runtime session per task in its own thread

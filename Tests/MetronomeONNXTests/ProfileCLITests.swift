@@ -198,4 +198,26 @@ final class ProfileCLITests: XCTestCase {
         XCTAssertNotEqual(again.status, 0)
         XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
     }
+
+    /// Squeeze-excite's per-channel Mul beside a channel-blocked convolution output: oneDNN 2.6
+    /// picks its reference binary (`ref:any`) for a plain broadcast operand; the compiler must
+    /// find a layout pair with a JIT implementation. Checked on bench/bench_models.py's
+    /// RegNet-style and SE-ResNet networks (their outputs are compared with ONNX Runtime in
+    /// ONNXRuntimeOperatorTests' squeeze-excite graphs).
+    func testSqueezeExciteHasNoReferenceImplementation() throws {
+        let bin = try Harness.metronome()
+        let py = try Harness.python(modules: ["onnx", "numpy"])
+        let g = try Harness.run("/usr/bin/env", [py, Harness.root.appendingPathComponent("bench/bench_models.py").path, dir.path])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        for model in ["regnet_y", "se_resnet18"] {
+            let r = try Harness.run(bin, ["bench", path("\(model).onnx"), "--runs", "1", "--warmup", "0", "--layers", "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let d = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            let report = try XCTUnwrap(d["layers"] as? [String: Any])
+            let layers = try XCTUnwrap(report["layers"] as? [[String: Any]]).compactMap { $0["kernel"] as? [String: Any] }
+            let slow = layers.filter { ($0["implementation"] as? String ?? "").hasPrefix("ref") }.map { "\($0["name"] ?? "?")" }
+            XCTAssertEqual(slow, [], model)
+            XCTAssertGreaterThan(layers.filter { $0["op_type"] as? String == "Mul" && $0["primitive"] as? String == "binary" }.count, 0, model)
+        }
+    }
 }

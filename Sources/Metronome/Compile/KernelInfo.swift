@@ -144,6 +144,22 @@ extension DNNL {
         return String(cString: name)
     }
 
+    /// The implementation a primitive descriptor stands for, before any primitive is created.
+    static func implementation(descriptor pd: OpaquePointer) -> String {
+        var text: UnsafePointer<CChar>?
+        guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &text) == dnnl_success, let text else {
+            return "unknown"
+        }
+        return String(cString: text)
+    }
+
+    /// The oneDNN format tag of a layout written as ``layout(of:)`` writes it, for the layouts
+    /// the compiler pairs operands in.
+    static func tag(forLayout layout: String) -> dnnl_format_tag_t? {
+        ["abcd": dnnl_abcd, "acdb": dnnl_acdb, "aBcd16b": dnnl_aBcd16b, "aBcd8b": dnnl_aBcd8b, "aBcd4b": dnnl_aBcd4b,
+         "abc": dnnl_abc, "acb": dnnl_acb, "aBc16b": dnnl_aBc16b, "ab": dnnl_ab][layout]
+    }
+
     /// The implementation oneDNN chose for `p` (`jit:avx512_core`, `brgconv:avx512_core`, `ref:any`…).
     static func implementation(_ p: OpaquePointer) -> String {
         var pd: const_dnnl_primitive_desc_t?

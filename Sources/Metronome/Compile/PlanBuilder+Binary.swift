@@ -10,27 +10,66 @@ extension PlanBuilder {
             guard program.shape(b) == ys, kind == .add || kind == .mul else { return false }
             swap(&a, &b)
         }
-        guard program.constants[a] == nil, let aLoc = location[a] else { return false }
+        guard program.constants[a] == nil, let located = location[a] else { return false }
         let bs = program.shape(b)
+        let alg: dnnl_alg_kind_t = [.add: dnnl_binary_add, .sub: dnnl_binary_sub, .mul: dnnl_binary_mul,
+                                    .div: dnnl_binary_div][kind]!
+        let attr = try DNNL.Attributes(postOps: step.postOps)
+        /// A primitive descriptor for these operand layouts, or nil when oneDNN has none.
+        func descriptor(_ src0: dnnl_memory_desc_t, _ src1: dnnl_memory_desc_t) throws -> OpaquePointer? {
+            var s0 = src0, s1 = src1, dst = try DNNL.any(ys)
+            var d = dnnl_binary_desc_t()
+            try DNNL.check(dnnl_binary_desc_init(&d, alg, &s0, &s1, &dst), "binary \(step.name)")
+            return DNNL.primitiveDesc(&d, attr: attr, engine: engine)
+        }
+        var aLoc = located
         let bLoc: Location
         var src1: dnnl_memory_desc_t
+        var chosen: OpaquePointer?
         if bs == ys {
             bLoc = try locate(b, as: aLoc.desc)
             src1 = aLoc.desc
+            chosen = try descriptor(aLoc.desc, src1)
         } else {
+            // A broadcast operand (squeeze-excite's per-channel scale): oneDNN 2.6 falls back to
+            // its reference implementation (`ref:any`, ~30× slower) for a plain broadcast operand
+            // beside a channel-blocked one. Try, in order: the operand in the blocked layout of
+            // the other; both channels-last; the plain operand. The first that is not `ref:` wins.
             let aligned = Array(repeating: 1, count: ys.count - bs.count) + bs
-            let plainB = try plainLocation(b)
-            src1 = try DNNL.plain(aligned)
-            bLoc = Location(ref: plainB.ref, desc: src1)
+            let plain = try DNNL.plain(aligned)
+            var candidates: [(dnnl_memory_desc_t, dnnl_memory_desc_t)] = []
+            if let tag = DNNL.tag(forLayout: DNNL.layout(of: aLoc.desc)), let blocked = try? DNNL.desc(aligned, tag: tag) {
+                candidates.append((aLoc.desc, blocked))
+            }
+            if ys.count == 4, let nhwc = try? DNNL.desc(ys, tag: dnnl_acdb), let b1 = try? DNNL.desc(aligned, tag: dnnl_acdb) {
+                candidates.append((nhwc, b1))
+            }
+            candidates.append((aLoc.desc, plain))
+            var pick = candidates.count - 1
+            var pds: [OpaquePointer?] = []
+            for (i, (s0, s1)) in candidates.enumerated() {
+                let pd = try descriptor(s0, s1)
+                pds.append(pd)
+                if let pd, !DNNL.implementation(descriptor: pd).hasPrefix("ref") { pick = i; break }
+            }
+            for (i, pd) in pds.enumerated() where i != pick { if let pd { dnnl_primitive_desc_destroy(pd) } }
+            chosen = pick < pds.count ? pds[pick] : try descriptor(candidates[pick].0, candidates[pick].1)
+            if !DNNL.equal(candidates[pick].0, aLoc.desc) { aLoc = try locate(a, as: candidates[pick].0) }
+            src1 = candidates[pick].1
+            // The operand's bytes viewed with the leading 1s of the broadcast, then in src1's layout.
+            let view = Location(ref: try plainLocation(b).ref, desc: plain)
+            if DNNL.equal(src1, plain) {
+                bLoc = view
+            } else if let t = program.constants[b] {
+                bLoc = try constant(t.scalars, from: plain, as: src1)
+            } else {
+                let target = newArena(src1, holding: b)
+                try emitReorder(from: view, to: target, name: "reorder \(program.values[b].name)")
+                bLoc = target
+            }
         }
-        var src0 = aLoc.desc, dst = try DNNL.any(ys)
-        let alg: dnnl_alg_kind_t = [.add: dnnl_binary_add, .sub: dnnl_binary_sub, .mul: dnnl_binary_mul,
-                                    .div: dnnl_binary_div][kind]!
-        var d = dnnl_binary_desc_t()
-        try DNNL.check(dnnl_binary_desc_init(&d, alg, &src0, &src1, &dst), "binary \(step.name)")
-        guard let pd = DNNL.primitiveDesc(&d, attr: try DNNL.Attributes(postOps: step.postOps), engine: engine) else {
-            return false
-        }
+        let src0 = aLoc.desc
+        guard let pd = chosen else { return false }
         guard let dstMd = DNNL.query(pd, dnnl_query_dst_md) else { dnnl_primitive_desc_destroy(pd); return false }
         let out = step.outputs[0]
         let y: Location
