@@ -58,8 +58,11 @@ struct MatrixProductOperator: Operator {
 
     /// Gemm becomes a oneDNN inner product; MatMul runs the reference kernel.
     func lowerToOneDNN(_ step: Step, into b: inout PlanBuilder) throws -> Bool {
-        guard case .gemm(let alpha, let beta, let ta, let tb) = step.op else { return false }
-        return try b.innerProduct(step, alpha, beta, ta, tb)
+        switch step.op {
+        case .gemm(let alpha, let beta, let ta, let tb): return try b.innerProduct(step, alpha, beta, ta, tb)
+        case .matMul: return try b.matMul(step)
+        default: return false
+        }
     }
 
     func acceptsFusedActivation(_ step: Step) -> Bool { step.op != .matMul }
