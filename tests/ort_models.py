@@ -19,6 +19,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 import onnxruntime as ort
 
+from ort_common import relerr, run
+
 rng = np.random.default_rng(2024)
 
 
@@ -200,20 +202,6 @@ def unfoldable_batchnorm(name, opset):
     x = bn(b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2]), 8)
     x = bn(b.node("Relu", [x]), 8)
     return b.model("input", b.head(x, 8, 6, dynamic_flatten=True), 16)
-
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if p.returncode != 0:
-        raise RuntimeError("%s failed (exit %d): %s" % (" ".join(cmd[:3]), p.returncode, p.stderr.strip()[-500:]))
-    return p.stdout
-
-
-def relerr(a, ref):
-    if a.shape != ref.shape:
-        return float("inf")
-    scale = float(np.abs(ref).max()) or 1.0
-    return float(np.abs(a - ref).max()) / scale
 
 
 def main():

@@ -21,6 +21,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 import onnxruntime as ort
 
+from ort_common import relerr, run
+
 rng = np.random.default_rng(909)
 
 
@@ -306,22 +308,6 @@ CASES = [
     ("convnext_block_gelu_opset20", convnext("op")),
     ("convnext_block_erf_opset17", convnext("erf")),
 ]
-
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if p.returncode != 0:
-        raise RuntimeError("%s failed (exit %d): %s" % (" ".join(cmd[:3]), p.returncode, p.stderr.strip()[-500:]))
-    return p.stdout
-
-
-def relerr(a, ref):
-    if a.shape != ref.shape:
-        return float("inf")
-    if not np.all(np.isfinite(a)) or not np.all(np.isfinite(ref)):
-        return float("inf")
-    scale = float(np.abs(ref).max()) if ref.size else 1.0
-    return float(np.abs(a - ref).max()) / (scale or 1.0) if ref.size else 0.0
 
 
 def main():

@@ -22,6 +22,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 import onnxruntime as ort
 
+from ort_common import relerr, run
+
 rng = np.random.default_rng(7)
 ort.set_default_logger_severity(3)  # unused-initializer warnings of the exported models
 
@@ -356,20 +358,6 @@ def channel_shuffle():
 
 
 # --- Running -------------------------------------------------------------------------------
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if p.returncode != 0:
-        raise RuntimeError("%s failed (exit %d): %s" % (" ".join(cmd[:3]), p.returncode, p.stderr.strip()[-800:]))
-    return p.stdout
-
-
-def relerr(a, ref):
-    if a.shape != ref.shape:
-        return float("inf")
-    scale = float(np.abs(ref).max()) or 1.0
-    return float(np.abs(a - ref).max()) / scale
-
 
 def infer(metronome, model_path, xin, outputs, d, tag, backend="onednn"):
     cmd = [metronome, "infer", model_path, "--input", "input=" + xin, "--backend", backend, "--force"]
