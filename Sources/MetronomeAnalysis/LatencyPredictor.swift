@@ -225,8 +225,14 @@ public struct LatencyPredictor: Codable, Sendable {
 
     /// Predicted latency of a network from its compiled kernels.
     public func milliseconds(_ kernels: [KernelInfo], threads: Int) throws -> Double {
-        let sum = try kernelMilliseconds(kernels, threads: threads).reduce(0, +)
-        return max(sumScale * sum + overheadPerKernelMs * Double(kernels.count) + overheadConstantMs, sum * 0.5)
+        milliseconds(composing: try kernelMilliseconds(kernels, threads: threads))
+    }
+
+    /// A network's latency from its kernels' predicted times (``kernelMilliseconds(_:threads:threadsForTrees:)``),
+    /// for callers that also need those times and should not predict them twice.
+    public func milliseconds(composing perKernel: [Double]) -> Double {
+        let sum = perKernel.reduce(0, +)
+        return max(sumScale * sum + overheadPerKernelMs * Double(perKernel.count) + overheadConstantMs, sum * 0.5)
     }
 
     /// The FLOPs-only baseline's latency for a network of `flops` at `threads` (the nearest

@@ -159,8 +159,9 @@ public struct PredictorEvaluation: Codable, Sendable {
             let train = configurations.filter { assignment[$0.model.model] != label }
             let predictor = try LatencyPredictor.fit(train, parameters: parameters, threads: threads)
             for c in test {
-                kernelPredictions += try Self.kernelPredictions(c, predictor)
-                let predicted = try predictor.milliseconds(c.kernels, threads: c.model.threads)
+                let perKernel = try predictor.kernelMilliseconds(c.kernels, threads: c.model.threads)
+                kernelPredictions += Self.kernelPredictions(c, perKernel)
+                let predicted = predictor.milliseconds(composing: perKernel)
                 let baseline = predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0
                 predictions.append(Prediction(model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch,
                                               threads: c.model.threads, fold: label, measuredMs: c.model.medianMs!,
@@ -197,10 +198,11 @@ public struct PredictorEvaluation: Codable, Sendable {
         let predictor = try LatencyPredictor.fit(train, parameters: parameters, threads: threads)
         var predictions: [Prediction] = [], kernels: [KernelPrediction] = []
         for c in test {
-            kernels += try kernelPredictions(c, predictor)
+            let perKernel = try predictor.kernelMilliseconds(c.kernels, threads: c.model.threads)
+            kernels += kernelPredictions(c, perKernel)
             predictions.append(Prediction(
                 model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch, threads: c.model.threads,
-                fold: "test", measuredMs: c.model.medianMs!, predictedMs: try predictor.milliseconds(c.kernels, threads: c.model.threads),
+                fold: "test", measuredMs: c.model.medianMs!, predictedMs: predictor.milliseconds(composing: perKernel),
                 baselineMs: max(predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0, 1e-6)))
         }
         var result = summarize(predictions, split: .test, labels: ["test"], networks: Set(test.map(\.model.model)).count,
@@ -209,10 +211,9 @@ public struct PredictorEvaluation: Codable, Sendable {
         return result
     }
 
-    /// Each kernel of `c` with its measured and predicted time.
-    static func kernelPredictions(_ c: ProfiledConfiguration, _ predictor: LatencyPredictor) throws -> [KernelPrediction] {
-        let perKernel = try predictor.kernelMilliseconds(c.kernels, threads: c.model.threads)
-        return zip(c.layers, perKernel).compactMap { layer, p in
+    /// Each kernel of `c` with its measured time and `perKernel`, its predicted time.
+    static func kernelPredictions(_ c: ProfiledConfiguration, _ perKernel: [Double]) -> [KernelPrediction] {
+        zip(c.layers, perKernel).compactMap { layer, p in
             guard let k = layer.kernel, let ms = layer.layerMedianMs else { return nil }
             return KernelPrediction(model: c.model.model, batch: c.model.batch, threads: c.model.threads, kernel: k.name,
                                     kernelFamily: KernelFamily(k).rawValue, measuredMs: ms, predictedMs: p)

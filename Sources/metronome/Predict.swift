@@ -60,7 +60,7 @@ struct PredictionReport: Codable {
         self.model = model
         self.batch = batch
         threads = plan.threads
-        latencyMs = try predictor.milliseconds(infos, threads: plan.threads)
+        latencyMs = predictor.milliseconds(composing: times)
         overheadMs = latencyMs - times.reduce(0, +)
         baselineMs = predictor.baselineMilliseconds(flops: flops, threads: plan.threads)
         let io = (plan.program.inputs + plan.program.outputs).reduce(0) { $0 + plan.program.values[$1].count * 4 }
@@ -184,7 +184,7 @@ func predictedDemands(_ set: TaskSet, predictorPath: String?, acceptOtherMachine
             let graph = try loadTaskModel(spec)
             let plan = try Plan.compile(graph, batch: task.batch, options: CompileOptions(threads: task.threads))
             let kernels = try predictor.kernelMilliseconds(plan.kernelInfo, threads: task.threads)
-            let latency = try predictor.milliseconds(plan.kernelInfo, threads: task.threads)
+            let latency = predictor.milliseconds(composing: kernels)
             let wcet = Int64((latency * inflation * 1e6).rounded(.up))
             let npr = Int64(((kernels.max() ?? latency) * inflation * 1e6).rounded(.up))
             let label = task.widths.map { _ in "\(task.name)@\(width)" } ?? task.name
