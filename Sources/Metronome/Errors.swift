@@ -10,6 +10,8 @@ public enum MetronomeError: Error, Equatable, CustomStringConvertible, Sendable 
     case inputShape(name: String, expected: [Int], actual: [Int])
     case backend(String)
     case invalidArgument(String)
+    /// A file operation failed (swap files); the message names the file.
+    case io(String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public enum MetronomeError: Error, Equatable, CustomStringConvertible, Sendable 
             return "input '\(name)' has shape \(actual) but the graph expects \(expected)"
         case .backend(let m): return "oneDNN: \(m)"
         case .invalidArgument(let m): return m
+        case .io(let m): return m
         }
     }
 }

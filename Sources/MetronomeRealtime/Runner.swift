@@ -31,6 +31,11 @@ public struct JobRecord: Sendable, Equatable {
     public var aborted = false
     /// Executed past its budget.
     public var overran = false
+    /// Time the job waited for its weights (memory budget with swapping), and the duration and
+    /// bytes of the swap-ins that brought them in since the task's previous job.
+    public var swapWait: Int64 = 0
+    public var swapIn: Int64 = 0
+    public var swapInBytes = 0
     public var skipped: Bool { start == nil }
     public var response: Int64? { end.map { $0 - release } }
 
@@ -167,8 +172,13 @@ public enum RealtimeRunner {
     /// Prepares every task: compiles its model, preloads inputs, records reference outputs,
     /// then measures `timingRuns` runs of each task (pinned to its first cores, at the jobs'
     /// real-time priority) for the analysis.
+    ///
+    /// With a `swapper` (a set with a memory budget), each task is added to it as soon as it is
+    /// compiled, so a swappable task's weights are written out and evicted before the next task
+    /// is compiled; the set is refused (error naming `memory.budget`, with the numbers) when it
+    /// cannot fit, and each task is measured with its weights swapped in.
     public static func prepare(_ set: TaskSet, loader: ModelLoader, timingRuns: Int = 10,
-                               timing mode: TimingMode = .contended,
+                               timing mode: TimingMode = .contended, swapper: WeightSwapper? = nil,
                                log: (String) -> Void = { _ in }) throws -> [PreparedTask] {
         try set.validate()
         // Before compiling anything: a synthetic task cannot run.
@@ -190,6 +200,18 @@ public enum RealtimeRunner {
             let p = variants.removeLast()
             p.narrower = variants
             prepared.append(p)
+            if let swapper {
+                let m = TaskMemory(p)
+                try swapper.add(task: i, regions: (0..<p.variantCount).map { p.variant($0).plan.weightRegion },
+                                swappable: task.swap, otherBytes: m.alwaysResident - (task.swap ? 0 : m.weights))
+                // What compiling left behind (graphs, programs, reference runs) goes back to the system.
+                MallocControl.trim()
+            }
+        }
+        if set.memory != nil {
+            let account = MemoryAccount(set, prepared: prepared)
+            log(account.text(names: set.tasks.map(\.name)).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            try account.check()
         }
         // Measure under the run's own conditions: managed jobs run at SCHED_FIFO on the cores
         // the dispatcher grants; unmanaged ones at normal priority on all their cores, where
@@ -206,7 +228,21 @@ public enum RealtimeRunner {
                 var layerMaxima: [UInt64] = []
                 var neighbours = Set<Int>()
                 for round in 0..<rounds {
-                    let coRunners = mode == .contended ? coRunners(for: i, measuredOn: cores, set: set, rotation: round) : []
+                    var coRunners = mode == .contended ? coRunners(for: i, measuredOn: cores, set: set, rotation: round) : []
+                    // Under a budget, the measured task's weights come first; a co-runner whose
+                    // weights do not fit beside them is left out of this round.
+                    var held: [Int] = []
+                    defer { held.forEach { swapper?.release($0) } }
+                    if let swapper {
+                        var stats = WeightSwapper.AcquireStats()
+                        try swapper.acquire(i, key: SchedulingKey(Int64.min, Int64(i)), stats: &stats)
+                        held.append(i)
+                        coRunners = try coRunners.filter { j, _ in
+                            guard try swapper.tryAcquire(j) else { return false }
+                            held.append(j)
+                            return true
+                        }
+                    }
                     neighbours.formUnion(coRunners.map(\.task))
                     let stop = StopFlag()
                     var background: [pthread_t] = []
@@ -394,15 +430,19 @@ public enum RealtimeRunner {
     /// `spanLimit` caps the execution spans and lock waits recorded per task (and the layer
     /// times at that many × the task's layers), to bound memory on long runs; by default the
     /// storage is sized from the expected number of jobs (see ``RunResult/spans``).
+    ///
+    /// With a `swapper` (the one given to ``prepare(_:loader:timingRuns:timing:swapper:log:)``),
+    /// jobs take their weights through it and the result's ``RunResult/memory`` has the swaps.
     public static func run(_ set: TaskSet, prepared: [PreparedTask], demands: [[TaskDemand]]? = nil,
-                           observer: JobObserver? = nil, spanLimit: Int? = nil,
+                           observer: JobObserver? = nil, spanLimit: Int? = nil, swapper: WeightSwapper? = nil,
                            log: (String) -> Void = { _ in }) throws -> RunResult {
         let wcets = prepared.indices.map { i in
             demands?[i].map(\.wcet) ?? (0..<prepared[i].variantCount).map {
                 TaskDemand(measured: prepared[i].variant($0).timing, margin: 1.2).wcet
             }
         }
-        let session = RunSession(set: set, tasks: prepared, wcets: wcets, observer: observer, spanLimit: spanLimit)
+        let session = RunSession(set: set, tasks: prepared, wcets: wcets, observer: observer, spanLimit: spanLimit,
+                                 swapper: swapper)
         return try session.run(log: log)
     }
 }
@@ -444,6 +484,8 @@ public struct RunResult: Sendable {
     /// calibrated median; empty and 0 for a simulated run.
     public var probe: [ProbeSample] = []
     public var probeBaseline: Int64 = 0
+    /// Memory over the run (budget, swaps, resident set); nil for a simulated run.
+    public var memory: RunMemory?
 
     public init(taskSet: TaskSet, records: [[JobRecord]], elapsed: Int64, realtimePriority: Bool, timing: [TimingProfile],
                 spans: [[ExecutionSpan]]? = nil, spansTruncated: [Bool]? = nil) {
@@ -476,9 +518,12 @@ final class RunSession: @unchecked Sendable {
     private let spanRecorders: [SpanRecorder]
     private var failures: [String] = []
     private var fifoRefused = false
+    let swapper: WeightSwapper?
 
-    init(set: TaskSet, tasks: [PreparedTask], wcets: [[Int64]], observer: JobObserver? = nil, spanLimit: Int? = nil) {
+    init(set: TaskSet, tasks: [PreparedTask], wcets: [[Int64]], observer: JobObserver? = nil, spanLimit: Int? = nil,
+         swapper: WeightSwapper? = nil) {
         self.set = set
+        self.swapper = swapper
         self.tasks = tasks
         self.wcets = wcets
         self.observer = observer
@@ -515,6 +560,11 @@ final class RunSession: @unchecked Sendable {
 
     func run(log: (String) -> Void) throws -> RunResult {
         var threads: [pthread_t] = []
+        let baselineRSS = swapper?.baselineRSS ?? ResidentSetSampler.residentBytes()
+        let expectedLength = set.duration ?? (set.tasks.map { $0.period * Int64(set.jobs ?? 1) }.max() ?? 0)
+        let sampler = ResidentSetSampler(expectedDuration: expectedLength + 2_000_000_000)
+        swapper?.resetLog()
+        sampler.start()
         let launch = MonotonicClock.now()
         for i in tasks.indices {
             guard let t = RealtimeThread.spawn({ [self] in self.worker(i, launch: launch) }) else {
@@ -535,6 +585,7 @@ final class RunSession: @unchecked Sendable {
         probe.start(origin: monitor.withLock { start } ?? launch)
         threads.forEach(RealtimeThread.join)
         let probeSamples = probe.stop()
+        let (rss, peakRSS) = sampler.stop()
         if let f = failures.first { throw MetronomeError.backend("a task failed during the run: \(f)") }
         let elapsed = records.joined().compactMap(\.end).max() ?? 0
         if fifoRefused && set.policy != .unmanaged {
@@ -545,6 +596,20 @@ final class RunSession: @unchecked Sendable {
                                spans: spanRecorders.map { $0.spans() }, spansTruncated: spanRecorders.map(\.truncated))
         result.probe = probeSamples
         result.probeBaseline = probe.baseline
+        let origin = monitor.withLock { start } ?? launch
+        let rel = { (t: UInt64) in Self.relative(t, origin) }
+        let swaps = swapper?.log()
+        let account = MemoryAccount(set, prepared: tasks)
+        result.memory = RunMemory(
+            account: account, model: swapper?.model, baselineRSS: baselineRSS, peakRSS: peakRSS,
+            peakIsExact: sampler.peakReset, peakAccounted: swaps?.peakAccounted ?? account.total,
+            rss: rss.map { (time: rel($0.0), bytes: $0.1) },
+            accounted: swaps?.timeline.map { (time: rel($0.time), bytes: $0.bytes) } ?? [],
+            transfers: swaps?.transfers.map {
+                RunMemory.Transfer(task: $0.task, start: rel($0.start), end: rel($0.end), bytes: $0.bytes, prefetch: $0.prefetch)
+            } ?? [],
+            evictions: swaps?.evictions.map { (task: $0.task, time: rel($0.time), bytes: $0.bytes) } ?? [],
+            swapIns: swaps?.swapIns ?? tasks.map { _ in 0 }, swapInMaxNs: swaps?.swapInMaxNs.map { Int64($0) } ?? tasks.map { _ in 0 })
         return result
     }
 
@@ -577,6 +642,8 @@ final class RunSession: @unchecked Sendable {
         var lockWait: UInt64 = 0
         var suspended: UInt64 = 0
         var preemptions = 0
+        /// What waiting for and swapping in the weights cost this job.
+        var swap = WeightSwapper.AcquireStats()
         /// The cores the job's threads are pinned to; updated in place (never sharing the
         /// dispatcher's array, whose later in-place update would then have to copy it).
         var cores: [Int]
@@ -604,6 +671,7 @@ final class RunSession: @unchecked Sendable {
             suspended = 0
             preemptions = 0
             overran = false
+            swap = WeightSwapper.AcquireStats()
         }
     }
 
@@ -611,6 +679,8 @@ final class RunSession: @unchecked Sendable {
         let task = tasks[i]
         let spec = set.tasks[i]
         let allowed = set.cores(of: i)
+        // Only swapped tasks deal with the swapper (the others' weights never move).
+        let taskSwapper = spec.swap ? swapper : nil
         let state = JobState(capacity: allowed.count, executor: task.executor)
         let widths = wcets[i]
         // Budgets per width: the task's own, or its WCET at that width.
@@ -644,6 +714,8 @@ final class RunSession: @unchecked Sendable {
             // spinning never outranks other work on its cores.
             if set.policy != .unmanaged { RealtimeThread.makeFIFO(priority: 50) }
             defer { if set.policy != .unmanaged { RealtimeThread.makeFIFO(priority: 60) } }
+            if let swapper = taskSwapper { try swapper.acquire(i, key: SchedulingKey(Int64.max, Int64(i)), stats: &state.swap) }
+            defer { taskSwapper?.release(i) }
             for w in 0..<task.variantCount {
                 task.variant(w).executor.pin(to: initial)
                 for _ in 0..<2 { _ = try task.variant(w).runAndCheck(0, boundary: noBoundary) }
@@ -679,6 +751,16 @@ final class RunSession: @unchecked Sendable {
         // so the runtime's part of a job allocates nothing (JobAllocationTests).
         // Spans go into the recorder's preallocated storage (times relative to the origin).
         let recorder = spanRecorders[i]
+        // A job waiting for its weights holds its cores, but gives them up (and takes them back)
+        // whenever a job that should preempt it arrives: the wait never blocks other work.
+        let yieldWhileWaiting: (() -> Void)? = taskSwapper != nil && dispatcher?.preemptive == true ? { [self] in
+            guard let dispatcher, dispatcher.shouldYield(task: i) else { return }
+            if perLayerLock, let lock { lock.release() }
+            let granted = dispatcher.yield(task: i)
+            state.preemptions += 1
+            state.place(granted, executor: state.executor, threads: spec.threads)
+            if perLayerLock, let lock { state.lockWait += lock.acquire(key: state.key) }
+        } : nil
         let boundary: (Int) throws -> Void = { [self] layer in
             let layerEnd = Self.relative(MonotonicClock.now(), origin)
             recorder.layerEnd(at: layerEnd)
@@ -693,6 +775,8 @@ final class RunSession: @unchecked Sendable {
                 // Preempted: the lock goes too, and both are taken again before going on.
                 recorder.close(job: state.job, at: layerEnd, layer: layer, cores: state.cores, ending: .preempted)
                 if perLayerLock, let lock { lock.release() }
+                // A preempted job's weights may be evicted; it takes them back before going on.
+                taskSwapper?.release(i)
                 let t = MonotonicClock.now()
                 let granted = dispatcher.yield(task: i)
                 state.suspended += MonotonicClock.now() - t
@@ -705,6 +789,11 @@ final class RunSession: @unchecked Sendable {
                     state.suspended += w
                     recorder.lockWait(job: state.job, from: Self.relative(t1, origin), to: Self.relative(t1, origin) + Int64(w),
                                       cores: state.cores)
+                }
+                if let swapper = taskSwapper {
+                    let before = state.swap.waitNs
+                    try swapper.acquire(i, key: state.key, stats: &state.swap, whileWaiting: yieldWhileWaiting)
+                    state.suspended += state.swap.waitNs - before
                 }
                 recorder.open(at: Self.relative(MonotonicClock.now(), origin), firstLayer: layer)
             } else if perLayerLock, let lock {
@@ -727,6 +816,7 @@ final class RunSession: @unchecked Sendable {
                 if let jobs = set.jobs, n >= jobs { break }
                 if let d = set.duration, nominal >= origin + UInt64(d) { break }
                 var wakeup: UInt64?
+                taskSwapper?.expect(i, release: nominal, key: key(task: i, nominal: nominal))
                 if MonotonicClock.now() < nominal {
                     RealtimeThread.sleep(untilMonotonic: nominal)
                     wakeup = MonotonicClock.now()
@@ -758,6 +848,8 @@ final class RunSession: @unchecked Sendable {
                     lockAcquired = acquired
                     recorder.lockWait(job: n, from: Self.relative(t1, origin), to: Self.relative(acquired, origin), cores: state.cores)
                 }
+                // Its weights, once it has its cores (and the lock): a job starts only with them resident.
+                if let swapper = taskSwapper { try swapper.acquire(i, key: state.key, stats: &state.swap, whileWaiting: yieldWhileWaiting) }
                 // The width, once the job has its cores (and the lock): the widest whose WCET
                 // fits the time left before the deadline.
                 let w = selector?.choose(timeLeft: Int64(nominal + UInt64(spec.deadline)) - Int64(MonotonicClock.now()))
@@ -794,6 +886,7 @@ final class RunSession: @unchecked Sendable {
                 // Jobs execute at priority 50; everything else a worker does (bookkeeping,
                 // sleeping, waking, asking the dispatcher) at 60, so a release is always
                 // noticed at once, even on a core where another job is running.
+                taskSwapper?.release(i)
                 if dispatcher != nil { RealtimeThread.makeFIFO(priority: 60) }
                 dispatcher?.complete(task: i)
                 let deadline = nominal + UInt64(spec.deadline)
@@ -809,6 +902,9 @@ final class RunSession: @unchecked Sendable {
                     lockReleased: lockReleased.map { Self.relative($0, origin) },
                     width: spec.widths?[w], aborted: aborted,
                     overran: state.overran || (state.budget > 0 && UInt64(max(execution, 0)) > state.budget)))
+                local[local.count - 1].swapWait = Int64(state.swap.waitNs)
+                local[local.count - 1].swapIn = Int64(state.swap.swapInNs)
+                local[local.count - 1].swapInBytes = state.swap.swapInBytes
                 previousEnd = end
                 observer?.end(i, n)
                 n += 1

@@ -46,9 +46,15 @@ public struct TaskSummary: Codable, Sendable, Equatable {
     /// Jobs ended by `on_overrun: abort` (counted in misses), and jobs that ran past their budget.
     public var aborted: Int? = nil
     public var overruns: Int? = nil
+    /// Swap-ins of the task's weights during the run and the longest one (0 when it never swapped).
+    public var swapIns: Int? = nil
+    public var swapInMsMax: Double? = nil
+    /// The longest time a job waited for its weights, ms.
+    public var swapWaitMsMax: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case name, model, jobs, misses, skipped, utilization, preemptions, schedulable
+        case swapIns = "swap_ins", swapInMsMax = "swap_in_ms_max", swapWaitMsMax = "swap_wait_ms_max"
         case periodMs = "period_ms", deadlineMs = "deadline_ms", missRatio = "miss_ratio"
         case outputErrors = "output_errors", responseMs = "response_ms"
         case releaseJitterP99Ms = "release_jitter_p99_ms", lockWaitMaxMs = "lock_wait_max_ms"
@@ -81,6 +87,68 @@ public struct TaskSummary: Codable, Sendable, Equatable {
         try c.encode(meanWidth, forKey: .meanWidth)
         try c.encode(aborted, forKey: .aborted)
         try c.encode(overruns, forKey: .overruns)
+        try c.encode(swapIns, forKey: .swapIns)
+        try c.encode(swapInMsMax, forKey: .swapInMsMax)
+        try c.encode(swapWaitMsMax, forKey: .swapWaitMsMax)
+    }
+}
+
+/// `summary.json`'s `memory`: the budget against what was accounted and what the process
+/// really held.
+public struct MemorySummary: Codable, Sendable, Equatable {
+    public var budgetBytes: Int?
+    /// Bytes resident for the whole run by the accounting (arenas, scratchpads, I/O, unswapped weights).
+    public var alwaysResidentBytes: Int
+    /// The most bytes accounted at once (never above the budget).
+    public var peakAccountedBytes: Int
+    /// The process's peak resident set during the run above its resident set before the
+    /// task set's models were loaded (or, without a budget, at the run's start).
+    public var peakRSSDeltaBytes: Int
+    public var baselineRSSBytes: Int
+    public var peakRSSBytes: Int
+    /// Whether the peak is the kernel's high-water mark (exact) or the largest 2 ms sample.
+    public var peakRSSExact: Bool
+    /// The peak of the memory cgroup the run was confined to (`--enforce-cgroup`).
+    public var cgroupPeakBytes: Int?
+    public var cgroupLimitBytes: Int?
+    public var swapIns: Int
+    public var swapModel: SwapTimeModel?
+
+    enum CodingKeys: String, CodingKey {
+        case budgetBytes = "budget_bytes", alwaysResidentBytes = "always_resident_bytes"
+        case peakAccountedBytes = "peak_accounted_bytes", peakRSSDeltaBytes = "peak_rss_delta_bytes"
+        case baselineRSSBytes = "baseline_rss_bytes", peakRSSBytes = "peak_rss_bytes", peakRSSExact = "peak_rss_exact"
+        case cgroupPeakBytes = "cgroup_peak_bytes", cgroupLimitBytes = "cgroup_limit_bytes"
+        case swapIns = "swap_ins", swapModel = "swap_model"
+    }
+
+    public init(_ m: RunMemory) {
+        budgetBytes = m.account.budget
+        alwaysResidentBytes = m.account.alwaysResident
+        peakAccountedBytes = m.peakAccounted
+        peakRSSDeltaBytes = m.peakRSSDelta
+        baselineRSSBytes = m.baselineRSS
+        peakRSSBytes = m.peakRSS
+        peakRSSExact = m.peakIsExact
+        swapIns = m.swapIns.reduce(0, +)
+        swapModel = m.model
+        cgroupPeakBytes = m.cgroupPeak
+        cgroupLimitBytes = m.cgroupLimit
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(budgetBytes, forKey: .budgetBytes)
+        try c.encode(alwaysResidentBytes, forKey: .alwaysResidentBytes)
+        try c.encode(peakAccountedBytes, forKey: .peakAccountedBytes)
+        try c.encode(peakRSSDeltaBytes, forKey: .peakRSSDeltaBytes)
+        try c.encode(baselineRSSBytes, forKey: .baselineRSSBytes)
+        try c.encode(peakRSSBytes, forKey: .peakRSSBytes)
+        try c.encode(peakRSSExact, forKey: .peakRSSExact)
+        try c.encode(cgroupPeakBytes, forKey: .cgroupPeakBytes)
+        try c.encode(cgroupLimitBytes, forKey: .cgroupLimitBytes)
+        try c.encode(swapIns, forKey: .swapIns)
+        try c.encode(swapModel, forKey: .swapModel)
     }
 }
 
@@ -99,9 +167,11 @@ public struct RunSummary: Codable, Sendable, Equatable {
     public var missesExplainedByInterference: Int
     /// The interference probe over the run (nil for simulations).
     public var probe: ProbeSummary?
+    /// Memory over the run (nil for simulations).
+    public var memory: MemorySummary?
 
     enum CodingKeys: String, CodingKey {
-        case name, policy, preemption, tasks, interference, probe
+        case name, policy, preemption, tasks, interference, probe, memory
         case lockK = "lock_k", elapsedS = "elapsed_s", realtimePriority = "realtime_priority"
         case analysisMethod = "analysis_method", missesExplainedByInterference = "misses_explained_by_interference"
     }
@@ -120,6 +190,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
         interference = try c.decodeIfPresent([InterferenceEpisode].self, forKey: .interference) ?? []
         missesExplainedByInterference = try c.decodeIfPresent(Int.self, forKey: .missesExplainedByInterference) ?? 0
         probe = try c.decodeIfPresent(ProbeSummary.self, forKey: .probe)
+        memory = try c.decodeIfPresent(MemorySummary.self, forKey: .memory)
     }
 
     public init(_ result: RunResult, analysis: AnalysisResult?) {
@@ -139,6 +210,14 @@ public struct RunSummary: Codable, Sendable, Equatable {
         interference = detected.episodes
         missesExplainedByInterference = detected.explainedMisses
         probe = ProbeSummary(result)
+        memory = result.memory.map(MemorySummary.init)
+        if let m = result.memory {
+            for i in tasks.indices {
+                tasks[i].swapIns = m.swapIns[i]
+                tasks[i].swapInMsMax = Double(m.swapInMaxNs[i]) / 1e6
+                tasks[i].swapWaitMsMax = Double(result.records[i].map(\.swapWait).max() ?? 0) / 1e6
+            }
+        }
     }
 
     static func summarize(_ task: TaskSet.Task, _ records: [JobRecord], elapsed: Int64, timing: TimingProfile,
@@ -256,7 +335,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
 
 /// `trace.csv`: one row per release.
 public enum TraceCSV {
-    public static let header = "task,job,release_ns,start_ns,end_ns,response_ns,lock_wait_ns,preemptions,deadline_met,output_ok,wakeup_ns,execution_ns,lock_acquired_ns,lock_released_ns,width,aborted,overran"
+    public static let header = "task,job,release_ns,start_ns,end_ns,response_ns,lock_wait_ns,preemptions,deadline_met,output_ok,wakeup_ns,execution_ns,lock_acquired_ns,lock_released_ns,width,aborted,overran,swap_in_ns,swap_in_bytes,swap_wait_ns"
 
     public static func render(_ result: RunResult) -> String {
         var out = header + "\n"
@@ -267,7 +346,7 @@ public enum TraceCSV {
             out += "\(csvField(name)),\(r.job),\(r.release),\(opt(r.start)),\(opt(r.end)),\(opt(r.response)),"
             out += "\(r.lockWait),\(r.preemptions),\(r.deadlineMet),\(r.outputOK),\(opt(r.wakeup)),"
             out += "\(r.skipped ? "" : String(r.execution)),\(opt(r.lockAcquired)),\(opt(r.lockReleased)),"
-            out += "\(r.width.map { String($0) } ?? ""),\(r.aborted),\(r.overran)\n"
+            out += "\(r.width.map { String($0) } ?? ""),\(r.aborted),\(r.overran),\(r.swapIn),\(r.swapInBytes),\(r.swapWait)\n"
         }
         return out
     }

@@ -46,6 +46,21 @@ public struct TaskSet: Sendable, Equatable {
         case queue
     }
 
+    /// A byte budget for all tasks' model memory (the `memory:` key).
+    public struct Memory: Sendable, Equatable {
+        /// Bytes that may be resident at once: every task's weights, arenas, scratchpads and
+        /// preloaded inputs and outputs (see ``MemoryAccount``).
+        public var budget: Int
+        /// Where evicted weights are written: a private directory is created inside it (and
+        /// removed at exit). nil: inside the system's temporary directory.
+        public var swapDirectory: String?
+
+        public init(budget: Int, swapDirectory: String? = nil) {
+            self.budget = budget
+            self.swapDirectory = swapDirectory
+        }
+    }
+
     public struct Task: Sendable, Equatable {
         public var name: String
         /// Zoo name or path to an `.onnx` file; nil for a synthetic task (`wcet` only), which
@@ -84,12 +99,18 @@ public struct TaskSet: Sendable, Equatable {
         public var inputs: Int
         /// Delay of the first release after the common start, in ns.
         public var offset: Int64
+        /// Whether its weights may be evicted between its jobs under the set's memory budget.
+        public var swap: Bool
+        /// Declared weight bytes of a synthetic task (`weights`), for the memory analysis; a
+        /// model's are taken from its compiled plan.
+        public var weightBytes: Int?
 
         public init(name: String, model: String? = nil, wcet: Int64? = nil, npr: Int64? = nil, layers: Int? = nil,
                     widths: [Double]? = nil, widthWCETs: [Int64]? = nil, budget: Int64? = nil,
                     onOverrun: OnOverrun = .continue, width: Double? = nil, fold: Int? = nil, batch: Int = 1,
                     period: Int64, deadline: Int64? = nil, priority: Int? = nil, cores: [Int]? = nil,
-                    threads: Int = 1, overrun: Overrun = .skip, inputs: Int = 4, offset: Int64 = 0) {
+                    threads: Int = 1, overrun: Overrun = .skip, inputs: Int = 4, offset: Int64 = 0, swap: Bool = false,
+                    weightBytes: Int? = nil) {
             self.name = name
             self.model = model
             self.wcet = wcet
@@ -110,6 +131,8 @@ public struct TaskSet: Sendable, Equatable {
             self.overrun = overrun
             self.inputs = inputs
             self.offset = offset
+            self.swap = swap
+            self.weightBytes = weightBytes
         }
     }
 
@@ -125,10 +148,12 @@ public struct TaskSet: Sendable, Equatable {
     public var release: Release
     public var cores: [Int]
     public var tasks: [Task]
+    /// The memory budget, if the set has one.
+    public var memory: Memory?
 
     public init(name: String, duration: Int64? = nil, jobs: Int? = nil, policy: Policy = .fixedPriority,
                 preemption: Preemption = .layer, lockK: Int? = nil, release: Release = .synchronous,
-                cores: [Int]? = nil, tasks: [Task]) {
+                cores: [Int]? = nil, tasks: [Task], memory: Memory? = nil) {
         self.name = name
         self.duration = duration
         self.jobs = jobs
@@ -138,6 +163,7 @@ public struct TaskSet: Sendable, Equatable {
         self.release = release
         self.cores = cores ?? Affinity.availableCores()
         self.tasks = tasks
+        self.memory = memory
     }
 
     /// The most non-preemptive regions a synthetic job may declare (`layers`, or wcet / npr).
@@ -176,6 +202,19 @@ public struct TaskSet: Sendable, Equatable {
         }
         if let k = lockK, k < 1 { throw fail("lock.k", "must be at least 1, got \(k)") }
         guard !tasks.isEmpty else { throw fail("tasks", "the task set has no tasks") }
+        if let m = memory {
+            guard m.budget > 0 else { throw fail("memory.budget", "must be positive, got \(m.budget) bytes") }
+            if let d = m.swapDirectory {
+                guard !d.isEmpty else { throw fail("memory.swap_dir", "must not be empty") }
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: d, isDirectory: &isDir), isDir.boolValue else {
+                    throw fail("memory.swap_dir", "'\(d)' is not an existing directory")
+                }
+                guard FileManager.default.isWritableFile(atPath: d) else {
+                    throw fail("memory.swap_dir", "'\(d)' is not writable")
+                }
+            }
+        }
         try checkCores(cores, path: "cores", available: availableCores)
         var names = Set<String>()
         for (i, t) in tasks.enumerated() {
@@ -236,6 +275,16 @@ public struct TaskSet: Sendable, Equatable {
                 if let outside = c.first(where: { !cores.contains($0) }) {
                     throw fail("\(p).cores", "core \(outside) is not among the task set's cores \(cores)")
                 }
+            }
+            if t.swap && memory == nil {
+                throw fail("\(p).swap", "needs a memory budget (the set's memory.budget key)")
+            }
+            if let w = t.weightBytes {
+                guard t.model == nil else { throw fail("\(p).weights", "is only for synthetic tasks: a model's weights are taken from its compiled plan") }
+                guard w > 0 else { throw fail("\(p).weights", "must be positive, got \(w) bytes") }
+            }
+            if t.swap && t.model == nil && t.weightBytes == nil {
+                throw fail("\(p).swap", "a synthetic task (wcet only) needs `weights` (its weight bytes) to be swapped")
             }
             let usable = cores(of: i).count
             guard t.threads <= usable else {

@@ -18,7 +18,7 @@ extension TaskSet {
             throw TaskSetError(path: "", message: "not valid YAML: \(error)")
         }
         let top = try YAMLMap(root, path: "", allowed: [
-            "name", "duration", "jobs", "policy", "preemption", "lock", "release", "cores", "tasks",
+            "name", "duration", "jobs", "policy", "preemption", "lock", "release", "cores", "tasks", "memory",
         ])
         var set = TaskSet(name: try top.string("name") ?? "taskset", tasks: [])
         set.duration = try top.duration("duration")
@@ -32,6 +32,11 @@ extension TaskSet {
             guard let k = try lock.int("k") else { throw TaskSetError(path: "lock.k", message: "is required") }
             set.lockK = k
         }
+        if let memoryNode = top.node("memory") {
+            let m = try YAMLMap(memoryNode, path: "memory", allowed: ["budget", "swap_dir"])
+            guard let budget = try m.bytes("budget") else { throw TaskSetError(path: "memory.budget", message: "is required") }
+            set.memory = Memory(budget: budget, swapDirectory: try m.string("swap_dir"))
+        }
         guard let tasksNode = top.node("tasks") else { throw TaskSetError(path: "tasks", message: "is required") }
         guard case .sequence(let seq) = tasksNode else {
             throw TaskSetError(path: "tasks", message: "must be a list of tasks")
@@ -39,7 +44,7 @@ extension TaskSet {
         for (i, node) in seq.enumerated() {
             let m = try YAMLMap(node, path: "tasks[\(i)]", allowed: [
                 "name", "model", "wcet", "npr", "layers", "width", "widths", "budget", "on_overrun", "fold", "batch",
-                "period", "deadline", "priority", "cores", "threads", "overrun", "inputs", "offset",
+                "period", "deadline", "priority", "cores", "threads", "overrun", "inputs", "offset", "swap", "weights",
             ])
             guard let name = try m.string("name") else { throw TaskSetError(path: "tasks[\(i)].name", message: "is required") }
             let model = try m.string("model")
@@ -59,7 +64,8 @@ extension TaskSet {
                 batch: try m.int("batch") ?? 1, period: period, deadline: try m.duration("deadline"),
                 priority: try m.int("priority"), cores: try m.intList("cores"), threads: try m.int("threads") ?? 1,
                 overrun: try m.choice("overrun", Overrun.self) ?? .skip, inputs: try m.int("inputs") ?? 4,
-                offset: try m.duration("offset") ?? 0))
+                offset: try m.duration("offset") ?? 0, swap: try m.bool("swap") ?? false,
+                weightBytes: try m.bytes("weights")))
         }
         try set.validate()
         return set
@@ -112,6 +118,24 @@ struct YAMLMap {
     func int(_ key: String) throws -> Int? {
         guard let s = try scalar(key) else { return nil }
         guard let v = Int(s) else { throw TaskSetError(path: sub(key), message: "must be an integer, got '\(s)'") }
+        return v
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let s = try scalar(key) else { return nil }
+        switch s {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw TaskSetError(path: sub(key), message: "must be true or false, got '\(s)'")
+        }
+    }
+
+    /// A byte count with a unit (`160MiB`, `2GB`, `4096`).
+    func bytes(_ key: String) throws -> Int? {
+        guard let s = try scalar(key) else { return nil }
+        guard let v = ByteCountText.parse(s) else {
+            throw TaskSetError(path: sub(key), message: "'\(s)' is not a byte count; write a number with a unit: B, KiB, MiB, GiB (or kB, MB, GB), e.g. 160MiB")
+        }
         return v
     }
 

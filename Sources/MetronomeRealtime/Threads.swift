@@ -49,6 +49,14 @@ final class Monitor: @unchecked Sendable {
 
         /// Waits; the monitor must be locked by the caller.
         func wait() { pthread_cond_wait(cond, monitor.mutex) }
+        /// Waits at most `ns` nanoseconds; the monitor must be locked by the caller.
+        func wait(timeoutNs ns: UInt64) {
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let total = UInt64(now.tv_nsec) + ns
+            var deadline = timespec(tv_sec: now.tv_sec + Int(total / 1_000_000_000), tv_nsec: Int(total % 1_000_000_000))
+            pthread_cond_timedwait(cond, monitor.mutex, &deadline)
+        }
         func signal() { pthread_cond_signal(cond) }
         func broadcast() { pthread_cond_broadcast(cond) }
     }

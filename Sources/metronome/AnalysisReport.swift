@@ -44,6 +44,9 @@ struct AnalysisReport: Codable {
     /// is the nominal mode, every task at its widest).
     var guaranteed: [Task]?
     var guaranteedSchedulable: Bool?
+    /// With a memory budget: the set's bytes and the measured swap-in time model.
+    var memory: MemoryAccount?
+    var swapModel: SwapTimeModel?
 
     init(set: TaskSet, analysis: AnalysisResult) {
         name = set.name
@@ -70,10 +73,13 @@ struct AnalysisReport: Codable {
             try c.encode(guaranteed, forKey: .guaranteed)
             try c.encode(guaranteedSchedulable, forKey: .guaranteedSchedulable)
         }
+        try c.encodeIfPresent(memory, forKey: .memory)
+        try c.encodeIfPresent(swapModel, forKey: .swapModel)
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, method, margin, schedulable, tasks, guaranteed
+        case name, method, margin, schedulable, tasks, guaranteed, memory
+        case swapModel = "swap_model"
         case guaranteedSchedulable = "guaranteed_schedulable"
     }
 

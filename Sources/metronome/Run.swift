@@ -60,15 +60,19 @@ struct RunTaskSet: ParsableCommand {
         let traceURL = try traceJSONFile(traceJSON, force: force)
         let log: (String) -> Void = json ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : { print($0) }
         log("task set '\(set.name)': \(set.tasks.count) tasks, policy \(set.policy.rawValue), preemption \(set.preemption.rawValue), cores \(set.cores)")
+        let swapper = try makeSwapper(set, margin: timing.margin, log: log)
+        defer { swapper?.close() }
         log("preparing (compile, reference outputs, \(timing.runs) \(timing.timing.rawValue) timing runs per task):")
         let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
-                                                  timing: timing.timing, log: log)
+                                                  timing: timing.timing, swapper: swapper, log: log)
         let demands = try timing.demands(set, prepared: prepared, log: log)
+        let memory = MemoryContext(account: set.memory == nil ? nil : MemoryAccount(set, prepared: prepared), model: swapper?.model,
+                                   ioCores: swapper?.ioCores)
         // With widths the bounds are those of the nominal mode (every task at its widest).
-        let analysis = ScheduleAnalysis.analyze(set, demands: demands.map { $0.last! }, margin: timing.margin)
+        let analysis = memory.analyze(set, demands: demands.map { $0.last! }, margin: timing.margin)
         let length = set.duration.map { String(format: "%.1f s", Double($0) / 1e9) } ?? "\(set.jobs ?? 0) jobs per task"
         log("running for \(length)...")
-        let result = try RealtimeRunner.run(set, prepared: prepared, demands: demands, log: log)
+        let result = try RealtimeRunner.run(set, prepared: prepared, demands: demands, swapper: swapper, log: log)
         let summary = RunSummary(result, analysis: analysis)
         try RunOutput.write(result, summary: summary, to: directory, overwrite: force)
         if let traceURL { try ChromeTrace.write(result, to: traceURL, overwrite: force) }
@@ -115,16 +119,21 @@ struct Analyze: ParsableCommand {
         let set = try loadTaskSet(taskset)
         let log: (String) -> Void = { if !json { print($0) } }
         let demands: [[TaskDemand]]
+        var memory = MemoryContext()
         if predicted {
+            if set.memory != nil { throw ValidationError("--predicted does not analyse a memory budget yet; analyse the set without --predicted") }
             demands = try predictedDemands(set, predictorPath: predictor, acceptOtherMachine: force, log: log)
         } else {
-            demands = try taskDemands(set, timing: timing, log: log).demands
+            (demands, _, memory) = try taskDemands(set, timing: timing, log: log)
         }
+        if let account = memory.account { log(account.text(names: set.tasks.map(\.name))) }
         let margin = set.isSynthetic || predicted ? 1 : timing.margin
-        var nominal = AnalysisReport(set: set, analysis: ScheduleAnalysis.analyze(set, demands: demands.map { $0.last! }, margin: margin))
+        var nominal = AnalysisReport(set: set, analysis: memory.analyze(set, demands: demands.map { $0.last! }, margin: margin))
+        nominal.memory = memory.account
+        nominal.swapModel = memory.model
         // With widths: the guaranteed mode (every task at its narrowest) beside the nominal one.
         let guaranteed = demands.contains { $0.count > 1 }
-            ? AnalysisReport(set: set, analysis: ScheduleAnalysis.analyze(set, demands: demands.map { $0.first! }, margin: margin))
+            ? AnalysisReport(set: set, analysis: memory.analyze(set, demands: demands.map { $0.first! }, margin: margin))
             : nil
         if json {
             nominal.guaranteed = guaranteed?.tasks

@@ -53,8 +53,17 @@ struct Simulate: ParsableCommand {
         let directory = try outputDirectory(out, set: set, suffix: "sim-", force: force)
         let traceURL = try traceJSONFile(traceJSON, force: force)
         let log: (String) -> Void = { if !json { print($0) } }
-        let (demands, _) = try taskDemands(set, timing: timing, log: log)
-        let analysis = ScheduleAnalysis.analyze(set, demands: demands.map { $0.last! }, margin: set.isSynthetic ? 1 : timing.margin)
+        var (demands, _, memory) = try taskDemands(set, timing: timing, log: log)
+        let analysis = memory.analyze(set, demands: demands.map { $0.last! }, margin: set.isSynthetic ? 1 : timing.margin)
+        if let account = memory.account, let model = memory.model {
+            // Every job of a swapped task pays one swap-in (its bound) before its first layer, as
+            // if no prefetch ever arrived in time.
+            for i in set.tasks.indices where account.tasks[i].swappableBytes > 0 {
+                let s = model.bound(account.tasks[i].swappableBytes)
+                demands[i] = demands[i].map { TaskDemand(wcet: $0.wcet + s, npr: $0.npr + s, regions: $0.regions) }
+            }
+            log("simulating a swap-in before every job of the swapped tasks (no prefetch)")
+        }
         let length = duration?.nanoseconds ?? Simulator.defaultDuration(set).duration
         if duration == nil && Simulator.defaultDuration(set).shortened {
             log("note: three hyperperiods hold more than \(Simulator.releaseLimit) releases; simulating \(DurationText.format(length))")

@@ -74,19 +74,74 @@ func loadTaskSet(_ path: String?) throws -> TaskSet {
     try path.map { try TaskSet.load(path: $0) } ?? TaskSet.load(yaml: TaskSet.demoYAML)
 }
 
+/// The memory side of a task set: its account against the budget and the swap-in time model
+/// (nil without a budget or without swapped tasks), and the swapper when one was kept.
+struct MemoryContext {
+    var account: MemoryAccount?
+    var model: SwapTimeModel?
+    var swapper: WeightSwapper?
+    /// Where the swap I/O thread runs (nil: on the set's cores).
+    var ioCores: [Int]?
+
+    /// The analysis of `set` with these demands, under the budget when there is one.
+    func analyze(_ set: TaskSet, demands: [TaskDemand], margin: Double) -> AnalysisResult {
+        ScheduleAnalysis.analyze(set, demands: demands, margin: margin, memory: account, swap: model, ioCores: ioCores)
+    }
+}
+
+/// A swapper for a set with a memory budget (its I/O thread above the jobs when the set is
+/// managed), with the swap-in time measured when some task swaps.
+func makeSwapper(_ set: TaskSet, margin: Double, log: (String) -> Void) throws -> WeightSwapper? {
+    guard let memory = set.memory else { return nil }
+    let swaps = set.tasks.contains { $0.swap }
+    if swaps { log("measuring swap-in times in \(memory.swapDirectory ?? "the temporary directory"):") }
+    let spare = WeightSwapper.spareCores(for: set)
+    if swaps {
+        log(spare.map { "  the swap I/O thread runs on core(s) \($0.map(String.init).joined(separator: ",")), outside the set's" }
+            ?? "  the swap I/O thread shares the set's cores (its CPU time is charged to the tasks)")
+    }
+    return try WeightSwapper(memory: memory, calibrate: swaps, margin: margin,
+                             ioPriority: set.policy == .unmanaged ? 0 : 55, ioCores: spare, log: log)
+}
+
 /// Each task's demand at each of its widths (narrowest first) for the analysis or the
 /// simulator: the declared `wcet` where every task gives one, otherwise measured here (which
-/// needs every task's model).
-func taskDemands(_ set: TaskSet, timing: TimingOptions, log: (String) -> Void) throws -> (demands: [[TaskDemand]], prepared: [PreparedTask]?) {
+/// needs every task's model). With a memory budget, also the set's memory account (declared
+/// `weights` for synthetic tasks) and the measured swap-in time; the swapper is kept open
+/// for a run when `keepSwapper`.
+func taskDemands(_ set: TaskSet, timing: TimingOptions, keepSwapper: Bool = false,
+                 log: (String) -> Void) throws -> (demands: [[TaskDemand]], prepared: [PreparedTask]?, memory: MemoryContext) {
     let declared = set.tasks.compactMap { TaskDemand.declaredPerWidth($0) }
-    if declared.count == set.tasks.count { return (declared, nil) }
+    if declared.count == set.tasks.count {
+        var memory = MemoryContext()
+        if let budget = set.memory?.budget {
+            memory.account = MemoryAccount(budget: budget, tasks: set.tasks.map { TaskMemory(weights: $0.weightBytes ?? 0, swappable: $0.swap) },
+                                           runningAtOnce: ScheduleAnalysis.runningGroups(set))
+            if set.tasks.contains(where: { $0.swap }) {
+                let swapper = try makeSwapper(set, margin: timing.margin, log: log)
+                memory.model = swapper?.model
+                memory.ioCores = swapper?.ioCores
+                swapper?.close()
+            }
+        }
+        return (declared, nil, memory)
+    }
     if let i = set.tasks.firstIndex(where: { $0.model == nil }) {
         throw TaskSetError(path: "tasks[\(i)].model", message: "a synthetic task (wcet only) cannot be mixed with measured tasks; give every task a wcet, or every task a model")
     }
-    log("measuring (\(timing.runs) \(timing.timing.rawValue) timing runs per task):")
-    let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
-                                              timing: timing.timing, log: log)
-    return (try timing.demands(set, prepared: prepared, log: log), prepared)
+    let swapper = try makeSwapper(set, margin: timing.margin, log: log)
+    do {
+        log("measuring (\(timing.runs) \(timing.timing.rawValue) timing runs per task):")
+        let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
+                                                  timing: timing.timing, swapper: swapper, log: log)
+        let memory = MemoryContext(account: set.memory == nil ? nil : MemoryAccount(set, prepared: prepared), model: swapper?.model,
+                                   swapper: keepSwapper ? swapper : nil, ioCores: swapper?.ioCores)
+        if !keepSwapper { swapper?.close() }
+        return (try timing.demands(set, prepared: prepared, log: log), prepared, memory)
+    } catch {
+        swapper?.close()
+        throw error
+    }
 }
 
 /// Where a command writes its run files: `--out`, or `runs/<name>-<suffix><timestamp>`;

@@ -92,12 +92,15 @@ public final class Plan: @unchecked Sendable {
     let engine: OpaquePointer
     let kernels: [Kernel]
     let arenaOffsets: [Int]
-    let weights: [UnsafeMutableRawPointer]
+    /// The weights, in one anonymous mapping with a segment per layer (see ``WeightRegion``):
+    /// what a memory budget swaps out and back in.
+    public let weightRegion: WeightRegion
+    var weights: [UnsafeMutableRawPointer] { weightRegion.pointers }
     let inputShapes: [[Int]]
     let outputShapes: [[Int]]
 
     init(program: Program, threads: Int, engine: OpaquePointer, kernels: [Kernel], arenaOffsets: [Int],
-         lifetimes: [BufferLifetime], arenaBytes: Int, unplannedBytes: Int, weights: [UnsafeMutableRawPointer], weightBytes: Int,
+         lifetimes: [BufferLifetime], arenaBytes: Int, unplannedBytes: Int, weightRegion: WeightRegion, weightBytes: Int,
          scratchpadBytes: Int, kernelSteps: [Int?]) {
         // The constants were copied into `weights` in the layouts their kernels want; keeping
         // them in the program too would double the plan's weight memory.
@@ -111,7 +114,7 @@ public final class Plan: @unchecked Sendable {
         buffers = zip(arenaOffsets, lifetimes).map { PlannedBuffer(offset: $0, lifetime: $1) }
         self.arenaBytes = arenaBytes
         self.unplannedActivationBytes = unplannedBytes
-        self.weights = weights
+        self.weightRegion = weightRegion
         self.weightBytes = weightBytes
         self.scratchpadBytes = scratchpadBytes
         self.kernelSteps = kernelSteps
@@ -132,7 +135,6 @@ public final class Plan: @unchecked Sendable {
 
     deinit {
         for k in kernels { if case .primitive(let p, _, _) = k { dnnl_primitive_destroy(p) } }
-        for w in weights { free(w) }
         dnnl_engine_destroy(engine)
     }
 

@@ -16,6 +16,10 @@ struct PlanBuilder {
     /// Copies of values in other layouts, so each reorder is done once.
     var variants: [ValueID: [Location]] = [:]
     var weights: [UnsafeMutableRawPointer] = []
+    /// Size of each weight, and the step (layer) that created it: the plan packs them into one
+    /// ``WeightRegion``, one segment per layer.
+    var weightSizes: [Int] = []
+    var weightSteps: [Int] = []
     var weightBytes = 0
     var scratchpadBytes = 0
     let lastUse: [ValueID: Int]
@@ -64,11 +68,15 @@ struct PlanBuilder {
         }
         let life = lifetimes()
         let (offsets, arenaBytes) = MemoryPlanner.plan(life)
+        let region = try WeightRegion(copying: weights, sizes: weightSizes,
+                                      layers: weightSteps.map { $0 < program.steps.count ? program.steps[$0].name : "outputs" })
+        for w in weights { free(w) }
+        weights = []
         handedOver = true
         kernelSteps += Array(repeating: nil, count: kernels.count - kernelSteps.count)
         return Plan(program: program, threads: options.threads, engine: engine, kernels: kernels,
                     arenaOffsets: offsets, lifetimes: life, arenaBytes: arenaBytes, unplannedBytes: arenaSizes.reduce(0, +),
-                    weights: weights, weightBytes: weightBytes, scratchpadBytes: scratchpadBytes,
+                    weightRegion: region, weightBytes: weightBytes, scratchpadBytes: scratchpadBytes,
                     kernelSteps: kernelSteps)
     }
 
@@ -150,6 +158,8 @@ struct PlanBuilder {
             throw MetronomeError.backend("cannot allocate \(size) bytes for weights")
         }
         weights.append(raw)
+        weightSizes.append(size)
+        weightSteps.append(stepIndex)
         weightBytes += size
         let loc = Location(ref: .weight(weights.count - 1), desc: target)
         if DNNL.equal(plain, target) {
