@@ -31,6 +31,7 @@ public enum HTMLReport {
             html += "<td>\(f(t.boundMs))</td><td class=\"\(over ? "miss" : "")\">\(f(t.observedBoundRatio))</td><td>\(f(t.releaseJitterP99Ms))</td><td>\(String(format: "%.3f", t.utilization))</td></tr>\n"
         }
         html += "</table><h2>Response-time CDF</h2>\n" + cdf(result, bounds: summary.tasks.map(\.boundMs)) + "\n<h2 id=\"timeline\">Timeline</h2>\n" + timeline(result, episodes: summary.interference)
+        if result.memory?.account.budget != nil { html += "\n" + memoryChart(result) }
         html += "\n</body></html>\n"
         return html
     }

@@ -753,14 +753,16 @@ final class RunSession: @unchecked Sendable {
         let recorder = spanRecorders[i]
         // A job waiting for its weights holds its cores, but gives them up (and takes them back)
         // whenever a job that should preempt it arrives: the wait never blocks other work.
-        let yieldWhileWaiting: (() -> Void)? = taskSwapper != nil && dispatcher?.preemptive == true ? { [self] in
-            guard let dispatcher, dispatcher.shouldYield(task: i) else { return }
-            if perLayerLock, let lock { lock.release() }
-            let granted = dispatcher.yield(task: i)
-            state.preemptions += 1
-            state.place(granted, executor: state.executor, threads: spec.threads)
-            if perLayerLock, let lock { state.lockWait += lock.acquire(key: state.key) }
-        } : nil
+        let yieldWhileWaiting: WeightSwapper.Preemption? = taskSwapper != nil && dispatcher?.preemptive == true
+            ? WeightSwapper.Preemption(shouldYield: { [self] in dispatcher?.shouldYield(task: i) ?? false }, yield: { [self] in
+                guard let dispatcher else { return }
+                if perLayerLock, let lock { lock.release() }
+                let granted = dispatcher.yield(task: i)
+                state.preemptions += 1
+                state.place(granted, executor: state.executor, threads: spec.threads)
+                if perLayerLock, let lock { state.lockWait += lock.acquire(key: state.key) }
+            })
+            : nil
         let boundary: (Int) throws -> Void = { [self] layer in
             let layerEnd = Self.relative(MonotonicClock.now(), origin)
             recorder.layerEnd(at: layerEnd)
@@ -792,7 +794,7 @@ final class RunSession: @unchecked Sendable {
                 }
                 if let swapper = taskSwapper {
                     let before = state.swap.waitNs
-                    try swapper.acquire(i, key: state.key, stats: &state.swap, whileWaiting: yieldWhileWaiting)
+                    try swapper.acquire(i, key: state.key, stats: &state.swap, preemption: yieldWhileWaiting)
                     state.suspended += state.swap.waitNs - before
                 }
                 recorder.open(at: Self.relative(MonotonicClock.now(), origin), firstLayer: layer)
@@ -849,7 +851,7 @@ final class RunSession: @unchecked Sendable {
                     recorder.lockWait(job: n, from: Self.relative(t1, origin), to: Self.relative(acquired, origin), cores: state.cores)
                 }
                 // Its weights, once it has its cores (and the lock): a job starts only with them resident.
-                if let swapper = taskSwapper { try swapper.acquire(i, key: state.key, stats: &state.swap, whileWaiting: yieldWhileWaiting) }
+                if let swapper = taskSwapper { try swapper.acquire(i, key: state.key, stats: &state.swap, preemption: yieldWhileWaiting) }
                 // The width, once the job has its cores (and the lock): the widest whose WCET
                 // fits the time left before the deadline.
                 let w = selector?.choose(timeLeft: Int64(nominal + UInt64(spec.deadline)) - Int64(MonotonicClock.now()))

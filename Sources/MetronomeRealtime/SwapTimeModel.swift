@@ -64,7 +64,7 @@ public struct SwapTimeModel: Codable, Sendable, Equatable {
     }
 
     /// Least-squares fit of `t = a + x / b` with a ≥ 0; returns (a, b, worst observed/fitted).
-    static func fit(_ points: [(x: Double, t: Double)]) -> (a: Double, b: Double, worst: Double) {
+    public static func fit(_ points: [(x: Double, t: Double)]) -> (a: Double, b: Double, worst: Double) {
         let n = Double(points.count)
         let mx = points.reduce(0) { $0 + $1.x } / n, mt = points.reduce(0) { $0 + $1.t } / n
         let sxx = points.reduce(0) { $0 + ($1.x - mx) * ($1.x - mx) }

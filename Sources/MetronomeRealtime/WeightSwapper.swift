@@ -40,7 +40,17 @@ public final class WeightSwapper: @unchecked Sendable {
         public var bytes: Int
     }
 
-    /// What a job's call to ``acquire(_:stats:)`` cost it.
+    /// How a job waiting for its weights gives its cores up to a job that should preempt it.
+    public struct Preemption {
+        public var shouldYield: () -> Bool
+        public var yield: () -> Void
+        public init(shouldYield: @escaping () -> Bool, yield: @escaping () -> Void) {
+            self.shouldYield = shouldYield
+            self.yield = yield
+        }
+    }
+
+    /// What a job's call to ``acquire(_:key:stats:pollNs:preemption:)`` cost it.
     public struct AcquireStats {
         /// Time waiting for the weights (0 when resident).
         public var waitNs: UInt64 = 0
@@ -194,11 +204,14 @@ public final class WeightSwapper: @unchecked Sendable {
     /// Makes task `task`'s weights resident (waiting for the I/O thread if needed) and holds
     /// them until ``release(_:)``. Allocation-free when they are resident.
     ///
-    /// While it waits, `whileWaiting` (if given) is called about every `pollNs` without the
-    /// swapper's lock held: the runner gives its cores to a job that should preempt this one
-    /// there, so that a wait for weights never blocks other work (the wait is preemptible).
+    /// While it waits, `preemption.shouldYield` (if given) is asked about every `pollNs`, and
+    /// when it says so the job's request is withdrawn and `preemption.yield` gives its cores
+    /// to the job that should preempt it (and returns once they are back), both without the
+    /// swapper's lock held: a wait for weights never blocks other work. The request is
+    /// withdrawn meanwhile so that weights read in during the yield are not held for a job
+    /// without cores (a job holding cores could otherwise wait for them forever).
     public func acquire(_ task: Int, key: SchedulingKey, stats: inout AcquireStats,
-                        pollNs: UInt64 = 250_000, whileWaiting: (() -> Void)? = nil) throws {
+                        pollNs: UInt64 = 250_000, preemption: Preemption? = nil) throws {
         monitor.lock()
         defer { monitor.unlock() }
         let e = entries[task]
@@ -209,11 +222,23 @@ public final class WeightSwapper: @unchecked Sendable {
             e.requestKey = key
             changed.broadcast()
             while !(e.resident && !e.loading) && failure == nil && !stopping {
-                if let whileWaiting {
+                if let preemption {
                     changed.wait(timeoutNs: pollNs)
+                    if e.resident && !e.loading { break }
                     monitor.unlock()
-                    whileWaiting()
+                    let yielding = preemption.shouldYield()
                     monitor.lock()
+                    if yielding {
+                        e.requested = false
+                        if e.handedPin {
+                            // Read in just now: keep it (the job has its cores until it yields).
+                            e.handedPin = false
+                            e.pins -= 1
+                        }
+                        monitor.unlock()
+                        preemption.yield()
+                        monitor.lock()
+                    }
                 } else {
                     changed.wait()
                 }
