@@ -15,7 +15,10 @@ import Metronome
 ///   only to another task's demand swap-in; so ρ_k is at most its preemptions (jobs that may
 ///   preempt it within its deadline, and its regions − 1) and at most those demands (on one
 ///   processor under fixed priorities, only its higher-priority swapped tasks': a recursion down
-///   the priorities; otherwise every other swapped task's: a least fixed point);
+///   the priorities; otherwise every other swapped task's: a least fixed point); and 0 on one
+///   processor under fixed priorities when the always-resident bytes, its weights, those of its
+///   higher-priority swapped tasks and what other core groups can hold fit the budget (victims
+///   are taken by lowest priority, so such a job is never the one evicted);
 /// - W_k, the longest wait of one request: S(w_k) + max_{j≠k} S(w_j) (a transfer in progress) +
 ///   Σ_{j served first} (⌈W_k/T_j⌉ + 1)(1 + ρ_j) S(w_j) (fixed point; "served first" is higher
 ///   priority under fixed priorities, every other task otherwise);
@@ -156,9 +159,28 @@ extension ScheduleAnalysis {
         // fixed point). Both are capped by the job's preemptions.
         var rho = Array(repeating: Int64(0), count: n)
         let order = swappable.sorted { priorities[$0] > priorities[$1] }
+        // On one processor under fixed priorities, a preempted job's weights are evicted only
+        // after every other resident task's but those of higher priority (victims are taken
+        // unreleased first, then by lowest priority); so when the always-resident bytes, the
+        // job's weights, its higher-priority swapped tasks' and what other groups of cores can
+        // hold (plus one transfer for them) fit, it never loses them.
+        var neverEvicted = Array(repeating: false, count: n)
+        if set.policy == .fixedPriority, let budget = memory.budget {
+            for k in swappable where uniprocessor[k] {
+                var bytes = memory.alwaysResident + memory.tasks[k].swappableBytes
+                for j in swappable where j != k && unitOf[j] == unitOf[k] && priorities[j] > priorities[k] {
+                    bytes += memory.tasks[j].swappableBytes
+                }
+                var elsewhere = memory
+                elsewhere.runningAtOnce = memory.runningAtOnce.filter { !$0.tasks.contains(k) }
+                bytes += elsewhere.concurrentWorkingSet
+                let outside = swappable.filter { unitOf[$0] != unitOf[k] }.map { memory.tasks[$0].swappableBytes }.max() ?? 0
+                neverEvicted[k] = bytes + outside <= budget
+            }
+        }
         for _ in 0..<64 {
             var changed = false
-            for k in order where preemptions[k] > 0 {
+            for k in order where preemptions[k] > 0 && !neverEvicted[k] {
                 var evicting: Int64 = 0
                 for j in swappable where j != k {
                     if uniprocessor[k] && unitOf[j] == unitOf[k] && !mayPreempt(j, k) { continue }

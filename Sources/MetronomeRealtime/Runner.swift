@@ -259,6 +259,13 @@ public enum RealtimeRunner {
                         }) else { throw MetronomeError.backend("cannot start a thread") }
                         background.append(t)
                     }
+                    // Swapping goes on meanwhile (on its own cores), as it will during the run.
+                    if let swapper, set.tasks.contains(where: \.swap) {
+                        guard let t = RealtimeThread.spawn({ try? swapper.exercise(except: i, stop: { stop.isSet }) }) else {
+                            throw MetronomeError.backend("cannot start a thread")
+                        }
+                        background.append(t)
+                    }
                     defer {
                         stop.set()
                         background.forEach(RealtimeThread.join)
@@ -778,7 +785,7 @@ final class RunSession: @unchecked Sendable {
                 recorder.close(job: state.job, at: layerEnd, layer: layer, cores: state.cores, ending: .preempted)
                 if perLayerLock, let lock { lock.release() }
                 // A preempted job's weights may be evicted; it takes them back before going on.
-                taskSwapper?.release(i)
+                taskSwapper?.suspend(i)
                 let t = MonotonicClock.now()
                 let granted = dispatcher.yield(task: i)
                 state.suspended += MonotonicClock.now() - t
@@ -794,7 +801,7 @@ final class RunSession: @unchecked Sendable {
                 }
                 if let swapper = taskSwapper {
                     let before = state.swap.waitNs
-                    try swapper.acquire(i, key: state.key, stats: &state.swap, preemption: yieldWhileWaiting)
+                    try swapper.resume(i, key: state.key, stats: &state.swap, preemption: yieldWhileWaiting)
                     state.suspended += state.swap.waitNs - before
                 }
                 recorder.open(at: Self.relative(MonotonicClock.now(), origin), firstLayer: layer)

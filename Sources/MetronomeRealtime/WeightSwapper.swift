@@ -76,6 +76,9 @@ public final class WeightSwapper: @unchecked Sendable {
         /// A swap-in done for a waiting job pins the weights for it at once, so that no other
         /// request can evict them before that job wakes up (which would livelock two waiters).
         var handedPin = false
+        /// The job holding the weights gave its cores up (preempted): they may still be
+        /// evicted, as a last resort, for a job that has cores; it then takes them back.
+        var yielded = false
         /// The next job's release (monotonic ns; 0: released now / unknown) and key.
         var nextRelease: UInt64 = 0
         var nextKey = SchedulingKey(0, 0)
@@ -229,15 +232,12 @@ public final class WeightSwapper: @unchecked Sendable {
                     let yielding = preemption.shouldYield()
                     monitor.lock()
                     if yielding {
-                        e.requested = false
-                        if e.handedPin {
-                            // Read in just now: keep it (the job has its cores until it yields).
-                            e.handedPin = false
-                            e.pins -= 1
-                        }
+                        e.yielded = true
+                        changed.broadcast()
                         monitor.unlock()
                         preemption.yield()
                         monitor.lock()
+                        e.yielded = false
                     }
                 } else {
                     changed.wait()
@@ -278,6 +278,28 @@ public final class WeightSwapper: @unchecked Sendable {
         return true
     }
 
+    /// The job holding task `task`'s weights is preempted: they stay, but may be evicted (as a
+    /// last resort) for a job that has cores. ``resume(_:key:stats:pollNs:preemption:)`` takes
+    /// them back.
+    public func suspend(_ task: Int) {
+        monitor.withLock {
+            entries[task].yielded = true
+            changed.broadcast()
+        }
+    }
+
+    /// The preempted job has its cores again: keeps its weights if they stayed, else waits for them
+    /// as ``acquire(_:key:stats:pollNs:preemption:)`` does.
+    public func resume(_ task: Int, key: SchedulingKey, stats: inout AcquireStats, pollNs: UInt64 = 250_000,
+                       preemption: Preemption? = nil) throws {
+        let kept: Bool = monitor.withLock {
+            let e = entries[task]
+            e.yielded = false
+            return !e.swappable || (e.pins > 0 && e.resident)
+        }
+        if !kept { try acquire(task, key: key, stats: &stats, pollNs: pollNs, preemption: preemption) }
+    }
+
     /// Lets the weights of task `task` be evicted again (a job completed or was preempted).
     public func release(_ task: Int) {
         monitor.withLock {
@@ -293,6 +315,26 @@ public final class WeightSwapper: @unchecked Sendable {
             entries[task].nextRelease = release
             entries[task].nextKey = key
             changed.broadcast()
+        }
+    }
+
+    /// Swaps the largest swapped task other than `except` out and in, over and over, on the
+    /// I/O thread's cores, until `stop()` says so: what timing runs see beside them, so that
+    /// measured execution times include what swapping does to other cores (TLB shootdowns of
+    /// evictions, memory traffic of reads). The task's weights stay charged throughout, so the
+    /// budget holds. Does nothing when no such task can be made resident without waiting.
+    func exercise(except: Int, stop: @escaping () -> Bool) throws {
+        let candidates = entries.indices.filter { $0 != except && entries[$0].swappable }
+            .sorted { entries[$0].bytes > entries[$1].bytes }
+        guard let j = try candidates.first(where: { try tryAcquire($0) }) else { return }
+        defer { release(j) }
+        if let ioCores { Affinity.pinCurrentThread(to: ioCores) }
+        let e = entries[j]
+        while !stop() {
+            for (r, offset) in zip(e.regions, e.fileOffsets) {
+                try r.evict()
+                try r.load(from: file, at: offset)
+            }
         }
     }
 
@@ -400,14 +442,17 @@ public final class WeightSwapper: @unchecked Sendable {
         let mine = entries[task]
         var victims = entries.indices.filter { j in
             let v = entries[j]
-            guard j != task, v.swappable, v.resident, !v.loading, !v.evicting, v.pins == 0 else { return false }
+            guard j != task, v.swappable, v.resident, !v.loading, !v.evicting else { return false }
+            // Held by a job: only by a demand, and only while that job is preempted.
+            if v.pins > 0 && (prefetch || !v.yielded) { return false }
             // A prefetch only displaces tasks needed later than the one it brings in.
             return !prefetch || v.nextRelease > mine.nextRelease
         }
-        // Not yet released (or released later) first; then the lowest priority (largest key).
+        // Not yet released (or released later) first, then released but not held, then held by
+        // a preempted job; within each, the lowest priority (largest key) first.
+        func rank(_ j: Int) -> Int { entries[j].pins > 0 ? 2 : (entries[j].nextRelease <= now ? 1 : 0) }
         victims.sort { a, b in
-            let ra = entries[a].nextRelease <= now, rb = entries[b].nextRelease <= now
-            if ra != rb { return !ra }
+            if rank(a) != rank(b) { return rank(a) < rank(b) }
             if entries[a].nextKey != entries[b].nextKey { return entries[a].nextKey > entries[b].nextKey }
             return entries[a].nextRelease > entries[b].nextRelease
         }
@@ -419,8 +464,14 @@ public final class WeightSwapper: @unchecked Sendable {
         }
         guard freed >= need else { return nil }
         for j in victims.prefix(chosen) {
-            entries[j].resident = false
-            entries[j].evicting = true
+            let v = entries[j]
+            v.resident = false
+            v.evicting = true
+            if v.pins > 0 {
+                // Taken from a preempted job: it asks again when it has its cores back.
+                v.pins = 0
+                if v.handedPin { v.handedPin = false; v.requested = true }
+            }
         }
         return Array(victims.prefix(chosen))
     }
