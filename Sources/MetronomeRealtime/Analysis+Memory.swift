@@ -15,11 +15,14 @@ import Metronome
 ///   only to another task's demand swap-in; so ρ_k is at most its preemptions (jobs that may
 ///   preempt it within its deadline, and its regions − 1) and at most those demands (on one
 ///   processor under fixed priorities, only its higher-priority swapped tasks': a recursion down
-///   the priorities; otherwise every other swapped task's: a least fixed point); and 0 on one
+///   the priorities, and only those whose weights, with k's, the always-resident bytes and the
+///   swapped tasks' between them in priority, exceed the budget, since every other task is
+///   evicted first; otherwise every other swapped task's: a least fixed point); and 0 on one
 ///   processor under fixed priorities when the always-resident bytes, its weights, those of its
 ///   higher-priority swapped tasks and what other core groups can hold fit the budget (victims
 ///   are taken by lowest priority, so such a job is never the one evicted);
-/// - W_k, the longest wait of one request: S(w_k) + max_{j≠k} S(w_j) (a transfer in progress) +
+/// - W_k, the longest wait of one request: S(w_k) + S(4 MiB) (a less urgent transfer in progress
+///   gives way between 4 MiB chunks) +
 ///   Σ_{j served first} (⌈W_k/T_j⌉ + 1)(1 + ρ_j) S(w_j) (fixed point; "served first" is higher
 ///   priority under fixed priorities, every other task otherwise);
 /// - C'_k = C_k + (1 + ρ_k) W_k. A job waiting for its weights gives its cores up to any job that
@@ -178,12 +181,29 @@ extension ScheduleAnalysis {
                 neverEvicted[k] = bytes + outside <= budget
             }
         }
+        // On one processor under fixed priorities, j's demand can evict preempted k only when
+        // the always-resident bytes, k's and j's weights and those of the swapped tasks between
+        // them in priority (preempted too, and evicted after k) exceed the budget; everything
+        // else is evicted first.
+        var canEvict = Array(repeating: Array(repeating: true, count: n), count: n)
+        if set.policy == .fixedPriority, let budget = memory.budget, swappable.allSatisfy({ unitOf[$0] == unitOf[swappable[0]] }) {
+            for k in swappable where uniprocessor[k] {
+                for j in swappable where j != k && priorities[j] > priorities[k] {
+                    var bytes = memory.alwaysResident + memory.tasks[k].swappableBytes + memory.tasks[j].swappableBytes
+                    for h in swappable where h != j && h != k && priorities[h] > priorities[k] && priorities[h] < priorities[j] {
+                        bytes += memory.tasks[h].swappableBytes
+                    }
+                    canEvict[k][j] = bytes > budget
+                }
+            }
+        }
         for _ in 0..<64 {
             var changed = false
             for k in order where preemptions[k] > 0 && !neverEvicted[k] {
                 var evicting: Int64 = 0
                 for j in swappable where j != k {
                     if uniprocessor[k] && unitOf[j] == unitOf[k] && !mayPreempt(j, k) { continue }
+                    if canEvict[k][j] == false { continue }
                     evicting += jobs(d[k], j) * (1 + rho[j])
                 }
                 let value = min(preemptions[k], evicting)
@@ -195,7 +215,8 @@ extension ScheduleAnalysis {
         // and the requests served before it meanwhile. Int64.max when not within 4 deadlines.
         var w = Array(repeating: Int64(0), count: n)
         for k in swappable {
-            let blocking = swappable.filter { $0 != k }.map { s[$0] }.max() ?? 0
+            // A less urgent transfer in progress gives way after its current chunk.
+            let blocking = swappable.count > 1 ? model.bound(WeightSwapper.chunkBytes) : 0
             var value = s[k] + blocking
             var iterations = 0
             while true {

@@ -111,19 +111,12 @@ public struct MemoryAccount: Codable, Sendable, Equatable {
         }
     }
 
-    /// The most bytes resident at once when every swap-in finds room: everything always
-    /// resident, the weights of the jobs holding cores, and one more task's being read in (the
-    /// I/O thread reads one at a time, possibly for a job that gave its cores up meanwhile).
-    public var residentAtOnce: Int {
-        var worst = concurrentWorkingSet
-        for (k, t) in tasks.enumerated() where t.swappableBytes > 0 {
-            var others = self
-            others.tasks[k].swappable = false
-            others.tasks[k].weights = 0
-            worst = max(worst, t.swappableBytes + others.concurrentWorkingSet)
-        }
-        return alwaysResident + worst
-    }
+    /// The most bytes that must be resident at once: everything always resident and the
+    /// weights of the jobs holding cores. Nothing else needs room: a job asks for its weights
+    /// only once it holds its cores; a prefetch uses free room only (it never evicts a released
+    /// job's weights); and a transfer in progress gives way, between chunks, to any waiting job
+    /// with a smaller key — which includes every job that preempted the one it is for.
+    public var residentAtOnce: Int { alwaysResident + concurrentWorkingSet }
 
     /// Whether no swap-in ever waits for room (``residentAtOnce`` fits). When it fails the set
     /// still runs, but a swap-in may wait for other jobs to finish, which the analysis does not
@@ -142,7 +135,7 @@ public struct MemoryAccount: Codable, Sendable, Equatable {
             lines.append("  \(name): weights \(ByteCountText.format(t.weights))\(t.swappable ? " (swappable)" : ""), arena \(ByteCountText.format(t.arena)), scratchpad \(ByteCountText.format(t.scratchpad)), io \(ByteCountText.format(t.io))")
         }
         if budget != nil {
-            lines.append("  resident at once at most: \(ByteCountText.format(residentAtOnce)) (the weights of jobs holding cores and one swap-in: \(fitsRunningJobs ? "fit" : "do NOT fit; swap-ins may wait for room, and swapped tasks are not shown schedulable"))")
+            lines.append("  resident at once at most: \(ByteCountText.format(residentAtOnce)) (always-resident bytes and the weights of jobs holding cores: \(fitsRunningJobs ? "fit" : "do NOT fit; swap-ins may wait for room, and swapped tasks are not shown schedulable"))")
         }
         return lines.joined(separator: "\n")
     }

@@ -113,6 +113,11 @@ public final class WeightSwapper: @unchecked Sendable {
     /// (monotonic ns, accounted bytes) after every change, for memory-over-time plots.
     private var timeline: [(UInt64, Int)] = []
     private let recordLimit = 1 << 16
+    /// Transfers given up for a more urgent one (their bytes are read again later).
+    public private(set) var abortedTransfers = 0
+    /// A swap-in reads this much at a time, and can be preempted in between: the longest a
+    /// waiting job can be held up by a less urgent transfer is one chunk.
+    public static let chunkBytes = 4 << 20
     private var thread: pthread_t?
     private var stopping = false
     private var failure: String?
@@ -381,12 +386,37 @@ public final class WeightSwapper: @unchecked Sendable {
                 monitor.unlock()
                 let t0 = MonotonicClock.now()
                 var error: Error?
-                do {
-                    for (r, offset) in zip(e.regions, e.fileOffsets) { try r.load(from: file, at: offset) }
-                } catch let err { error = err }
+                var aborted = false
+                // In chunks: between two, a waiting job with a smaller key than this transfer's
+                // (any waiting job, for a prefetch) preempts it; the bytes read so far are dropped.
+                let key = prefetch ? nil : Optional(e.requestKey)
+                outer: for (r, offset) in zip(e.regions, e.fileOffsets) {
+                    var done = 0
+                    while done < r.length {
+                        let n = min(Self.chunkBytes, r.length - done)
+                        do { try file.read(into: r.base + done, bytes: n, at: offset + done) } catch let err { error = err; break outer }
+                        done += n
+                        if done < r.length || r !== e.regions.last {
+                            let preempt: Bool = monitor.withLock {
+                                entries.indices.contains { j in
+                                    j != i && entries[j].requested && !entries[j].resident && !entries[j].loading && !entries[j].evicting
+                                        && (key == nil || entries[j].requestKey < key!)
+                                }
+                            }
+                            if preempt { aborted = true; break outer }
+                        }
+                    }
+                }
                 let t1 = MonotonicClock.now()
                 monitor.lock()
                 e.loading = false
+                if aborted {
+                    for r in e.regions { try? r.evict() }
+                    charge(-e.bytes)
+                    abortedTransfers += 1
+                    changed.broadcast()
+                    continue
+                }
                 if let error {
                     failure = "swap-in of task \(i) failed: \(error)"
                     charge(-e.bytes)

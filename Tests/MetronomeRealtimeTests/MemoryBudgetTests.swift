@@ -257,27 +257,24 @@ final class MemoryBudgetTests: XCTestCase {
         let model = SwapTimeModel(latencyNs: 1e6, bytesPerSecond: 1e9, cpuLatencyNs: 1e5, cpuBytesPerSecond: 4e9)
         let account = MemoryAccount(budget: 30_000_000, tasks: set.tasks.map { TaskMemory(weights: $0.weightBytes ?? 1_000_000, swappable: $0.swap) },
                                     runningAtOnce: ScheduleAnalysis.runningGroups(set))
-        XCTAssertTrue(account.fitsRunningJobs) // 1 MB + 9 MB + 9 MB
+        XCTAssertTrue(account.fitsRunningJobs) // 1 MB + 9 MB (one job holds the core)
+        XCTAssertEqual(account.residentAtOnce, 10_000_000)
         let demands = set.tasks.map { TaskDemand(wcet: $0.wcet!, npr: ms, regions: 10) }
         let r = ScheduleAnalysis.analyze(set, demands: demands, memory: account, swap: model, ioCores: [1])
-        // W_a = S_a + S_b (one transfer in progress) = 20 ms (b is not served before a);
-        // W_b = S_b + S_a + (⌈W/200⌉+1)·S_a = 40 ms. Reloads: a's preemptors are not swapped
-        // (ρ_a = 0); b may lose its weights to a's demands: ρ_b = (⌈400/200⌉+1)·1 = 3.
-        // C'_a = 10 + 20; C'_b = 20 + (1 + 3)·40.
-        XCTAssertEqual(r.tasks[1].wcet, 10 * ms + 20 * ms)
-        XCTAssertEqual(r.tasks[2].wcet, 20 * ms + 4 * 40 * ms)
+        // A transfer gives way after a 4 MiB chunk: S(4 MiB) = 1 ms + 4.194304 ms.
+        // W_a = S_a + S(chunk) = 15.194304 ms (b is not served before a);
+        // W_b = S_b + S(chunk) + (⌈W/200⌉+1)·S_a = 35.194304 ms. No reloads: a's preemptors
+        // are not swapped, and b's weights are never the victim (1 + 9 + 9 MB fit in 30 MB).
+        let chunk: Int64 = 5_194_304
+        XCTAssertEqual(r.tasks[1].wcet, 10 * ms + 10 * ms + chunk)
+        XCTAssertEqual(r.tasks[2].wcet, 20 * ms + 10 * ms + chunk + 2 * 10 * ms)
         XCTAssertEqual(r.tasks[0].wcet, 2 * ms, "the resident task on other cores than the I/O thread pays nothing")
         XCTAssertEqual(r.schedulable, true)
         // With the I/O thread on the same core, everyone pays its CPU time (here the whole transfer).
         let shared = ScheduleAnalysis.analyze(set, demands: demands, memory: account, swap: model, ioCores: [0])
         XCTAssertGreaterThan(shared.tasks[0].wcet, 2 * ms)
-        // A budget that cannot hold a running job and one swap-in: not shown schedulable.
-        var tight = account
-        tight.budget = 15_000_000
-        let refused = ScheduleAnalysis.analyze(set, demands: demands, memory: tight, swap: model, ioCores: [1])
-        XCTAssertEqual(refused.tasks[1].schedulable, false)
-        XCTAssertEqual(refused.tasks[0].schedulable, true)
         // Below the always-resident bytes plus one swapped task: nothing is.
+        var tight = account
         tight.budget = 5_000_000
         XCTAssertTrue(ScheduleAnalysis.analyze(set, demands: demands, memory: tight, swap: model).tasks.allSatisfy { $0.schedulable == false })
     }
