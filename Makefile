@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-realtime bench-overload profile-dataset predictor pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -81,6 +81,12 @@ profile-dataset: build weights
 # `analyze --predicted` look for it. About 6 minutes on 2 cores; progress on stderr.
 predictor: profile-dataset
 	.build/release/metronome fit $(PROFILE_DIR)/profile.csv --force
+
+# RT-Swap's metric on generated task sets (README, "Memory budget and swapping"): writes
+# docs/swap-schedulability{,-u02}.{csv,svg} with this machine's measured swap-in time.
+swap-study: build
+	.build/release/metronome swap-study --force
+	.build/release/metronome swap-study --force --utilization 0.2 --csv docs/swap-schedulability-u02.csv --svg docs/swap-schedulability-u02.svg
 
 # The overload example beside a CPU hog (SCHED_FIFO, a duty cycle on core 0), with and without
 # run-time width selection; writes bench/OVERLOAD.md.

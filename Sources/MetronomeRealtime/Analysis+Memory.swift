@@ -56,6 +56,15 @@ extension ScheduleAnalysis {
     /// for giving them up: the longest a wait delays a job that should preempt it.
     static let swapPollNs: Int64 = 500_000
 
+    /// The demand a simulator gives a job of a swapped task that pays one swap-in of `swapIn` ns
+    /// at its start: as the runner does it, the wait is preemptible (split into regions of at
+    /// most ``swapPollNs``), not one non-preemptive stretch.
+    public static func withSwapIn(_ d: TaskDemand, swapIn: Int64) -> TaskDemand {
+        guard swapIn > 0 else { return d }
+        let extra = Int(ceilDiv(swapIn, swapPollNs))
+        return TaskDemand(wcet: d.wcet + swapIn, npr: max(d.npr, swapPollNs), regions: d.regions + extra)
+    }
+
     /// Per swappable task, what swapping adds (ns), for reports.
     public struct SwapCharge: Codable, Sendable, Equatable {
         /// Bound on one swap-in of the task's weights, and on one request's wait.

@@ -57,10 +57,10 @@ struct Simulate: ParsableCommand {
         let analysis = memory.analyze(set, demands: demands.map { $0.last! }, margin: set.isSynthetic ? 1 : timing.margin)
         if let account = memory.account, let model = memory.model {
             // Every job of a swapped task pays one swap-in (its bound) before its first layer, as
-            // if no prefetch ever arrived in time.
+            // if no prefetch ever arrived in time; the wait is preemptible, as in a real run.
             for i in set.tasks.indices where account.tasks[i].swappableBytes > 0 {
                 let s = model.bound(account.tasks[i].swappableBytes)
-                demands[i] = demands[i].map { TaskDemand(wcet: $0.wcet + s, npr: $0.npr + s, regions: $0.regions) }
+                demands[i] = demands[i].map { ScheduleAnalysis.withSwapIn($0, swapIn: s) }
             }
             log("simulating a swap-in before every job of the swapped tasks (no prefetch)")
         }

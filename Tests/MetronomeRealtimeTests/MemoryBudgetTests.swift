@@ -1,3 +1,4 @@
+import CLITestHarness
 import Foundation
 import Metronome
 import MetronomeRealtime
@@ -280,14 +281,14 @@ final class MemoryBudgetTests: XCTestCase {
     }
 
     /// Random swapped sets on one processor: whenever the swap-aware analysis calls a task
-    /// schedulable, the simulator, charging every job of a swapped task one swap-in at its start,
-    /// never sees it miss.
+    /// schedulable, the simulator, charging every job of a swapped task one swap-in at its start
+    /// (preemptible, as the runner's wait is), never sees it miss.
     func testSwapAnalysisAgainstTheSimulator() throws {
         var g = SplitMix64(seed: 99)
         let ms: Int64 = 1_000_000
         let model = SwapTimeModel(latencyNs: 5e5, bytesPerSecond: 1e9)
         var schedulable = 0
-        for _ in 0..<300 {
+        for _ in 0..<1000 {
             let n = 2 + Int(g.next() % 4)
             var tasks: [TaskSet.Task] = []
             for i in 0..<n {
@@ -303,9 +304,8 @@ final class MemoryBudgetTests: XCTestCase {
                                         runningAtOnce: ScheduleAnalysis.runningGroups(set))
             let demands = tasks.map { TaskDemand(declared: $0)! }
             let analysis = ScheduleAnalysis.analyze(set, demands: demands, memory: account, swap: model, ioCores: nil)
-            let charged = zip(tasks, demands).map { t, d -> TaskDemand in
-                let s = t.swap ? model.bound(t.weightBytes!) : 0
-                return TaskDemand(wcet: d.wcet + s, npr: d.npr + s, regions: d.regions)
+            let charged = zip(tasks, demands).map { t, d in
+                ScheduleAnalysis.withSwapIn(d, swapIn: t.swap ? model.bound(t.weightBytes!) : 0)
             }
             let sim = try Simulator.run(set, demands: charged, options: .init(duration: 3 * 240 * ms))
             for (i, b) in analysis.tasks.enumerated() where b.schedulable == true {
@@ -314,5 +314,64 @@ final class MemoryBudgetTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(schedulable, 100, "the test exercises schedulable verdicts")
+    }
+}
+
+/// The memory budget through the CLI, as a user meets it.
+final class MemoryBudgetCLITests: XCTestCase {
+    func testAnalyzeAndSimulateASyntheticSetWithABudget() throws {
+        let bin = try Harness.metronome()
+        let dir = try Harness.temporaryDirectory("memory-cli")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("set.yaml")
+        try """
+            name: mem
+            duration: 2s
+            cores: [0]
+            memory: {budget: 120MB, swap_dir: \(dir.path)}
+            tasks:
+              - {name: cam, wcet: 5ms, layers: 10, period: 50ms, weights: 14MB}
+              - {name: big, wcet: 40ms, layers: 40, period: 1s, swap: true, weights: 100MB}
+              - {name: mid, wcet: 20ms, layers: 20, period: 500ms, swap: true, weights: 50MB}
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let r = try Harness.run(bin, ["analyze", file.path, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let memory = try XCTUnwrap(object["memory"] as? [String: Any])
+        XCTAssertEqual(memory["budget_bytes"] as? Int, 120_000_000)
+        XCTAssertNotNil((object["swap_model"] as? [String: Any])?["b_bytes_per_s"])
+        XCTAssertTrue((object["method"] as? String)?.contains("swap-ins as execution") == true)
+        // The calibration's scratch files are gone; only the task set remains in the directory.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["set.yaml"])
+        // Too small a budget: refused, naming the key, with the numbers.
+        try String(contentsOf: file, encoding: .utf8).replacingOccurrences(of: "120MB", with: "90MB")
+            .write(to: file, atomically: true, encoding: .utf8)
+        let small = try Harness.run(bin, ["analyze", file.path])
+        XCTAssertEqual(small.status, 0, small.stderr)
+        XCTAssertTrue(small.stdout.contains("memory.budget") || small.stdout.contains("too small"), small.stdout)
+        XCTAssertTrue(small.stdout.contains("NOT schedulable"), small.stdout)
+        let sim = try Harness.run(bin, ["simulate", file.path, "--out", dir.appendingPathComponent("sim").path])
+        XCTAssertEqual(sim.status, 0, sim.stderr)
+        XCTAssertTrue(sim.stdout.contains("swap-in before every job"), sim.stdout)
+    }
+
+    func testSwapStudyWritesItsFilesAndRefusesToOverwrite() throws {
+        let bin = try Harness.metronome()
+        let dir = try Harness.temporaryDirectory("swap-study")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let csv = dir.appendingPathComponent("s.csv").path, svg = dir.appendingPathComponent("s.svg").path
+        let args = ["swap-study", "--sets", "20", "--budgets", "0.8,1.0", "--swap-latency", "0.5", "--swap-bandwidth", "2", "--csv", csv, "--svg", svg]
+        let r = try Harness.run(bin, args)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3)
+        // At 100% of the model bytes every set fits without swapping, so that column equals the
+        // no-budget column there.
+        let full = lines[2].split(separator: ",")
+        XCTAssertEqual(full[1], full[3])
+        XCTAssertTrue(try String(contentsOfFile: svg, encoding: .utf8).hasPrefix("<svg"))
+        let again = try Harness.run(bin, args)
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
     }
 }
