@@ -18,9 +18,9 @@ struct ProfileCgroup {
 
     /// Creates `metronome-profile-PID-N` under this process's cgroup, with the limit set
     /// (no limit when `limit` is 0); nil when this machine does not let us.
-    static func make(limit: Int, serial: Int) -> ProfileCgroup? {
+    static func make(limit: Int, serial: Int, prefix: String = "metronome-profile") -> ProfileCgroup? {
         guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return nil }
-        let name = "metronome-profile-\(getpid())-\(serial)"
+        let name = "\(prefix)-\(getpid())-\(serial)"
         var candidates: [(String, Version)] = []
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
@@ -80,6 +80,33 @@ struct ProfileCgroup {
             return fails > 0 && text.contains("under_oom 1")
         }
         return false
+    }
+
+    /// The group's charge now.
+    var usageBytes: Int? {
+        read(version == .v2 ? "memory.current" : "memory.usage_in_bytes").flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Sets the limit (bytes).
+    @discardableResult
+    func setLimit(_ bytes: Int) -> Bool {
+        version == .v2 ? write("memory.max", String(bytes)) : write("memory.limit_in_bytes", String(bytes))
+    }
+
+    /// Starts the peak over again (v1 `max_usage_in_bytes`; v2 `memory.peak` where writable).
+    @discardableResult
+    func resetPeak() -> Bool {
+        version == .v2 ? write("memory.peak", "0") : write("memory.max_usage_in_bytes", "0")
+    }
+
+    /// Moves this whole process (every thread) into the group, or back to `parent`.
+    func enter() -> Bool { write("cgroup.procs", String(getpid())) }
+    func leave() -> Bool {
+        let parent = (path as NSString).deletingLastPathComponent
+        guard let handle = FileHandle(forWritingAtPath: parent + "/cgroup.procs") else { return false }
+        defer { try? handle.close() }
+        do { try handle.write(contentsOf: Data(String(getpid()).utf8)) } catch { return false }
+        return true
     }
 
     /// Removes the (empty) group; retried briefly because the kernel frees it asynchronously.

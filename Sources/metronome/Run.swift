@@ -48,6 +48,8 @@ struct RunTaskSet: ParsableCommand {
     var strict = false
     @Option(name: .customLong("trace-json"), help: "Also write the whole run as Chrome trace-event JSON to this file (opens in Perfetto or chrome://tracing).")
     var traceJSON: String?
+    @Flag(name: .customLong("enforce-cgroup"), help: "With a memory budget: run the set inside a memory cgroup limited to the budget plus the runtime's own memory (measured after preparation), and report the cgroup's peak.")
+    var enforceCgroup = false
     @OptionGroup var timing: TimingOptions
 
     func run() throws {
@@ -55,6 +57,23 @@ struct RunTaskSet: ParsableCommand {
         if let d = duration {
             set.duration = d.nanoseconds
             set.jobs = nil
+        }
+        if enforceCgroup && set.memory == nil {
+            throw ValidationError("--enforce-cgroup needs a memory budget (the set's memory.budget key)")
+        }
+        // The group is entered before anything is loaded, so that all the set's memory is charged to it.
+        var group: ProfileCgroup?
+        if enforceCgroup {
+            guard let g = ProfileCgroup.make(limit: 0, serial: 0, prefix: "metronome-run"), g.enter() else {
+                throw ValidationError("--enforce-cgroup: this machine lets no memory cgroup be created and entered here (cgroup v2 with the memory controller delegated, or a writable v1 memory hierarchy, is needed)")
+            }
+            group = g
+        }
+        defer {
+            if let group {
+                _ = group.leave()
+                group.remove()
+            }
         }
         let directory = try outputDirectory(out, set: set, force: force)
         let traceURL = try traceJSONFile(traceJSON, force: force)
@@ -71,8 +90,25 @@ struct RunTaskSet: ParsableCommand {
         // With widths the bounds are those of the nominal mode (every task at its widest).
         let analysis = memory.analyze(set, demands: demands.map { $0.last! }, margin: timing.margin)
         let length = set.duration.map { String(format: "%.1f s", Double($0) / 1e9) } ?? "\(set.jobs ?? 0) jobs per task"
+        var cgroupLimit: Int?
+        if let group, let budget = set.memory?.budget, let swapper {
+            // The runtime's own memory is what the group holds beyond the accounted bytes once
+            // everything is prepared; the limit allows that (plus 32 MiB of slack) on top of the budget.
+            let usage = group.usageBytes ?? 0
+            let overhead = max(0, usage - swapper.accountedBytes)
+            let limit = budget + overhead + (32 << 20)
+            guard group.setLimit(limit) else { throw ValidationError("--enforce-cgroup: cannot set the cgroup's limit to \(limit) bytes") }
+            group.resetPeak()
+            cgroupLimit = limit
+            log("memory cgroup \(group.path): limit \(ByteCountText.format(limit)) = budget + \(ByteCountText.format(overhead)) of runtime memory + 32 MiB")
+        }
         log("running for \(length)...")
-        let result = try RealtimeRunner.run(set, prepared: prepared, demands: demands, swapper: swapper, log: log)
+        var result = try RealtimeRunner.run(set, prepared: prepared, demands: demands, swapper: swapper, log: log)
+        if let group {
+            result.memory?.cgroupLimit = cgroupLimit
+            result.memory?.cgroupPeak = group.peakBytes
+            if group.oomKilled { log("the memory cgroup's OOM killer ended a process of the run") }
+        }
         let summary = RunSummary(result, analysis: analysis)
         try RunOutput.write(result, summary: summary, to: directory, overwrite: force)
         if let traceURL { try ChromeTrace.write(result, to: traceURL, overwrite: force) }

@@ -355,6 +355,13 @@ final class MemoryBudgetCLITests: XCTestCase {
         XCTAssertTrue(sim.stdout.contains("swap-in before every job"), sim.stdout)
     }
 
+    func testEnforceCgroupNeedsABudget() throws {
+        let bin = try Harness.metronome()
+        let r = try Harness.run(bin, ["run", Harness.root.appendingPathComponent("examples/demo.yaml").path, "--enforce-cgroup", "--duration", "1s"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--enforce-cgroup needs a memory budget"), r.stderr)
+    }
+
     func testSwapStudyWritesItsFilesAndRefusesToOverwrite() throws {
         let bin = try Harness.metronome()
         let dir = try Harness.temporaryDirectory("swap-study")
