@@ -1,4 +1,5 @@
 import Foundation
+import Metronome
 
 /// `report.html`: a self-contained page (inline SVG, CSS and a few lines of inline script for
 /// zooming; no external files, so it opens offline) with the summary table, a response-time CDF
@@ -190,6 +191,14 @@ public enum HTMLReport {
             for s in result.spans[i] where s.start < window {
                 let fill = s.kind == .execution ? color : "#999"
                 plot += "<rect x=\"\(x(s.start))\" y=\"\(top + 7)\" width=\"\(dx(s.duration))\" height=\"\(taskH - 18)\" fill=\"\(fill)\"><title>job \(s.job): \(s.kind == .execution ? "running" : "waiting for the lock") \(f3(s.start))–\(f3(s.end)) ms</title></rect>"
+            }
+            // Swaps of this task's weights (memory budget): swap-ins as dark bars along the lane's
+            // top edge (lighter for prefetches), evictions as ticks.
+            for t in result.memory?.transfers ?? [] where t.task == i && t.start < window && t.end >= 0 {
+                plot += "<rect x=\"\(x(t.start))\" y=\"\(top)\" width=\"\(dx(t.end - t.start))\" height=\"3\" fill=\"#000\" fill-opacity=\"\(t.prefetch ? "0.35" : "0.8")\"><title>swap-in\(t.prefetch ? " (prefetch)" : "") of \(ByteCountText.format(t.bytes)): \(f3(t.start))–\(f3(t.end)) ms</title></rect>"
+            }
+            for e in result.memory?.evictions ?? [] where e.task == i && e.time < window && e.time >= 0 {
+                plot += "<line x1=\"\(x(e.time))\" y1=\"\(top)\" x2=\"\(x(e.time))\" y2=\"\(top + 6)\" stroke=\"#d62728\" vector-effect=\"non-scaling-stroke\"><title>weights evicted at \(f3(e.time)) ms</title></line>"
             }
         }
         plot += "</svg>"
