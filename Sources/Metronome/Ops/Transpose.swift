@@ -23,7 +23,12 @@ struct TransposeOperator: Operator {
         ReferenceKernels.transpose(x[0], xs[0], perm: perm, out: y[0], ys[0])
     }
 
-    // oneDNN: reference only.
+    /// oneDNN: one reorder, reading the input through strides permuted into the output's order
+    /// (a JIT-compiled copy instead of the Swift loop).
+    func lowerToOneDNN(_ step: Step, into b: inout PlanBuilder) throws -> Bool {
+        guard case .transpose(let perm) = step.op, step.postOps.isEmpty else { return false }
+        return try b.transpose(step, perm: perm)
+    }
 
     func cost(_ step: Step, in program: Program) -> OperatorCost { OperatorCost(category: .dataMovement) }
 
