@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-bf16 bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -57,6 +57,11 @@ weights:
 bench-engine: build pydeps
 	@$(PYTHON) -c "import openvino" 2>/dev/null || $(PYTHON) -m pip install -q openvino
 	$(PYTHON) bench/engine_bench.py
+
+# Metronome --precision bf16 against OpenVINO bf16 (and Metronome fp32): writes bench/RESULTS-bf16.md.
+bench-bf16: build pydeps
+	@$(PYTHON) -c "import openvino" 2>/dev/null || $(PYTHON) -m pip install -q openvino
+	$(PYTHON) bench/engine_bench.py --precision bf16 --models resnet18,resnet50,mobilenet_v2,efficientnet-lite0 --rounds 3
 
 # The demo task set in Metronome vs one pinned ONNX Runtime session per task in its own thread
 # (absolute periodic releases, same periods), with and without SCHED_FIFO; writes

@@ -29,6 +29,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed runs.") var runs = 50
     @Option(help: "Untimed warm-up runs.") var warmup = 5
     @Option(help: "Kernel backend: onednn or reference.") var backend = "onednn"
+    @Option(help: "Precision of the convolutions: fp32 or bf16 (bf16 also reports its fidelity against fp32).")
+    var precision: Precision = .fp32
     @Flag(help: "Print one JSON object on stdout instead of a table.") var json = false
     @Flag(help: "Also time each compiled kernel and print a per-kernel profile.") var layers = false
     @Option(help: "Write one per-kernel run as a Chrome trace JSON to this file (implies --layers).") var trace: String?
@@ -50,8 +52,9 @@ struct Bench: ParsableCommand {
         if let coreList { try Affinity.validate(coreList) }
         let graph = try ModelSource.load(model)
         let compileStart = MonotonicClock.now()
+        if precision != .fp32 && backend != "onednn" { throw ValidationError("--precision \(precision.rawValue) needs --backend onednn") }
         let plan = try Plan.compile(graph, batch: batch,
-                                    options: CompileOptions(threads: threads, backend: Backend(rawValue: backend)!))
+                                    options: CompileOptions(threads: threads, backend: Backend(rawValue: backend)!, precision: precision))
         let compileMs = Double(MonotonicClock.now() - compileStart) / 1e6
         let executor = try Executor(plan: plan, cores: coreList)
         var generator = SplitMix64(seed: 42)
@@ -59,6 +62,12 @@ struct Bench: ParsableCommand {
         let samples = try executor.timedRuns(runs, warmup: warmup, on: buffers)
         let stats = try LatencyStatistics(samples)
         let imagesPerSecond = Double(batch) * 1000 / stats.median
+        // Reduced precision: the same inputs through the fp32 plan, compared output by output.
+        var fidelity: Fidelity?
+        if precision != .fp32 {
+            let reference = try Plan.compile(graph, batch: batch, options: CompileOptions(threads: threads))
+            fidelity = try Fidelity(plan: plan, reference: reference, buffers: buffers, batch: batch)
+        }
         var layerReport: LayerReport?
         if layers || trace != nil {
             let perKernel = try executor.kernelTimes(runs: runs, warmup: 1, on: buffers)
@@ -77,18 +86,26 @@ struct Bench: ParsableCommand {
                 "compile_ms": compileMs, "arena_bytes": plan.arenaBytes, "weight_bytes": plan.weightBytes,
                 "onednn_kernels": plan.oneDNNKernelCount, "reference_kernels": plan.referenceKernelCount,
             ]
+            object["precision"] = precision.rawValue
             if let layerReport {
                 let encoded = try JSONEncoder().encode(layerReport)
                 object["layers"] = try JSONSerialization.jsonObject(with: encoded)
             }
+            if let fidelity {
+                object["fidelity"] = ["max_relative_error": fidelity.maxRelativeError, "mean_relative_error": fidelity.meanRelativeError,
+                                      "top1_agreement": fidelity.top1Agreement, "images": fidelity.images]
+            }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("\(model): batch \(batch), \(threads) thread(s)\(coreList.map { " on cores \($0)" } ?? ""), \(runs) runs after \(warmup) warm-up")
+            print("\(model): batch \(batch), \(threads) thread(s)\(coreList.map { " on cores \($0)" } ?? ""), \(runs) runs after \(warmup) warm-up\(precision == .fp32 ? "" : ", \(precision.rawValue)")")
             print("  compile \(fmt(compileMs)) ms; arena \(mib(plan.arenaBytes)) MiB (unplanned \(mib(plan.unplannedActivationBytes)) MiB); weights \(mib(plan.weightBytes)) MiB")
             print("  kernels: \(plan.oneDNNKernelCount) oneDNN, \(plan.referenceKernelCount) reference")
             print("  latency ms: min \(fmt(stats.minimum))  median \(fmt(stats.median))  p90 \(fmt(stats.p90))  p99 \(fmt(stats.p99))  max \(fmt(stats.maximum))")
             print("  throughput: \(fmt(imagesPerSecond)) images/s")
+            if let fidelity {
+                print("  precision \(precision.rawValue) against fp32 on the same inputs: " + fidelity.text)
+            }
             if let layerReport { print(""); print(layerReport.render(), terminator: "") }
             if let trace { print("wrote \(trace)") }
         }
@@ -97,3 +114,48 @@ struct Bench: ParsableCommand {
 
 func fmt(_ v: Double) -> String { String(format: "%.3f", v) }
 func mib(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / 1_048_576) }
+
+extension Precision: ExpressibleByArgument {}
+
+/// How far a reduced-precision plan's outputs are from the fp32 plan's on the same inputs:
+/// the largest and mean |diff| / max |fp32| over the outputs, and how often the first output's
+/// arg-max per image agrees.
+struct Fidelity {
+    var maxRelativeError: Double
+    var meanRelativeError: Double
+    var top1Agreement: Double
+    var images: Int
+
+    init(plan: Plan, reference: Plan, buffers: PlanBuffers, batch: Int) throws {
+        let executor = try Executor(plan: plan), refExecutor = try Executor(plan: reference)
+        try executor.run(inputs: buffers.inputPointers, outputs: buffers.outputPointers)
+        let mine = buffers.outputs.map { Array($0) }
+        try refExecutor.run(inputs: buffers.inputPointers, outputs: buffers.outputPointers)
+        let ref = buffers.outputs.map { Array($0) }
+        var worst = 0.0, sum = 0.0, count = 0
+        for (a, r) in zip(mine, ref) {
+            let scale = Double(r.map { abs($0) }.max() ?? 0)
+            for (x, y) in zip(a, r) {
+                let e = Double(abs(x - y)) / max(scale, 1e-30)
+                worst = max(worst, e)
+                sum += e
+                count += 1
+            }
+        }
+        maxRelativeError = worst
+        meanRelativeError = count > 0 ? sum / Double(count) : 0
+        let per = (ref.first?.count ?? 0) / max(batch, 1)
+        var agree = 0
+        for i in 0..<batch where per > 0 {
+            let a = mine[0][(i * per)..<((i + 1) * per)], r = ref[0][(i * per)..<((i + 1) * per)]
+            if a.indices.max(by: { a[$0] < a[$1] }) == r.indices.max(by: { r[$0] < r[$1] }) { agree += 1 }
+        }
+        top1Agreement = batch > 0 ? Double(agree) / Double(batch) : 1
+        images = batch
+    }
+
+    var text: String {
+        String(format: "max relative error %.2e, mean %.2e; top-1 agreement %.0f%% of %d image(s)",
+               maxRelativeError, meanRelativeError, top1Agreement * 100, images)
+    }
+}

@@ -24,6 +24,8 @@ struct Classify: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the model's raw output (one image only).", valueName: "FILE.npy"))
     var saveOutput: String?
     @Flag(help: "Replace files given to --save-input/--save-output that exist.") var force = false
+    @Option(help: "Precision of the convolutions: fp32 or bf16 (bf16 also prints the fp32 top class and the logits' relative error).")
+    var precision: Precision = .fp32
 
     func validate() throws {
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
@@ -47,8 +49,10 @@ struct Classify: ParsableCommand {
         guard graph.inputs.count == 1 else {
             throw MetronomeError.invalidArgument("\(model) has \(graph.inputs.count) inputs; classify needs a model with one image input")
         }
-        let plan = try Plan.compile(graph, inputShapes: [graph.inputs[0].name: [1, 3, preprocess.crop, preprocess.crop]],
-                                    options: CompileOptions(threads: threads))
+        let shapes = [graph.inputs[0].name: [1, 3, preprocess.crop, preprocess.crop]]
+        let plan = try Plan.compile(graph, inputShapes: shapes, options: CompileOptions(threads: threads, precision: precision))
+        // Reduced precision: the fp32 plan beside it, for the fidelity line of each image.
+        let reference = precision == .fp32 ? nil : try Executor(plan: Plan.compile(graph, inputShapes: shapes, options: CompileOptions(threads: threads)))
         guard let outShape = plan.program.outputs.first.map(plan.program.shape), outShape.reduce(1, *) > 1 else {
             throw MetronomeError.invalidArgument("\(model) has no class-score output")
         }
@@ -65,6 +69,13 @@ struct Classify: ParsableCommand {
             for (rank, c) in ranked.enumerated() {
                 let label = names?[c] ?? "class \(c)"
                 print("  \(rank + 1). \(label) (\(c))  \(String(format: "%.4f", probabilities[c]))")
+            }
+            if let reference {
+                let fp32 = try reference.run([tensor])[0].scalars
+                let top32 = fp32.indices.max { fp32[$0] < fp32[$1] }!
+                let scale = fp32.map(abs).max() ?? 1
+                let err = zip(scores.scalars, fp32).map { abs($0 - $1) }.max()! / max(scale, 1e-30)
+                print("  \(precision.rawValue) vs fp32: top-1 \(top32 == ranked.first ? "same" : "DIFFERS (fp32: \(names?[top32] ?? "class \(top32)"))"), logits' max relative error \(String(format: "%.2e", err))")
             }
         }
     }

@@ -66,4 +66,27 @@ final class RealWeightsTests: XCTestCase {
             XCTAssertEqual(c[name]?.scalars, expected.scalars, name)
         }
     }
+
+    /// bf16 keeps EfficientNet-Lite0's top class on the photographs (a class a person would
+    /// accept, as above) and its logits within a few percent of fp32.
+    func testBF16KeepsTheTopClassOnPhotographs() throws {
+        _ = try checkpointURL()
+        let bin = try Harness.metronome()
+        let python = try Harness.python(modules: ["skimage"])
+        let dir = try Harness.run("/usr/bin/env", [python, "-c", "import skimage, os; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))"])
+        XCTAssertEqual(dir.status, 0, dir.stderr)
+        let data = dir.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let acceptable: [String: Set<Int>] = ["chelsea.png": [281, 282, 285, 287], "coffee.png": [504, 967, 968], "rocket.jpg": [657, 744, 812]]
+        let r = try Harness.run(bin, ["classify", "--precision", "bf16", "--top", "1"] + acceptable.keys.sorted().map { data + "/" + $0 })
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        for name in acceptable.keys {
+            guard let i = lines.firstIndex(where: { $0.hasSuffix("/" + name) }), i + 2 < lines.count else { return XCTFail("\(name) missing: \(r.stdout)") }
+            let top = lines[i + 1].split(separator: "(").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) } ?? -1
+            XCTAssertTrue(acceptable[name]!.contains(top), "\(name): \(lines[i + 1])")
+            XCTAssertTrue(lines[i + 2].contains("top-1 same"), lines[i + 2])
+            let err = Double(lines[i + 2].split(separator: " ").last ?? "") ?? 1
+            XCTAssertLessThan(err, 5e-2, lines[i + 2])
+        }
+    }
 }

@@ -16,12 +16,27 @@ public struct CompileOptions: Sendable {
     public var threads: Int
     public var backend: Backend
     public var optimization: OptimizationOptions
+    /// The data type convolutions compute in (fp32 by default; inputs and outputs stay fp32).
+    public var precision: Precision
 
-    public init(threads: Int = 1, backend: Backend = .onednn, optimization: OptimizationOptions = OptimizationOptions()) {
+    public init(threads: Int = 1, backend: Backend = .onednn, optimization: OptimizationOptions = OptimizationOptions(),
+                precision: Precision = .fp32) {
         self.threads = threads
         self.backend = backend
         self.optimization = optimization
+        self.precision = precision
     }
+}
+
+/// Numeric precision of the heavy kernels.
+public enum Precision: String, Sendable, CaseIterable {
+    /// Everything in 32-bit floats (the reference).
+    case fp32
+    /// Convolutions (and what runs between them: pooling, resampling, eltwise and binary on their
+    /// outputs) in bfloat16 activations and weights, with fp32 accumulation as oneDNN does;
+    /// the model's inputs and outputs, and every operator without a bf16 kernel, in fp32, with
+    /// reorders inserted once at compile time where the types meet.
+    case bf16
 }
 
 extension Plan {

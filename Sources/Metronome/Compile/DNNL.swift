@@ -29,16 +29,16 @@ enum DNNL {
         return try desc(shape.isEmpty ? [1] : shape, tag: tags[max(shape.count, 1)])
     }
 
-    static func desc(_ shape: [Int], tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+    static func desc(_ shape: [Int], tag: dnnl_format_tag_t, type: dnnl_data_type_t = dnnl_f32) throws -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
         let d = dims(shape)
-        try check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dnnl_f32, tag), "memory descriptor \(shape)")
+        try check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, type, tag), "memory descriptor \(shape)")
         return md
     }
 
     /// A descriptor that lets the primitive choose its preferred layout.
-    static func any(_ shape: [Int]) throws -> dnnl_memory_desc_t {
-        try desc(shape, tag: dnnl_format_tag_any)
+    static func any(_ shape: [Int], type: dnnl_data_type_t = dnnl_f32) throws -> dnnl_memory_desc_t {
+        try desc(shape, tag: dnnl_format_tag_any, type: type)
     }
 
     static func equal(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {

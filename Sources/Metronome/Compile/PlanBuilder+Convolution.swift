@@ -8,7 +8,8 @@ extension PlanBuilder {
         let xs = program.shape(step.inputs[0]), ws = program.shape(step.inputs[1]), ys = program.shape(step.outputs[0])
         let g = a.groups
         let wdims = g > 1 ? [g, ws[0] / g] + Array(ws[1...]) : ws
-        var src = try DNNL.any(xs), wts = try DNNL.any(wdims), dst = try DNNL.any(ys)
+        let t = computeType
+        var src = try DNNL.any(xs, type: t), wts = try DNNL.any(wdims, type: t), dst = try DNNL.any(ys, type: t)
         var bias = step.inputs.count > 2 ? try DNNL.plain([ws[0]]) : dnnl_memory_desc_t()
         let strides = DNNL.dims(a.strides), dil = DNNL.dims(a.dilations.map { $0 - 1 })
         let pl = DNNL.dims([a.pads[0], a.pads[1]]), pr = DNNL.dims([a.pads[2], a.pads[3]])
@@ -17,7 +18,10 @@ extension PlanBuilder {
             &cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wts, &bias, &dst,
             strides, dil, pl, pr), "convolution \(step.name)")
         let attr = try DNNL.Attributes(postOps: step.postOps)
-        guard let pd = DNNL.primitiveDesc(&cd, attr: attr, engine: engine) else { return false }
+        guard let pd = DNNL.primitiveDesc(&cd, attr: attr, engine: engine) else {
+            if t != dnnl_f32 { throw MetronomeError.invalidArgument(PlanBuilder.noBF16(step)) }
+            return false
+        }
         guard let srcMd = DNNL.query(pd, dnnl_query_src_md), let wMd = DNNL.query(pd, dnnl_query_weights_md),
               let dstMd = DNNL.query(pd, dnnl_query_dst_md) else {
             dnnl_primitive_desc_destroy(pd)

@@ -10,7 +10,7 @@ extension PlanBuilder {
             let extent: Int = (a.kernel[i] - 1) * a.dilations[i] + 1
             return (ys[2 + i] - 1) * a.strides[i] + extent - xs[2 + i] - a.pads[i]
         }
-        var src = x.desc, dst = try DNNL.any(ys)
+        var src = x.desc, dst = try DNNL.any(ys, type: x.desc.data_type)
         var d = dnnl_pooling_v2_desc_t()
         try DNNL.check(dnnl_pooling_v2_forward_desc_init(
             &d, dnnl_forward_inference, alg, &src, &dst, DNNL.dims(a.strides), DNNL.dims(a.kernel),

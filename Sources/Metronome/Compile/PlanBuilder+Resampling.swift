@@ -5,7 +5,7 @@ extension PlanBuilder {
     mutating func resampling(_ step: Step, alg: dnnl_alg_kind_t) throws -> Bool {
         guard step.postOps.isEmpty, let x = location[step.inputs[0]] else { return false }
         let ys = program.shape(step.outputs[0])
-        var src = x.desc, dst = try DNNL.any(ys)
+        var src = x.desc, dst = try DNNL.any(ys, type: x.desc.data_type)
         var d = dnnl_resampling_desc_t()
         // No factors: oneDNN derives them from the source and destination extents.
         try DNNL.check(dnnl_resampling_forward_desc_init(&d, dnnl_forward_inference, alg, nil, &src, &dst),

@@ -97,6 +97,15 @@ struct PlanBuilder {
         return life.map { $0.first == Int.max ? BufferLifetime(size: $0.size, first: 0, last: 0) : $0 }
     }
 
+    /// The data type convolutions compute in.
+    var computeType: dnnl_data_type_t { options.precision == .bf16 ? dnnl_bf16 : dnnl_f32 }
+
+    /// The error for a CPU without bf16 convolutions (oneDNN needs AVX-512 for them: native
+    /// AVX512_BF16, or emulated on AVX-512 Core).
+    static func noBF16(_ step: Step) -> String {
+        "--precision bf16: oneDNN has no bf16 convolution for '\(step.name)' on this CPU (it needs AVX-512: avx512_bf16, or avx512_core for emulation); use --precision fp32"
+    }
+
     // MARK: Buffers and layouts
 
     mutating func newArena(_ desc: dnnl_memory_desc_t, holding value: ValueID) -> Location {
