@@ -91,6 +91,13 @@ public final class PreparedTask: @unchecked Sendable {
     /// outputs by orders of magnitude more.
     public static let outputTolerance: Float = 1e-4
 
+    /// The tolerance this task's jobs are checked with: ``outputTolerance`` in fp32; with a
+    /// reduced precision, 3× the largest error its plan showed against the reference
+    /// interpreter on the preloaded inputs when it was prepared (and at least
+    /// ``outputTolerance``). Rounding repeats exactly from job to job on the same input; a
+    /// corrupted buffer or evicted weights change outputs far more.
+    public internal(set) var tolerance: Float = outputTolerance
+
     public let spec: TaskSet.Task
     public let plan: Plan
     let executor: Executor
@@ -148,7 +155,7 @@ public final class PreparedTask: @unchecked Sendable {
                 maxDiff = max(maxDiff, d)
                 maxRef = max(maxRef, abs(ref[i]))
             }
-            if maxDiff > Self.outputTolerance * max(maxRef, 1e-20) { return false }
+            if maxDiff > tolerance * max(maxRef, 1e-20) { return false }
         }
         return true
     }
@@ -314,7 +321,7 @@ public enum RealtimeRunner {
         let plan: Plan
         do {
             program = try Program(lowering: graph, batch: task.batch / (task.fold ?? 1))
-            plan = try Plan.compile(program, options: CompileOptions(threads: task.threads))
+            plan = try Plan.compile(program, options: CompileOptions(threads: task.threads, precision: task.precision))
         } catch {
             throw TaskSetError(path: path, message: "cannot compile '\(task.model ?? "")': \(error)")
         }
@@ -330,6 +337,20 @@ public enum RealtimeRunner {
                        task.width.map { "@\($0)" } ?? "", task.inputs, Double(MonotonicClock.now() - t0) / 1e9))
         } catch {
             throw TaskSetError(path: path, message: "reference outputs of '\(task.model ?? "")': \(error)")
+        }
+        if task.precision != .fp32 {
+            var worst: Float = 0
+            for k in 0..<task.inputs {
+                try p.executor.run(inputs: p.inputPointers[k], outputs: p.outputPointers)
+                for (o, ref) in zip(p.outputs, p.expected[k]) {
+                    let scale = ref.map(abs).max() ?? 0
+                    let diff = zip(o, ref).map { abs($0 - $1) }.max() ?? 0
+                    worst = max(worst, diff / max(scale, 1e-20))
+                }
+            }
+            p.tolerance = max(PreparedTask.outputTolerance, 3 * worst)
+            log(String(format: "  %@: %@ outputs within %.2e of the reference interpreter's; jobs are checked to %.2e",
+                       task.name, task.precision.rawValue, worst, p.tolerance))
         }
         return p
     }

@@ -104,13 +104,15 @@ public struct TaskSet: Sendable, Equatable {
         /// Declared weight bytes of a synthetic task (`weights`), for the memory analysis; a
         /// model's are taken from its compiled plan.
         public var weightBytes: Int?
+        /// Precision of the task's convolutions (`precision: fp32 | bf16`).
+        public var precision: Precision
 
         public init(name: String, model: String? = nil, wcet: Int64? = nil, npr: Int64? = nil, layers: Int? = nil,
                     widths: [Double]? = nil, widthWCETs: [Int64]? = nil, budget: Int64? = nil,
                     onOverrun: OnOverrun = .continue, width: Double? = nil, fold: Int? = nil, batch: Int = 1,
                     period: Int64, deadline: Int64? = nil, priority: Int? = nil, cores: [Int]? = nil,
                     threads: Int = 1, overrun: Overrun = .skip, inputs: Int = 4, offset: Int64 = 0, swap: Bool = false,
-                    weightBytes: Int? = nil) {
+                    weightBytes: Int? = nil, precision: Precision = .fp32) {
             self.name = name
             self.model = model
             self.wcet = wcet
@@ -133,6 +135,7 @@ public struct TaskSet: Sendable, Equatable {
             self.offset = offset
             self.swap = swap
             self.weightBytes = weightBytes
+            self.precision = precision
         }
     }
 
@@ -282,6 +285,9 @@ public struct TaskSet: Sendable, Equatable {
             if let w = t.weightBytes {
                 guard t.model == nil else { throw fail("\(p).weights", "is only for synthetic tasks: a model's weights are taken from its compiled plan") }
                 guard w > 0 else { throw fail("\(p).weights", "must be positive, got \(w) bytes") }
+            }
+            if t.precision != .fp32 && t.model == nil {
+                throw fail("\(p).precision", "a synthetic task (wcet only) runs nothing; precision applies to a model")
             }
             if t.swap && t.model == nil && t.weightBytes == nil {
                 throw fail("\(p).swap", "a synthetic task (wcet only) needs `weights` (its weight bytes) to be swapped")

@@ -20,6 +20,8 @@ struct Infer: ParsableCommand {
     var output: [String] = []
     @Option(help: "Threads per inference.") var threads = 1
     @Option(help: "Kernel backend: onednn or reference.") var backend = "onednn"
+    @Option(help: "Precision of the convolutions: fp32 or bf16 (inputs and outputs stay fp32).")
+    var precision: Precision = .fp32
     @Flag(help: "Replace output files that exist.") var force = false
 
     func validate() throws {
@@ -78,8 +80,9 @@ struct Infer: ParsableCommand {
                 throw MetronomeError.invalidArgument("\(path) already exists; pass --force to overwrite it")
             }
         }
+        if precision != .fp32 && backend != "onednn" { throw ValidationError("--precision \(precision.rawValue) needs --backend onednn") }
         let plan = try Plan.compile(graph, inputShapes: shapes,
-                                    options: CompileOptions(threads: threads, backend: Backend(rawValue: backend)!))
+                                    options: CompileOptions(threads: threads, backend: Backend(rawValue: backend)!, precision: precision))
         let executor = try Executor(plan: plan)
         let ordered = try plan.inputNames.map { name -> Tensor in
             guard let t = tensors[name] else { throw MetronomeError.missingInput(name) }

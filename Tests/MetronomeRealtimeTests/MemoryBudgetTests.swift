@@ -382,3 +382,29 @@ final class MemoryBudgetCLITests: XCTestCase {
         XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
     }
 }
+
+/// The `precision:` key of a task: its plan computes in bf16, its memory account follows
+/// (half the weight bytes), and its jobs are checked against the reference interpreter to
+/// the tolerance its plan showed when prepared.
+final class TaskPrecisionTests: XCTestCase {
+    func testBF16TaskRunsCheckedAndAccounted() throws {
+        let tasks = [TaskSet.Task(name: "a", model: "medium", period: 50_000_000, precision: .bf16),
+                     TaskSet.Task(name: "b", model: "medium", period: 50_000_000)]
+        let set = TaskSet(name: "p", duration: 500_000_000, cores: [Affinity.availableCores()[0]], tasks: tasks,
+                          memory: TaskSet.Memory(budget: 1 << 30))
+        let prepared = try RealtimeRunner.prepare(set, loader: RunnerTests.loader, timingRuns: 2, timing: .isolated)
+        XCTAssertGreaterThan(prepared[0].tolerance, PreparedTask.outputTolerance, "bf16 differs from the fp32 reference")
+        XCTAssertLessThan(prepared[0].tolerance, 0.2)
+        XCTAssertEqual(prepared[1].tolerance, PreparedTask.outputTolerance)
+        let account = MemoryAccount(set, prepared: prepared)
+        XCTAssertLessThan(account.tasks[0].weights, account.tasks[1].weights * 3 / 4, "bf16 weights take about half the bytes")
+        let result = try RealtimeRunner.run(set, prepared: prepared)
+        for records in result.records { XCTAssertTrue(records.filter { !$0.skipped }.allSatisfy(\.outputOK)) }
+        XCTAssertThrowsError(try TaskSet.load(yaml: "name: x\njobs: 1\ntasks:\n  - {name: a, model: m, period: 1s, precision: fp16}\n")) {
+            XCTAssertEqual(($0 as? TaskSetError)?.path, "tasks[0].precision")
+        }
+        XCTAssertThrowsError(try TaskSet.load(yaml: "name: x\njobs: 1\ntasks:\n  - {name: a, wcet: 1ms, period: 1s, precision: bf16}\n")) {
+            XCTAssertEqual(($0 as? TaskSetError)?.path, "tasks[0].precision")
+        }
+    }
+}
