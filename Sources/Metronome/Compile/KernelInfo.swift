@@ -30,7 +30,8 @@ public struct KernelInfo: Codable, Equatable, Sendable {
     public var srcShape: [Int]
     public var weightsShape: [Int]
     public var dstShape: [Int]
-    /// Memory layouts as oneDNN letter strings (`abcd` plain NCHW, `aBcd16b` channel-blocked by 16).
+    /// Memory layouts as oneDNN letter strings (`abcd` plain NCHW, `aBcd16b` channel-blocked by
+    /// 16), with the data type after a colon when it is not fp32 (`aBcd16b:bf16`).
     public var srcLayout: String
     public var dstLayout: String
     /// Convolution and pooling geometry; empty (and groups 1) for other kernels.
@@ -201,6 +202,16 @@ extension DNNL {
         let order = (0..<n).sorted { strides[$0] != strides[$1] ? strides[$0] > strides[$1] : $0 < $1 }
         var text = String(order.map { blocked.contains($0) ? Character(letters[$0].uppercased()) : letters[$0] })
         for (b, i) in zip(blocks, indices) { text += "\(b)\(letters[Int(i)])" }
+        // The data type, when it is not fp32 (`--precision bf16`): `aBcd16b:bf16`.
+        switch md.data_type {
+        case dnnl_f32: break
+        case dnnl_bf16: text += ":bf16"
+        case dnnl_f16: text += ":f16"
+        case dnnl_s8: text += ":s8"
+        case dnnl_u8: text += ":u8"
+        case dnnl_s32: text += ":s32"
+        default: text += ":other"
+        }
         return text
     }
 }
