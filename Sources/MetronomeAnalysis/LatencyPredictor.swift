@@ -16,10 +16,12 @@ public struct ProfiledConfiguration: Sendable {
     public var family: String { model.baseModel.isEmpty ? model.model : model.baseModel }
     public var kernels: [KernelInfo] { layers.compactMap(\.kernel) }
 
-    /// Successful model rows that have their kernel rows (profiles made with `--layers`), in file order.
+    /// Successful fp32 model rows that have their kernel rows (profiles made with `--layers`), in
+    /// file order. Reduced-precision rows (`profile --precision bf16`) are left out: the
+    /// predictor's features describe fp32 kernels.
     public static func group(_ records: [ProfileRecord]) -> [ProfiledConfiguration] {
         var order: [String] = [], models: [String: ProfileRecord] = [:], layers: [String: [ProfileRecord]] = [:]
-        for r in records where r.status == .ok {
+        for r in records where r.status == .ok && r.precision == "fp32" {
             switch r.row {
             case .model:
                 if models[r.key] == nil { order.append(r.key) }

@@ -21,6 +21,8 @@ public struct ProfileRecord: Equatable, Sendable {
     public var seed = ""
     /// `inference` today; `train` arrives with training.
     public var stage = "inference"
+    /// `fp32` or `bf16` (`profile --precision`); files written before the column read as fp32.
+    public var precision = "fp32"
     public var batch = 1
     public var threads = 1
     /// Cores as given (`0,1`), empty when unpinned.
@@ -71,7 +73,7 @@ public struct ProfileRecord: Equatable, Sendable {
     public init(machine: MachineInfo) { self.machine = machine }
 
     public static let columns = [
-        "row", "model", "base_model", "mode", "amount", "seed", "stage", "batch", "threads", "cores", "runs", "warmup",
+        "row", "model", "base_model", "mode", "amount", "seed", "stage", "precision", "batch", "threads", "cores", "runs", "warmup",
         "memory_limit_bytes", "limit_method", "status", "reason",
         "mean_ms", "median_ms", "p99_ms", "min_ms", "max_ms", "params", "macs", "flops",
         "planned_weight_bytes", "planned_arena_bytes", "planned_scratchpad_bytes", "planned_io_bytes", "planned_bytes",
@@ -86,7 +88,9 @@ public struct ProfileRecord: Equatable, Sendable {
     /// The identity of a configuration: rows with equal keys measure the same thing on the same
     /// machine, so a resumed profile skips them.
     public var key: String {
-        [model, stage, String(batch), String(threads), cores, machine.fingerprint].joined(separator: "|")
+        // fp32 rows keep the key they had before the precision column existed.
+        ([model, stage] + (precision == "fp32" ? [] : [precision]) + [String(batch), String(threads), cores, machine.fingerprint])
+            .joined(separator: "|")
     }
 
     public var fields: [String] {
@@ -95,7 +99,7 @@ public struct ProfileRecord: Equatable, Sendable {
         func dims(_ v: [Int]?) -> String { v.map { $0.map(String.init).joined(separator: "x") } ?? "" }
         let k = kernel
         return [
-            row.rawValue, model, baseModel, mode, amount, seed, stage, String(batch), String(threads), cores,
+            row.rawValue, model, baseModel, mode, amount, seed, stage, precision, String(batch), String(threads), cores,
             String(runs), String(warmup), String(memoryLimitBytes), limitMethod, status.rawValue, reason,
             ms(meanMs), ms(medianMs), ms(p99Ms), ms(minMs), ms(maxMs), num(params), num(macs), num(flops),
             num(plannedWeightBytes), num(plannedArenaBytes), num(plannedScratchpadBytes), num(plannedIOBytes),
@@ -158,6 +162,8 @@ public struct ProfileRecord: Equatable, Sendable {
         status = st
         model = try text("model"); baseModel = try text("base_model"); mode = try text("mode")
         amount = try text("amount"); seed = try text("seed"); stage = try text("stage")
+        precision = index["precision"] == nil ? "fp32" : try text("precision")
+        guard ["fp32", "bf16"].contains(precision) else { throw bad("precision", precision, "fp32 or bf16") }
         guard let b = try int("batch"), b >= 1 else { throw bad("batch", try text("batch"), "a positive integer") }
         guard let t = try int("threads"), t >= 1 else { throw bad("threads", try text("threads"), "a positive integer") }
         batch = b; threads = t

@@ -57,6 +57,8 @@ struct Profile: ParsableCommand {
     var tillFirstFail = false
     @Flag(help: "Also record one row per compiled kernel.")
     var layers = false
+    @Option(help: "Precision of the convolutions: fp32 or bf16 (recorded in the precision column).")
+    var precision: Precision = .fp32
     @Option(help: "Seconds before a configuration is killed and recorded as failed.")
     var timeout: Double = 900
     @Option(help: "The CSV to write or resume.")
@@ -152,7 +154,7 @@ struct Profile: ParsableCommand {
                 for record in try ProfileRecord.read(path: out) where record.row == .model {
                     done.insert(record.key)
                     if record.status == .failed {
-                        let key = Self.failureKey(record.model, record.threads, record.cores, record.machine.fingerprint)
+                        let key = Self.failureKey(record.model, record.threads, record.cores, record.machine.fingerprint, record.precision)
                         failed[key] = min(failed[key] ?? .max, record.batch)
                     }
                 }
@@ -179,13 +181,14 @@ struct Profile: ParsableCommand {
                     record.model = target.label; record.baseModel = target.baseModel; record.mode = target.mode
                     record.amount = target.amount; record.seed = target.seed
                     record.batch = b; record.threads = t; record.cores = coreText
+                    record.precision = precision.rawValue
                     record.runs = runs; record.warmup = warmup; record.memoryLimitBytes = memoryLimit?.bytes ?? 0
                     if done.contains(record.key) {
                         skipped += 1
                         progress.advance(item, skipped: true)
                         continue
                     }
-                    let failKey = Self.failureKey(target.label, t, coreText, machine.fingerprint)
+                    let failKey = Self.failureKey(target.label, t, coreText, machine.fingerprint, precision.rawValue)
                     if tillFirstFail, let first = failed[failKey], b > first {
                         skipped += 1
                         summary.append([target.label, String(b), String(t), "skipped", "", "", "", "batch \(first) failed"])
@@ -220,8 +223,8 @@ struct Profile: ParsableCommand {
         print("\(measured) configuration(s) measured (\(failures) failed), \(skipped) skipped; rows in \(out)")
     }
 
-    static func failureKey(_ model: String, _ threads: Int, _ cores: String, _ machine: String) -> String {
-        "\(model)|\(threads)|\(cores)|\(machine)"
+    static func failureKey(_ model: String, _ threads: Int, _ cores: String, _ machine: String, _ precision: String = "fp32") -> String {
+        "\(model)|\(threads)|\(cores)|\(machine)" + (precision == "fp32" ? "" : "|\(precision)")
     }
 
     /// This binary, which runs itself as the worker.
@@ -248,6 +251,7 @@ struct Profile: ParsableCommand {
                          "--runs", String(runs), "--warmup", String(warmup)]
         if !record.cores.isEmpty { arguments += ["--cores", record.cores] }
         if layers { arguments.append("--layers") }
+        if precision != .fp32 { arguments += ["--precision", precision.rawValue] }
         if let group { arguments += ["--cgroup", group.path] } else if limit > 0 { arguments += ["--memory-limit", String(limit)] }
         let outcome = try ChildProcess.run(worker, arguments, timeout: timeout)
         record.cgroupPeakBytes = group?.peakBytes
@@ -268,6 +272,7 @@ struct Profile: ParsableCommand {
                 row.row = .layer
                 row.model = record.model; row.baseModel = record.baseModel; row.mode = record.mode
                 row.amount = record.amount; row.seed = record.seed; row.batch = b; row.threads = t
+                row.precision = record.precision
                 row.cores = record.cores; row.runs = runs; row.warmup = warmup
                 row.memoryLimitBytes = record.memoryLimitBytes; row.limitMethod = record.limitMethod
                 row.kernelIndex = layer.kernel.index; row.kernel = layer.kernel

@@ -26,6 +26,7 @@ struct ProfileWorker: ParsableCommand {
     @Option var runs: Int
     @Option var warmup: Int
     @Flag var layers = false
+    @Option var precision: Precision = .fp32
     @Option(help: "Join this cgroup directory before loading anything.") var cgroup: String?
     @Option(help: "Bytes; without --cgroup, enforced with RLIMIT_AS.") var memoryLimit: Int = 0
 
@@ -49,7 +50,7 @@ struct ProfileWorker: ParsableCommand {
             result.params = cost.params
             result.macs = cost.macs
             result.flops = cost.flops
-            return try Plan.compile(program, options: CompileOptions(threads: threads))
+            return try Plan.compile(program, options: CompileOptions(threads: threads, precision: precision))
         }()
         ProcessMemory.returnFreedMemory()
         result.plannedWeightBytes = plan.weightBytes

@@ -157,6 +157,29 @@ final class ProfileCLITests: XCTestCase {
         }
     }
 
+    /// `--precision bf16` rows sit beside fp32 rows of the same configuration (the precision
+    /// is part of the key), their convolutions are bf16, and their planned weights smaller (the
+    /// convolutions' halve; this network's large fully connected layer stays fp32).
+    func testPrecisionIsAColumnAndPartOfTheKey() throws {
+        let bin = try Harness.metronome()
+        let out = path("precision.csv")
+        let base = ["profile", "noscope-coral", "--batch", "1", "--runs", "3", "--warmup", "1", "--layers", "--out", out]
+        XCTAssertEqual(try Harness.run(bin, base).status, 0)
+        let bf16 = try Harness.run(bin, base + ["--precision", "bf16"])
+        XCTAssertEqual(bf16.status, 0, bf16.stderr)
+        XCTAssertTrue(bf16.stdout.contains("1 configuration(s) measured"), bf16.stdout)
+        let again = try Harness.run(bin, base + ["--precision", "bf16"])
+        XCTAssertTrue(again.stdout.contains("0 configuration(s) measured (0 failed), 1 skipped"), again.stdout)
+        let table = try rows(out)
+        let models = table.filter { $0["row"] == "model" }
+        XCTAssertEqual(models.map { $0["precision"] }, ["fp32", "bf16"])
+        let w32 = Double(models[0]["planned_weight_bytes"]!)!, w16 = Double(models[1]["planned_weight_bytes"]!)!
+        XCTAssertLessThan(w16, w32)
+        let convs = table.filter { $0["row"] == "layer" && $0["precision"] == "bf16" && $0["op_type"] == "Conv" }
+        XCTAssertFalse(convs.isEmpty)
+        for k in convs { XCTAssertTrue(k["dst_layout"]!.hasSuffix(":bf16"), k["dst_layout"]!) }
+    }
+
     func testRefusals() throws {
         let bin = try Harness.metronome()
         let bad = path("bad.csv")
