@@ -158,8 +158,8 @@ final class ProfileCLITests: XCTestCase {
     }
 
     /// `--precision bf16` rows sit beside fp32 rows of the same configuration (the precision
-    /// is part of the key), their convolutions are bf16, and their planned weights smaller (the
-    /// convolutions' halve; this network's large fully connected layer stays fp32).
+    /// is part of the key), their convolutions are bf16, and their planned weights take about
+    /// half the bytes.
     func testPrecisionIsAColumnAndPartOfTheKey() throws {
         let bin = try Harness.metronome()
         let out = path("precision.csv")
@@ -174,7 +174,7 @@ final class ProfileCLITests: XCTestCase {
         let models = table.filter { $0["row"] == "model" }
         XCTAssertEqual(models.map { $0["precision"] }, ["fp32", "bf16"])
         let w32 = Double(models[0]["planned_weight_bytes"]!)!, w16 = Double(models[1]["planned_weight_bytes"]!)!
-        XCTAssertLessThan(w16, w32)
+        XCTAssertLessThan(w16, 0.6 * w32)
         let convs = table.filter { $0["row"] == "layer" && $0["precision"] == "bf16" && $0["op_type"] == "Conv" }
         XCTAssertFalse(convs.isEmpty)
         for k in convs { XCTAssertTrue(k["dst_layout"]!.hasSuffix(":bf16"), k["dst_layout"]!) }

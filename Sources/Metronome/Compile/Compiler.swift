@@ -32,7 +32,7 @@ public struct CompileOptions: Sendable {
 public enum Precision: String, Sendable, CaseIterable {
     /// Everything in 32-bit floats (the reference).
     case fp32
-    /// Convolutions (and what runs between them: pooling, resampling, eltwise and binary on their
+    /// Convolutions and inner products (and what runs between them: pooling, resampling, eltwise and binary on their
     /// outputs) in bfloat16 activations and weights, with fp32 accumulation as oneDNN does;
     /// the model's inputs and outputs, and every operator without a bf16 kernel, in fp32, with
     /// reorders inserted once at compile time where the types meet.

@@ -14,7 +14,11 @@ extension PlanBuilder {
         // oneDNN's inner product wants weights as [N, K]; fold alpha into them.
         var w = [Float](repeating: 0, count: n * k)
         for i in 0..<n { for j in 0..<k { w[i * k + j] = alpha * (transB ? b.scalars[i * k + j] : b.scalars[j * n + i]) } }
-        var src = try DNNL.plain(xs), wts = try DNNL.any([n, k]), dst = try DNNL.plain(ys)
+        let t = computeType
+        let plainTag: [dnnl_format_tag_t] = [dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef]
+        guard xs.count < plainTag.count, ys.count < plainTag.count else { return false }
+        var src = try DNNL.desc(xs, tag: plainTag[xs.count], type: t), wts = try DNNL.any([n, k], type: t)
+        var dst = try DNNL.desc(ys, tag: plainTag[ys.count], type: t)
         var bias = biasValues != nil ? try DNNL.plain([n]) : dnnl_memory_desc_t()
         var d = dnnl_inner_product_desc_t()
         try DNNL.check(dnnl_inner_product_forward_desc_init(&d, dnnl_forward_inference, &src, &wts, &bias, &dst),
