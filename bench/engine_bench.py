@@ -40,6 +40,17 @@ def metronome_round(binary, path, threads, runs, warmup, precision="fp32"):
     return json.loads(out.stdout)
 
 
+def export_model(binary, model, workdir):
+    """The model as an ONNX file in workdir: a bench_models pattern, or a zoo model through `metronome export`."""
+    path = os.path.join(workdir, f"{model}.onnx")
+    if model in bench_models.MODELS:
+        import onnx
+        onnx.save(bench_models.MODELS[model](), path)
+    else:
+        subprocess.run([binary, "export", model, "--out", path, "--force"], check=True, capture_output=True)
+    return path
+
+
 def ort_session(path, threads):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -102,13 +113,7 @@ def main():
     rows = []
     core = ov.Core() if ov else None
     for model in args.models.split(","):
-        path = os.path.join(workdir, f"{model}.onnx")
-        if model in bench_models.MODELS:
-            import onnx
-            onnx.save(bench_models.MODELS[model](), path)
-        else:
-            subprocess.run([args.binary, "export", model, "--out", path, "--force"], check=True,
-                           capture_output=True)
+        path = export_model(args.binary, model, workdir)
         rng = np.random.default_rng(42)
         for threads in [int(t) for t in args.threads.split(",")]:
             session = ort_session(path, threads)
@@ -154,12 +159,7 @@ def bf16_main(args):
     core = ov.Core()
     rows = []
     for model in args.models.split(","):
-        path = os.path.join(workdir, f"{model}.onnx")
-        if model in bench_models.MODELS:
-            import onnx
-            onnx.save(bench_models.MODELS[model](), path)
-        else:
-            subprocess.run([args.binary, "export", model, "--out", path, "--force"], check=True, capture_output=True)
+        path = export_model(args.binary, model, workdir)
         rng = np.random.default_rng(42)
         for threads in [int(t) for t in args.threads.split(",")]:
             compiled = openvino_model(core, path, threads, "bf16")
