@@ -99,7 +99,9 @@ public final class WeightSwapper: @unchecked Sendable {
     /// The process's resident set when the swapper was made (before the task set's models
     /// were loaded): the baseline of a run's measured resident-set delta.
     public let baselineRSS: Int
-    /// The private directory holding the swap file (removed by ``close()``).
+    /// The private directory the swap file was created in. Both are removed from the file
+    /// system as soon as they exist (the open file lives on until the swapper closes), so
+    /// nothing remains there however the process ends.
     public let directory: String
     public let model: SwapTimeModel?
     private let file: SwapFile
@@ -157,6 +159,9 @@ public final class WeightSwapper: @unchecked Sendable {
             rmdir(directory)
             throw TaskSetError(path: "memory.swap_dir", message: "\(error)")
         }
+        // The swap file's name is already gone (``SwapFile``); with the directory empty, it goes
+        // too, so a killed run leaves nothing in swap_dir.
+        rmdir(directory)
         changed = monitor.condition()
         self.ioPriority = ioPriority
         transfers.reserveCapacity(recordLimit)
@@ -172,7 +177,7 @@ public final class WeightSwapper: @unchecked Sendable {
 
     deinit { close() }
 
-    /// Stops the I/O thread and removes the swap file and directory. Idempotent.
+    /// Stops the I/O thread; the swap file's space is released with its descriptors. Idempotent.
     public func close() {
         let first: Bool = monitor.withLock {
             if closed { return false }
@@ -183,9 +188,10 @@ public final class WeightSwapper: @unchecked Sendable {
         }
         guard first else { return }
         if let thread { RealtimeThread.join(thread) }
-        unlink(file.path)
-        rmdir(directory)
     }
+
+    /// Bytes in the swap file (every swapped task's weights, written once).
+    public var swapFileBytes: Int { file.sizeBytes }
 
     /// Adds task `task` (tasks are added in index order): charges its always-resident bytes and,
     /// when swappable, writes its weights to the swap file and evicts them.

@@ -57,7 +57,11 @@ final class MemoryBudgetTests: XCTestCase {
         let scale = reference.map(abs).max() ?? 1
         let diff = zip(after, reference).map { abs($0 - $1) }.max() ?? 0
         XCTAssertLessThan(diff, 1e-4 * max(scale, 1e-6), "agrees with the reference interpreter")
-        XCTAssertThrowsError(try SwapFile(creating: dir.appendingPathComponent("w.swap").path), "never replaces an existing file")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("w.swap").path), "unlinked once open")
+        let user = dir.appendingPathComponent("user.bin")
+        try Data("mine".utf8).write(to: user)
+        XCTAssertThrowsError(try SwapFile(creating: user.path), "never replaces an existing file")
+        XCTAssertEqual(try Data(contentsOf: user), Data("mine".utf8))
     }
 
     /// The account is the plans' own byte counts: weights as mapped (page-rounded segments of
@@ -207,7 +211,8 @@ final class MemoryBudgetTests: XCTestCase {
     }
 
     /// The swapper works in a private directory of its own inside `swap_dir`, leaves the user's
-    /// files alone (even one named like its swap file) and removes its directory when closed.
+    /// files alone (even one named like its swap file), and leaves nothing behind: its file and
+    /// directory are unlinked as soon as they are made, while the open file holds the weights.
     func testSwapDirectoryIsPrivateAndRemoved() throws {
         let parent = FileManager.default.temporaryDirectory.appendingPathComponent("metronome-user-\(getpid())")
         try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -218,7 +223,13 @@ final class MemoryBudgetTests: XCTestCase {
         let swapper = try WeightSwapper(memory: TaskSet.Memory(budget: 1 << 30, swapDirectory: parent.path), calibrate: true, ioPriority: 0)
         XCTAssertTrue(swapper.directory.hasPrefix(parent.path + "/metronome-swap-"))
         try swapper.add(task: 0, regions: [plan.weightRegion], swappable: true, otherBytes: 0)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: swapper.directory + "/weights.swap"))
+        XCTAssertEqual(swapper.swapFileBytes, plan.weightRegion.length, "the weights were written")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: swapper.directory), "nothing visible, even while running")
+        // And they come back from the unlinked file.
+        var stats = WeightSwapper.AcquireStats()
+        try swapper.acquire(0, key: SchedulingKey(0, 0), stats: &stats)
+        XCTAssertEqual(plan.weightRegion.residentBytes(), plan.weightRegion.length)
+        swapper.release(0)
         let model = try XCTUnwrap(swapper.model)
         XCTAssertGreaterThan(model.bytesPerSecond, 0)
         XCTAssertGreaterThanOrEqual(model.worstRatio, 1)

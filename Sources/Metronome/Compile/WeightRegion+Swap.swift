@@ -20,7 +20,9 @@ public final class SwapFile: @unchecked Sendable {
     public let direct: Bool
     private(set) var end = 0
 
-    /// Creates `path`, which must not exist: a swap file never replaces anything.
+    /// Creates `path`, which must not exist: a swap file never replaces anything. The name is
+    /// removed as soon as the file is open (reads and writes go through the open descriptors),
+    /// so nothing is left behind however the process ends — a crash or SIGKILL included.
     public init(creating path: String) throws {
         self.path = path
         let w = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -36,8 +38,16 @@ public final class SwapFile: @unchecked Sendable {
         }
         guard readFD >= 0 else {
             close(w)
+            unlink(path)
             throw MetronomeError.io("cannot open swap file \(path) for reading: \(String(cString: strerror(errno)))")
         }
+        unlink(path)
+    }
+
+    /// Bytes written to the file so far.
+    public var sizeBytes: Int {
+        var st = stat()
+        return fstat(writeFD, &st) == 0 ? Int(st.st_size) : 0
     }
 
     deinit {
