@@ -212,7 +212,7 @@ public enum RealtimeRunner {
                 try swapper.add(task: i, regions: (0..<p.variantCount).map { p.variant($0).plan.weightRegion },
                                 swappable: task.swap, otherBytes: m.alwaysResident - (task.swap ? 0 : m.weights))
                 // What compiling left behind (graphs, programs, reference runs) goes back to the system.
-                MallocControl.trim()
+                ProcessMemory.returnFreedMemory()
             }
         }
         if set.memory != nil {
@@ -588,7 +588,7 @@ final class RunSession: @unchecked Sendable {
 
     func run(log: (String) -> Void) throws -> RunResult {
         var threads: [pthread_t] = []
-        let baselineRSS = swapper?.baselineRSS ?? ResidentSetSampler.residentBytes()
+        let baselineRSS = swapper?.baselineRSS ?? ProcessMemory.residentBytes()
         let expectedLength = set.duration ?? (set.tasks.map { $0.period * Int64(set.jobs ?? 1) }.max() ?? 0)
         let sampler = ResidentSetSampler(expectedDuration: expectedLength + 2_000_000_000)
         swapper?.resetLog()

@@ -143,9 +143,9 @@ public final class WeightSwapper: @unchecked Sendable {
                 ioCores: [Int]? = nil, log: (String) -> Void = { _ in }) throws {
         self.ioCores = ioCores
         budget = memory.budget
-        MallocControl.fixMmapThreshold()
-        MallocControl.trim()
-        baselineRSS = ResidentSetSampler.residentBytes()
+        ProcessMemory.fixMmapThreshold()
+        ProcessMemory.returnFreedMemory()
+        baselineRSS = ProcessMemory.residentBytes()
         let parent = memory.swapDirectory ?? (ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/tmp")
         var template = Array((parent as NSString).appendingPathComponent("metronome-swap-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
@@ -278,8 +278,7 @@ public final class WeightSwapper: @unchecked Sendable {
             let e = entries[task]
             if !e.swappable || e.resident { return true }
             let free = budget - accounted + entries.indices.reduce(0) { s, j in
-                let v = entries[j]
-                return s + (j != task && v.swappable && v.resident && !v.loading && !v.evicting && v.pins == 0 ? v.bytes : 0)
+                s + (evictable(j, for: task, prefetch: false) ? entries[j].bytes : 0)
             }
             return free >= e.bytes
         }
@@ -468,6 +467,16 @@ public final class WeightSwapper: @unchecked Sendable {
         return nil
     }
 
+    /// Whether task `j`'s weights may be evicted to bring in `task`'s (the lock is held).
+    private func evictable(_ j: Int, for task: Int, prefetch: Bool) -> Bool {
+        let v = entries[j]
+        guard j != task, v.swappable, v.resident, !v.loading, !v.evicting else { return false }
+        // Held by a job: only by a demand, and only while that job is preempted.
+        if v.pins > 0 && (prefetch || !v.yielded) { return false }
+        // A prefetch only displaces tasks needed later than the one it brings in.
+        return !prefetch || v.nextRelease > entries[task].nextRelease
+    }
+
     /// Chooses unheld tasks to evict so that `task`'s weights fit, and marks them evicted (the
     /// caller releases their pages and uncharges them); nil (choosing nothing) when they cannot
     /// be made to fit now.
@@ -475,15 +484,7 @@ public final class WeightSwapper: @unchecked Sendable {
         let need = accounted + entries[task].bytes - budget
         if need <= 0 { return [] }
         let now = MonotonicClock.now()
-        let mine = entries[task]
-        var victims = entries.indices.filter { j in
-            let v = entries[j]
-            guard j != task, v.swappable, v.resident, !v.loading, !v.evicting else { return false }
-            // Held by a job: only by a demand, and only while that job is preempted.
-            if v.pins > 0 && (prefetch || !v.yielded) { return false }
-            // A prefetch only displaces tasks needed later than the one it brings in.
-            return !prefetch || v.nextRelease > mine.nextRelease
-        }
+        var victims = entries.indices.filter { evictable($0, for: task, prefetch: prefetch) }
         // Not yet released (or released later) first, then released but not held, then held by
         // a preempted job; within each, the lowest priority (largest key) first.
         func rank(_ j: Int) -> Int { entries[j].pins > 0 ? 2 : (entries[j].nextRelease <= now ? 1 : 0) }

@@ -17,13 +17,7 @@ enum Units {
 
     static func count(_ v: Int) -> String { count(Double(v)) }
 
-    static func bytes(_ v: Int) -> String {
-        let d = Double(v)
-        if d >= 1_073_741_824 { return String(format: "%.2f GiB", d / 1_073_741_824) }
-        if d >= 1_048_576 { return String(format: "%.2f MiB", d / 1_048_576) }
-        if d >= 1024 { return String(format: "%.1f KiB", d / 1024) }
-        return "\(v) B"
-    }
+    static func bytes(_ v: Int) -> String { ByteCountText.format(v) }
 
     static func shape(_ s: [Int]) -> String { s.map { $0 < 0 ? "N" : String($0) }.joined(separator: "x") }
 

@@ -71,10 +71,10 @@ struct Classify: ParsableCommand {
                 print("  \(rank + 1). \(label) (\(c))  \(String(format: "%.4f", probabilities[c]))")
             }
             if let reference {
-                let fp32 = try reference.run([tensor])[0].scalars
+                let fp32Scores = try reference.run([tensor])[0]
+                let fp32 = fp32Scores.scalars
                 let top32 = fp32.indices.max { fp32[$0] < fp32[$1] }!
-                let scale = fp32.map(abs).max() ?? 1
-                let err = zip(scores.scalars, fp32).map { abs($0 - $1) }.max()! / max(scale, 1e-30)
+                let err = scores.relativeError(to: fp32Scores)
                 print("  \(precision.rawValue) vs fp32: top-1 \(top32 == ranked.first ? "same" : "DIFFERS (fp32: \(names?[top32] ?? "class \(top32)"))"), logits' max relative error \(String(format: "%.2e", err))")
             }
         }

@@ -107,33 +107,9 @@ enum FaultInjection {
     }
 }
 
-/// The worker's own memory: resident set and its peak from /proc/self/status, resetting
-/// the peak, joining a cgroup and the address-space limit used where no cgroup can be made.
-enum ProcessMemory {
-    static func status(_ field: String) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-            let kib = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) } ?? 0
-            return kib * 1024
-        }
-        return 0
-    }
-
-    static func residentBytes() -> Int { status("VmRSS") }
-    static func peakResidentBytes() -> Int { status("VmHWM") }
-
-    /// Resets VmHWM to the current resident set (Linux's `clear_refs` value 5), so the peak
-    /// measured afterwards is that of what follows.
-    static func resetPeak() {
-        if let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
-            try? handle.write(contentsOf: Data("5".utf8))
-            try? handle.close()
-        }
-    }
-
-    /// Hands memory freed by the compiler back to the kernel, so it does not count as resident.
-    static func returnFreedMemory() { _ = metronome_malloc_trim(0) }
-
+/// The worker's own limits: joining a cgroup, and the address-space limit used where no
+/// cgroup can be made (its memory readings are ``ProcessMemory``'s).
+extension ProcessMemory {
     static func join(cgroup: String) throws {
         let path = cgroup + "/cgroup.procs"
         guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot open \(path)") }
@@ -147,7 +123,7 @@ enum ProcessMemory {
     /// `limit` (so, as in a cgroup, the runtime already loaded is not charged), with one malloc
     /// arena so that threads do not reserve address space they never touch.
     static func limitAddressSpace(residentBytes limit: Int) throws {
-        _ = metronome_mallopt(-8, 1)  // M_ARENA_MAX
+        singleArena()
         let allowed = status("VmSize") + limit
         var rl = rlimit(rlim_cur: rlim_t(allowed), rlim_max: rlim_t(allowed))
         guard setrlimit(Int32(RLIMIT_AS.rawValue), &rl) == 0 else {

@@ -24,11 +24,12 @@ public enum ByteCountText {
         return Int(value * scale)
     }
 
-    /// A short binary form: `160.0 MiB`, `12.3 KiB`, `512 B`.
+    /// A short binary form: `160.00 MiB`, `1.50 GiB`, `12.3 KiB`, `512 B` (every byte count
+    /// the CLI prints).
     public static func format(_ bytes: Int) -> String {
         let b = Double(bytes)
         if abs(b) >= 1_073_741_824 { return String(format: "%.2f GiB", b / 1_073_741_824) }
-        if abs(b) >= 1_048_576 { return String(format: "%.1f MiB", b / 1_048_576) }
+        if abs(b) >= 1_048_576 { return String(format: "%.2f MiB", b / 1_048_576) }
         if abs(b) >= 1024 { return String(format: "%.1f KiB", b / 1024) }
         return "\(bytes) B"
     }
