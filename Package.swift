@@ -44,7 +44,9 @@ let package = Package(
         // Cost analysis (MACs, FLOPs, bytes, arithmetic intensity), the fold throughput sweep,
         // profiles and latency predictors.
         .target(name: "MetronomeAnalysis", dependencies: ["Metronome", "MetronomeTransforms", "CXGBoost"]),
-        .target(name: "MetronomeModels", dependencies: ["Metronome", "MetronomeIO", "MetronomeTransforms"]),
+        // The zoo, and multi-branch networks built from NN-Stretch's pycls YAML configs (Yams).
+        .target(name: "MetronomeModels", dependencies: ["Metronome", "MetronomeIO", "MetronomeTransforms",
+                                                         .product(name: "Yams", package: "Yams")]),
         // ONNX import/export. Generated/onnx.pb.swift is protoc-gen-swift's output for the ONNX
         // project's onnx.proto, generated once and committed (see README, "Regenerating").
         .target(

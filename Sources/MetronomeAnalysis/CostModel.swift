@@ -139,6 +139,9 @@ public struct CostReport: Sendable, Equatable, Codable {
     public var plannedWeightBytes: Int?
     /// Bytes of the caller-owned input and output buffers of the compiled plan.
     public var plannedIOBytes: Int?
+    /// Per part of a multi-branch network (stem, each stage's branches, merges, head); nil
+    /// when no layer name carries a ``BranchPlacement``.
+    public var branches: [BranchCost]?
 
     enum CodingKeys: String, CodingKey {
         case model, batch, inputShapes = "input_shapes", elementSize = "element_size", layers, macs, flops
@@ -147,7 +150,7 @@ public struct CostReport: Sendable, Equatable, Codable {
         case bytesMoved = "bytes_moved", arithmeticIntensity = "arithmetic_intensity"
         case convGemmArithmeticIntensity = "arithmetic_intensity_conv_gemm"
         case plannedArenaBytes = "planned_arena_bytes", plannedWeightBytes = "planned_weight_bytes"
-        case plannedIOBytes = "planned_io_bytes"
+        case plannedIOBytes = "planned_io_bytes", branches
     }
 
     /// FLOPs of one image: the batch's FLOPs divided by the batch.
@@ -245,7 +248,7 @@ public enum CostModel {
         let aiElements = Double(mac.reduce(0) { $0 + $1.kernelElements + $1.inputElements + $1.outputElements })
         var shapes: [String: [Int]] = [:]
         for v in program.inputs { shapes[program.values[v].name] = program.shape(v) }
-        return CostReport(
+        var report = CostReport(
             model: program.name, batch: program.inputs.first.map { program.shape($0).first ?? 1 } ?? 1,
             inputShapes: shapes, elementSize: elementSize, layers: layers, macs: macs, flops: flops,
             flopsByCategory: byCategory,
@@ -255,6 +258,9 @@ public enum CostModel {
             peakLiveActivationBytes: peakLive(program) * elementSize,
             bytesMoved: moved, arithmeticIntensity: moved > 0 ? Double(flops) / Double(moved) : 0,
             convGemmArithmeticIntensity: aiElements > 0 ? aiOps / (Double(elementSize) * aiElements) : 0)
+        let parts = BranchCost.parts(of: report)
+        report.branches = parts.isEmpty ? nil : parts
+        return report
     }
 
     /// Activation elements alive at the busiest step, freeing each value after its last reader.

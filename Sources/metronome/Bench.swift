@@ -35,6 +35,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also time each compiled kernel and print a per-kernel profile.") var layers = false
     @Option(help: "Write one per-kernel run as a Chrome trace JSON to this file (implies --layers).") var trace: String?
     @Flag(help: "Overwrite the --trace file if it exists.") var force = false
+    @OptionGroup var branches: BranchOptions
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
@@ -53,8 +54,13 @@ struct Bench: ParsableCommand {
         let graph = try ModelSource.load(model)
         let compileStart = MonotonicClock.now()
         if precision != .fp32 && backend != "onednn" { throw ValidationError("--precision \(precision.rawValue) needs --backend onednn") }
+        let deviceCores = try branches.deviceCores(for: graph)
+        if deviceCores != nil && (layers || trace != nil) {
+            throw ValidationError("--layers and --trace time kernels one after another; leave out --devices")
+        }
         let plan = try Plan.compile(graph, batch: batch,
-                                    options: CompileOptions(threads: threads, backend: Backend(rawValue: backend)!, precision: precision))
+                                    options: CompileOptions(threads: threads, backend: Backend(rawValue: backend)!, precision: precision,
+                                                            devices: deviceCores))
         let compileMs = Double(MonotonicClock.now() - compileStart) / 1e6
         let executor = try Executor(plan: plan, cores: coreList)
         var generator = SplitMix64(seed: 42)
@@ -80,7 +86,7 @@ struct Bench: ParsableCommand {
         if json {
             var object: [String: Any] = [
                 "model": model, "batch": batch, "threads": threads, "runs": runs, "warmup": warmup,
-                "backend": backend, "cores": coreList ?? [],
+                "backend": backend, "cores": coreList ?? [], "devices": deviceCores?.description ?? "",
                 "min_ms": stats.minimum, "median_ms": stats.median, "p90_ms": stats.p90, "p99_ms": stats.p99,
                 "max_ms": stats.maximum, "mean_ms": stats.mean, "images_per_s": imagesPerSecond,
                 "compile_ms": compileMs, "arena_bytes": plan.arenaBytes, "weight_bytes": plan.weightBytes,
@@ -98,7 +104,8 @@ struct Bench: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("\(model): batch \(batch), \(threads) thread(s)\(coreList.map { " on cores \($0)" } ?? ""), \(runs) runs after \(warmup) warm-up\(precision == .fp32 ? "" : ", \(precision.rawValue)")")
+            let placement = deviceCores.map { "branch-parallel on \($0)" } ?? "\(threads) thread(s)\(coreList.map { " on cores \($0)" } ?? "")"
+            print("\(model): batch \(batch), \(placement), \(runs) runs after \(warmup) warm-up\(precision == .fp32 ? "" : ", \(precision.rawValue)")")
             print("  compile \(fmt(compileMs)) ms; arena \(mib(plan.arenaBytes)) MiB (unplanned \(mib(plan.unplannedActivationBytes)) MiB); weights \(mib(plan.weightBytes)) MiB")
             print("  kernels: \(plan.oneDNNKernelCount) oneDNN, \(plan.referenceKernelCount) reference")
             print("  latency ms: min \(fmt(stats.minimum))  median \(fmt(stats.median))  p90 \(fmt(stats.p90))  p99 \(fmt(stats.p99))  max \(fmt(stats.maximum))")

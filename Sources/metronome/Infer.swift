@@ -23,6 +23,7 @@ struct Infer: ParsableCommand {
     @Option(help: "Precision of the convolutions: fp32 or bf16 (inputs and outputs stay fp32).")
     var precision: Precision = .fp32
     @Flag(help: "Replace output files that exist.") var force = false
+    @OptionGroup var branches: BranchOptions
 
     func validate() throws {
         guard !output.isEmpty else { throw ValidationError("give at least one --output") }
@@ -82,7 +83,8 @@ struct Infer: ParsableCommand {
         }
         if precision != .fp32 && backend != "onednn" { throw ValidationError("--precision \(precision.rawValue) needs --backend onednn") }
         let plan = try Plan.compile(graph, inputShapes: shapes,
-                                    options: CompileOptions(threads: threads, backend: Backend(rawValue: backend)!, precision: precision))
+                                    options: CompileOptions(threads: threads, backend: Backend(rawValue: backend)!, precision: precision,
+                                                            devices: branches.deviceCores(for: graph)))
         let executor = try Executor(plan: plan)
         let ordered = try plan.inputNames.map { name -> Tensor in
             guard let t = tensors[name] else { throw MetronomeError.missingInput(name) }

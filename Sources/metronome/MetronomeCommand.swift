@@ -8,6 +8,7 @@ struct MetronomeCommand: ParsableCommand {
         abstract: "Fast, predictable CNN inference on shared processors.",
         version: MetronomeVersion.string,
         subcommands: [RunTaskSet.self, Analyze.self, Simulate.self, Runs.self, Bench.self, Export.self, Models.self, Infer.self, Classify.self,
-                      Summary.self, Slim.self, Prune.self, Dataset.self, Profile.self, ProfileWorker.self, Fit.self, Predict.self, Evaluate.self, Fold.self, Sweep.self, AI.self, SwapStudy.self]
+                      Summary.self, Slim.self, Prune.self, Dataset.self, Profile.self, ProfileWorker.self, Fit.self, Predict.self, Evaluate.self, Fold.self, Sweep.self, AI.self, SwapStudy.self,
+                      Branch.self, Stretch.self]
     )
 }

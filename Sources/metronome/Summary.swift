@@ -87,5 +87,18 @@ struct Summary: ParsableCommand {
         print("  bytes moved           \(Units.bytes(r.bytesMoved))")
         print("  arithmetic intensity  \(String(format: "%.2f", r.arithmeticIntensity)) FLOP/byte (all layers); "
               + "\(String(format: "%.2f", r.convGemmArithmeticIntensity)) (conv+FC only, FoldedCNNs ai.py model)")
+        if let parts = r.branches { printBranches(parts, total: r) }
+    }
+
+    /// MACs and parameters per part of a multi-branch network (from the node-name placements).
+    static func printBranches(_ parts: [BranchCost], total r: CostReport) {
+        var table = TextTable([.left("part"), .left("device"), .right("layers"), .right("MACs"), .right("% MACs"), .right("params")])
+        for p in parts {
+            table.append([p.part, p.device, String(p.layers), Units.count(p.macs),
+                          String(format: "%.1f", 100 * Double(p.macs) / Double(max(r.macs, 1))), Units.count(p.params)])
+        }
+        print("")
+        print("Per branch (stage s, branch b, on a device; merges concatenate the branches of a stage):")
+        print(table.render())
     }
 }

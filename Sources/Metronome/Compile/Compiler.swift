@@ -18,13 +18,19 @@ public struct CompileOptions: Sendable {
     public var optimization: OptimizationOptions
     /// The data type convolutions compute in (fp32 by default; inputs and outputs stay fp32).
     public var precision: Precision
+    /// Branch-parallel execution of a multi-branch network (NN-Stretch): the cores of every
+    /// device its node names place work on (see ``BranchPlacement``). Each device's kernels
+    /// get as many threads as its group has cores, and `threads` is not used. Nil: every
+    /// kernel runs one after another with `threads` threads.
+    public var devices: DeviceCores?
 
     public init(threads: Int = 1, backend: Backend = .onednn, optimization: OptimizationOptions = OptimizationOptions(),
-                precision: Precision = .fp32) {
+                precision: Precision = .fp32, devices: DeviceCores? = nil) {
         self.threads = threads
         self.backend = backend
         self.optimization = optimization
         self.precision = precision
+        self.devices = devices
     }
 }
 
@@ -56,7 +62,15 @@ extension Plan {
         let saved = omp_get_max_threads()
         omp_set_num_threads(Int32(options.threads))
         defer { omp_set_num_threads(saved) }
-        var builder = try PlanBuilder(program: program.optimized(options.optimization), options: options)
+        let optimized = program.optimized(options.optimization)
+        var builder: PlanBuilder
+        if let devices = options.devices {
+            try devices.validate(for: BranchPlacement.devices(of: optimized.steps.map(\.name)))
+            let layout = try BranchLayout(optimized, devices: devices)
+            builder = try PlanBuilder(program: layout.program, options: options, layout: layout)
+        } else {
+            builder = try PlanBuilder(program: optimized, options: options)
+        }
         return try builder.build()
     }
 }

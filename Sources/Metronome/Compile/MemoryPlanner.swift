@@ -21,7 +21,13 @@ public struct BufferLifetime: Equatable, Sendable {
 /// already placed buffers whose lifetimes overlap it — the strategy TFLite's and MNN's
 /// arena planners use; it is within a few percent of optimal on CNN chains.
 public enum MemoryPlanner {
-    public static func plan(_ buffers: [BufferLifetime], alignment: Int = 64) -> (offsets: [Int], arenaBytes: Int) {
+    ///
+    /// `liveTogether` says whether two buffers may hold live data at the same moment; by
+    /// default, whether their kernel spans overlap. A branch-parallel plan passes
+    /// ``BranchSchedule/mayBeLiveTogether(_:_:)``, since its lanes run at once.
+    public static func plan(_ buffers: [BufferLifetime], alignment: Int = 64,
+                            liveTogether: (BufferLifetime, BufferLifetime) -> Bool = { $0.overlaps($1) })
+        -> (offsets: [Int], arenaBytes: Int) {
         func align(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
         let order = buffers.indices.sorted {
             (buffers[$0].size, buffers[$1].first) > (buffers[$1].size, buffers[$0].first)
@@ -31,7 +37,7 @@ public enum MemoryPlanner {
         var arena = 0
         for i in order {
             let b = buffers[i]
-            let conflicts = placed.filter { buffers[$0].overlaps(b) }.sorted { offsets[$0] < offsets[$1] }
+            let conflicts = placed.filter { liveTogether(buffers[$0], b) }.sorted { offsets[$0] < offsets[$1] }
             var candidate = 0
             for j in conflicts {
                 if offsets[j] >= candidate + b.size { break }

@@ -25,7 +25,11 @@ public struct PlannedBuffer: Equatable, Sendable {
 
     /// Whether the two buffers are live at the same time and share bytes (a planning error).
     public func conflicts(with other: PlannedBuffer) -> Bool {
-        lifetime.overlaps(other.lifetime) && offset < other.offset + other.size && other.offset < offset + size
+        lifetime.overlaps(other.lifetime) && sharesBytes(with: other)
+    }
+
+    public func sharesBytes(with other: PlannedBuffer) -> Bool {
+        offset < other.offset + other.size && other.offset < offset + size
     }
 }
 
@@ -98,10 +102,13 @@ public final class Plan: @unchecked Sendable {
     var weights: [UnsafeMutableRawPointer] { weightRegion.pointers }
     let inputShapes: [[Int]]
     let outputShapes: [[Int]]
+    /// For a plan compiled with ``CompileOptions/devices``: which kernels run on which
+    /// device's cores, and which run at the same time. Nil for a sequential plan.
+    public let schedule: BranchSchedule?
 
     init(program: Program, threads: Int, engine: OpaquePointer, kernels: [Kernel], arenaOffsets: [Int],
          lifetimes: [BufferLifetime], arenaBytes: Int, unplannedBytes: Int, weightRegion: WeightRegion, weightBytes: Int,
-         scratchpadBytes: Int, kernelSteps: [Int?]) {
+         scratchpadBytes: Int, kernelSteps: [Int?], schedule: BranchSchedule? = nil) {
         // The constants were copied into `weights` in the layouts their kernels want; keeping
         // them in the program too would double the plan's weight memory.
         var executed = program
@@ -118,6 +125,7 @@ public final class Plan: @unchecked Sendable {
         self.weightBytes = weightBytes
         self.scratchpadBytes = scratchpadBytes
         self.kernelSteps = kernelSteps
+        self.schedule = schedule
         kernelInfo = KernelInfo.describe(kernels, steps: kernelSteps, program: program)
         inputShapes = program.inputs.map(program.shape)
         outputShapes = program.outputs.map(program.shape)

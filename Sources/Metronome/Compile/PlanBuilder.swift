@@ -24,10 +24,16 @@ struct PlanBuilder {
     var scratchpadBytes = 0
     let lastUse: [ValueID: Int]
     var stepIndex = 0
+    /// For branch-parallel plans: the lanes, and the lane of the step being compiled and of
+    /// each arena buffer's creator (a lane must not reuse bytes another lane may still read).
+    let layout: BranchLayout?
+    var currentLane: (segment: Int, lane: Int)?
+    var bufferLane: [Int: (segment: Int, lane: Int)] = [:]
 
-    init(program: Program, options: CompileOptions) throws {
+    init(program: Program, options: CompileOptions, layout: BranchLayout? = nil) throws {
         self.program = program
         self.options = options
+        self.layout = layout
         var e: OpaquePointer?
         try DNNL.check(dnnl_engine_create(&e, dnnl_cpu, 0), "CPU engine creation")
         guard let e else { throw MetronomeError.backend("engine creation returned nothing") }
@@ -57,6 +63,7 @@ struct PlanBuilder {
         var kernelSteps: [Int?] = []
         for (i, step) in program.steps.enumerated() {
             stepIndex = i
+            enterLane(of: i)
             let done = options.backend == .onednn ? try compileWithOneDNN(step) : false
             if !done { try compileReference(step) }
             kernelSteps += Array(repeating: i, count: kernels.count - kernelSteps.count)
@@ -67,17 +74,19 @@ struct PlanBuilder {
             kernels.append(.copy(from: loc.ref, to: .output(i), bytes: program.values[id].count * 4))
         }
         let life = lifetimes()
-        let (offsets, arenaBytes) = MemoryPlanner.plan(life)
+        kernelSteps += Array(repeating: nil, count: kernels.count - kernelSteps.count)
+        let schedule = branchSchedule(kernelSteps: kernelSteps)
+        let (offsets, arenaBytes) = schedule.map { s in MemoryPlanner.plan(life, liveTogether: s.mayBeLiveTogether) }
+            ?? MemoryPlanner.plan(life)
         let region = try WeightRegion(copying: weights, sizes: weightSizes,
                                       layers: weightSteps.map { $0 < program.steps.count ? program.steps[$0].name : "outputs" })
         for w in weights { free(w) }
         weights = []
         handedOver = true
-        kernelSteps += Array(repeating: nil, count: kernels.count - kernelSteps.count)
-        return Plan(program: program, threads: options.threads, engine: engine, kernels: kernels,
+        return Plan(program: program, threads: schedule?.devices.allCores.count ?? options.threads, engine: engine, kernels: kernels,
                     arenaOffsets: offsets, lifetimes: life, arenaBytes: arenaBytes, unplannedBytes: arenaSizes.reduce(0, +),
                     weightRegion: region, weightBytes: weightBytes, scratchpadBytes: scratchpadBytes,
-                    kernelSteps: kernelSteps)
+                    kernelSteps: kernelSteps, schedule: schedule)
     }
 
     /// First and last kernel touching each arena buffer.
@@ -111,6 +120,7 @@ struct PlanBuilder {
     mutating func newArena(_ desc: dnnl_memory_desc_t, holding value: ValueID) -> Location {
         arenaSizes.append(max(DNNL.size(desc), 4))
         bufferValues.append([value])
+        if let currentLane { bufferLane[arenaSizes.count - 1] = currentLane }
         return Location(ref: .arena(arenaSizes.count - 1), desc: desc)
     }
 
@@ -126,6 +136,10 @@ struct PlanBuilder {
     /// Whether nothing after the current step reads the arena buffer behind `ref`.
     func isDeadAfterCurrentStep(_ ref: BufferRef) -> Bool {
         guard case .arena(let b) = ref else { return false }
+        // In a parallel segment, bytes made before the segment may still be read by the other lanes.
+        if let lane = currentLane, let layout, layout.segments[lane.segment].isParallel {
+            guard let owner = bufferLane[b], owner == lane else { return false }
+        }
         return bufferValues[b].allSatisfy { (lastUse[$0] ?? -1) <= stepIndex }
     }
 

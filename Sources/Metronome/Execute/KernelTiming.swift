@@ -8,6 +8,9 @@ extension Executor {
     /// intervals is that run's latency plus the boundary overhead, which is why model-level
     /// latency is measured in separate, uninstrumented runs.
     public func kernelTimes(runs: Int, warmup: Int, on buffers: PlanBuffers) throws -> [[Double]] {
+        guard plan.schedule == nil else {
+            throw MetronomeError.invalidArgument("per-kernel times need kernels run one after another; this plan runs branches in parallel (compile it without devices)")
+        }
         let count = plan.kernelCount
         var samples = [[Double]](repeating: [], count: count)
         for i in samples.indices { samples[i].reserveCapacity(runs) }

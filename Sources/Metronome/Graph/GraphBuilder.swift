@@ -7,6 +7,8 @@ public struct GraphBuilder {
     public private(set) var graph: Graph
     public var generator: SplitMix64
     private var counters: [String: Int] = [:]
+    /// Prepended to every generated name, e.g. a ``BranchPlacement`` prefix (`s1.b0@cpu/`).
+    public var namePrefix = ""
 
     public init(name: String, seed: UInt64 = 0) {
         graph = Graph(name: name)
@@ -17,7 +19,7 @@ public struct GraphBuilder {
     public mutating func uniqueName(_ prefix: String) -> String {
         let n = counters[prefix, default: 0]
         counters[prefix] = n + 1
-        return "\(prefix)_\(n)"
+        return "\(namePrefix)\(prefix)_\(n)"
     }
 
     @discardableResult
