@@ -202,7 +202,8 @@ public enum RealtimeRunner {
                     spec.width = width
                     spec.widths = nil
                 }
-                variants.append(try compileVariant(spec, index: i, path: task.widths == nil ? "model" : "widths", log: log, loader: loader))
+                variants.append(try compileVariant(spec, index: i, path: task.widths == nil ? "model" : "widths", log: log, loader: loader,
+                                                   cores: set.cores(of: i)))
             }
             let p = variants.removeLast()
             p.narrower = variants
@@ -311,7 +312,7 @@ public enum RealtimeRunner {
     /// Compiles one variant of task `i` (the task itself, or one of its widths), preloads its
     /// inputs (the same for every width: seeded by the task) and computes its reference outputs.
     static func compileVariant(_ task: TaskSet.Task, index i: Int, path key: String, log: (String) -> Void,
-                               loader: ModelLoader) throws -> PreparedTask {
+                               loader: ModelLoader, cores: [Int]) throws -> PreparedTask {
         let path = "tasks[\(i)].\(key)"
         let graph: Graph
         do { graph = try loader(task) } catch {
@@ -321,7 +322,10 @@ public enum RealtimeRunner {
         let plan: Plan
         do {
             program = try Program(lowering: graph, batch: task.batch / (task.fold ?? 1))
-            plan = try Plan.compile(program, options: CompileOptions(threads: task.threads, precision: task.precision))
+            let devices = try branchDevices(task, index: i, graph: graph, cores: cores)
+            plan = try Plan.compile(program, options: CompileOptions(threads: task.threads, precision: task.precision, devices: devices))
+        } catch let error as TaskSetError {
+            throw error
         } catch {
             throw TaskSetError(path: path, message: "cannot compile '\(task.model ?? "")': \(error)")
         }
@@ -353,6 +357,21 @@ public enum RealtimeRunner {
                        task.name, task.precision.rawValue, worst, p.tolerance))
         }
         return p
+    }
+
+    /// With `branches: parallel`, the model's devices over the first `threads` of the task's
+    /// cores (jobs move them to the cores they are granted); nil otherwise.
+    static func branchDevices(_ task: TaskSet.Task, index i: Int, graph: Graph, cores: [Int]) throws -> DeviceCores? {
+        guard task.branches == .parallel else { return nil }
+        let names = BranchPlacement.devices(of: graph.nodes.map(\.name))
+        guard !names.isEmpty else {
+            throw TaskSetError(path: "tasks[\(i)].branches", message: "'\(task.model ?? "")' has no branches (no placements in its node names; build it with `metronome branch`)")
+        }
+        guard task.threads >= names.count else {
+            throw TaskSetError(path: "tasks[\(i)].threads", message: "branches: parallel gives each of the model's \(names.count) devices (\(names.joined(separator: ", "))) at least one core; threads must be at least \(names.count), got \(task.threads)")
+        }
+        let mine = Array(cores.prefix(task.threads))
+        return DeviceCores(names.map { DeviceCores.Group(device: $0, cores: []) }).remapped(onto: mine)
     }
 
     /// What every job of a task is checked against: the reference interpreter's outputs on

@@ -106,13 +106,17 @@ public struct TaskSet: Sendable, Equatable {
         public var weightBytes: Int?
         /// Precision of the task's convolutions (`precision: fp32 | bf16`).
         public var precision: Precision
+        /// How a multi-branch model's branches run (`branches: sequential | parallel`): in
+        /// parallel, each device the model names gets its share of the job's cores (see
+        /// ``DeviceCores/remapped(onto:)``); the job still holds all `threads` cores.
+        public var branches: BranchExecution
 
         public init(name: String, model: String? = nil, wcet: Int64? = nil, npr: Int64? = nil, layers: Int? = nil,
                     widths: [Double]? = nil, widthWCETs: [Int64]? = nil, budget: Int64? = nil,
                     onOverrun: OnOverrun = .continue, width: Double? = nil, fold: Int? = nil, batch: Int = 1,
                     period: Int64, deadline: Int64? = nil, priority: Int? = nil, cores: [Int]? = nil,
                     threads: Int = 1, overrun: Overrun = .skip, inputs: Int = 4, offset: Int64 = 0, swap: Bool = false,
-                    weightBytes: Int? = nil, precision: Precision = .fp32) {
+                    weightBytes: Int? = nil, precision: Precision = .fp32, branches: BranchExecution = .sequential) {
             self.name = name
             self.model = model
             self.wcet = wcet
@@ -136,7 +140,16 @@ public struct TaskSet: Sendable, Equatable {
             self.swap = swap
             self.weightBytes = weightBytes
             self.precision = precision
+            self.branches = branches
         }
+    }
+
+    /// How the kernels of a multi-branch model run within a job.
+    public enum BranchExecution: String, Sendable, CaseIterable {
+        /// One after another with the task's threads.
+        case sequential
+        /// The branches of each stage at once, on the task's cores split among the devices.
+        case parallel
     }
 
     public var name: String
@@ -288,6 +301,9 @@ public struct TaskSet: Sendable, Equatable {
             }
             if t.precision != .fp32 && t.model == nil {
                 throw fail("\(p).precision", "a synthetic task (wcet only) runs nothing; precision applies to a model")
+            }
+            if t.branches == .parallel && t.model == nil {
+                throw fail("\(p).branches", "a synthetic task (wcet only) runs nothing; branches applies to a multi-branch model")
             }
             if t.swap && t.model == nil && t.weightBytes == nil {
                 throw fail("\(p).swap", "a synthetic task (wcet only) needs `weights` (its weight bytes) to be swapped")
