@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-bf16 bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-bf16 bench-branch bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -57,6 +57,11 @@ weights:
 bench-engine: build pydeps
 	@$(PYTHON) -c "import openvino" 2>/dev/null || $(PYTHON) -m pip install -q openvino
 	$(PYTHON) bench/engine_bench.py
+
+# Multi-branch networks (examples/branch) branch-parallel vs sequential vs their single-branch
+# baselines, and their outputs against ONNX Runtime: writes bench/RESULTS-branch.md.
+bench-branch: build pydeps
+	$(PYTHON) bench/branch_bench.py
 
 # Metronome --precision bf16 against OpenVINO bf16 (and Metronome fp32): writes bench/RESULTS-bf16.md.
 bench-bf16: build pydeps
