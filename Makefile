@@ -2,7 +2,7 @@
 # missing on a fresh Debian 12 machine (apt packages; Python packages for benchmarks) first.
 
 SWIFT ?= swift
-APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev
+APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev zlib1g-dev dataset-fashion-mnist
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "MetronomeONNX", targets: ["MetronomeONNX"]),
         .library(name: "MetronomeIO", targets: ["MetronomeIO"]),
         .library(name: "MetronomeRealtime", targets: ["MetronomeRealtime"]),
+        .library(name: "MetronomeTraining", targets: ["MetronomeTraining"]),
         .executable(name: "metronome", targets: ["metronome"]),
     ],
     dependencies: [
@@ -53,6 +54,11 @@ let package = Package(
             name: "MetronomeONNX",
             dependencies: ["Metronome", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
+        // zlib (Debian zlib1g-dev) to read the gzip-compressed Fashion-MNIST IDX files.
+        .systemLibrary(name: "CGzip", path: "Sources/CGzip", providers: [.apt(["zlib1g-dev"])]),
+        // Training: losses, optimizers, schedules, datasets and the loader thread, the
+        // training loop over the operators' backward passes (issue 14).
+        .target(name: "MetronomeTraining", dependencies: ["Metronome", "MetronomeIO", "CGzip", "CDNNL"]),
         // Periodic multi-DNN task sets: release, dispatch, locks, traces, reports, analysis.
         .target(
             name: "MetronomeRealtime",
@@ -66,7 +72,7 @@ let package = Package(
             name: "metronome",
             dependencies: [
                 "Metronome", "MetronomeModels", "MetronomeONNX", "MetronomeRealtime", "MetronomeIO",
-                "MetronomeAnalysis", "MetronomeTransforms",
+                "MetronomeAnalysis", "MetronomeTransforms", "MetronomeTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -88,6 +94,9 @@ let package = Package(
         .testTarget(name: "MetronomeRealtimeTests", dependencies: ["MetronomeRealtime", "MetronomeModels", "CAllocationCounter", "CLITestHarness"]),
         .testTarget(name: "MetronomeTransformsTests",
                     dependencies: ["Metronome", "MetronomeTransforms", "MetronomeModels", "MetronomeONNX", "MetronomeAnalysis"]),
+        // Backward passes against finite differences, optimizers by hand, datasets, training runs.
+        .testTarget(name: "MetronomeTrainingTests",
+                    dependencies: ["Metronome", "MetronomeTraining", "MetronomeModels", "MetronomeIO", "MetronomeONNX", "CLITestHarness"]),
         .testTarget(name: "MetronomeAnalysisTests",
                     dependencies: ["Metronome", "MetronomeAnalysis", "MetronomeModels", "MetronomeTransforms"]),
     ]

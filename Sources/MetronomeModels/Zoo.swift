@@ -36,6 +36,10 @@ public enum Zoo {
         },
         ZooEntry(name: "vgg16", summary: "VGG-16 (Simonyan & Zisserman 2015), torchvision layout",
                  inputShape: [-1, 3, 224, 224], classes: 1000) { try vgg16(seed: $0) },
+        ZooEntry(name: "lenet5", summary: "LeNet-5 for Fashion-MNIST (1x28x28, ReLU, max pooling), initialised for training",
+                 inputShape: [-1, 1, 28, 28], classes: 10) { TrainableCNNs.lenet5(seed: $0) },
+        ZooEntry(name: "resnet8", summary: "8-layer ResNet for Fashion-MNIST (16/32/64 maps), initialised for training",
+                 inputShape: [-1, 1, 28, 28], classes: 10) { TrainableCNNs.resnet(seed: $0) },
     ] + specializedEntries + slimmableEntries
 
     public static var names: [String] { entries.map(\.name) }

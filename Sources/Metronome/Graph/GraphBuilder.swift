@@ -30,6 +30,11 @@ public struct GraphBuilder {
 
     public mutating func output(_ name: String) { graph.outputs.append(name) }
 
+    /// Adds a float initializer (a weight the caller initialises itself).
+    public mutating func initializer(_ name: String, _ tensor: Tensor) {
+        graph.initializers[name] = tensor
+    }
+
     public mutating func constant(_ tensor: Tensor, prefix: String = "const") -> String {
         let name = uniqueName(prefix)
         graph.initializers[name] = tensor

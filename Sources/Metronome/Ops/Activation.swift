@@ -100,3 +100,19 @@ struct ActivationOperator: Operator {
         }
     }
 }
+
+/// Training: d f(x)/dx element by element.
+extension ActivationOperator {
+    func isDifferentiable(_ step: Step) -> Bool {
+        if case .eltwise(let f) = step.op { return f.isDifferentiable }
+        return false
+    }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard case .eltwise(let f) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        guard let d = dx[0] else { return }
+        let x = b.inputs[0], y = b.outputs[0], g = dy[0]
+        for i in 0..<b.count(input: 0) { d[i] += g[i] * (f.derivative(x[i], y[i]) ?? 0) }
+    }
+}

@@ -54,3 +54,14 @@ struct ConcatOperator: Operator {
         return .same(step.inputs)
     }
 }
+
+/// Training: each input gets its slice of the gradient.
+extension ConcatOperator {
+    func isDifferentiable(_ step: Step) -> Bool { true }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard case .concat(let axis) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        ReferenceKernels.concatBackward(b.inputShapes, axis: axis, dy: dy[0], b.outputShapes[0], dx: dx)
+    }
+}

@@ -130,3 +130,31 @@ struct ConvOperator: Operator {
         return r
     }
 }
+
+/// Training: convolution through im2col and `dnnl_sgemm` (fast) or plain loops (reference).
+extension ConvOperator {
+    func isDifferentiable(_ step: Step) -> Bool {
+        if case .conv(let a) = step.op { return a.kernel.count == 2 }
+        return false
+    }
+
+    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
+        guard kernels == .fast, case .conv(let a) = step.op else { return false }
+        try GemmKernels.convForward(b.inputs[0], b.inputShapes[0], b.inputs[1], b.inputShapes[1],
+                                    bias: b.inputs.count > 2 ? b.inputs[2] : nil, a, b.outputs[0], b.outputShapes[0])
+        return true
+    }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard case .conv(let a) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        let dbias = dx.count > 2 ? dx[2] : nil
+        if kernels == .fast {
+            try GemmKernels.convBackward(b.inputs[0], b.inputShapes[0], b.inputs[1], b.inputShapes[1], a, dy[0], b.outputShapes[0],
+                                         dx: dx[0], dw: dx[1], dbias: dbias)
+        } else {
+            ReferenceKernels.convBackward(b.inputs[0], b.inputShapes[0], weight: b.inputs[1], b.inputShapes[1], a,
+                                          dy: dy[0], b.outputShapes[0], dx: dx[0], dw: dx[1], dbias: dbias)
+        }
+    }
+}

@@ -63,3 +63,15 @@ struct BinaryOperator: Operator {
         return r
     }
 }
+
+/// Training: broadcasting binary operators sum their gradients over broadcast dimensions.
+extension BinaryOperator {
+    func isDifferentiable(_ step: Step) -> Bool { true }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard case .binary(let kind) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        ReferenceKernels.binaryBackward(kind, b.inputs[0], b.inputShapes[0], b.inputs[1], b.inputShapes[1],
+                                        dy: dy[0], b.outputShapes[0], da: dx[0], db: dx[1])
+    }
+}

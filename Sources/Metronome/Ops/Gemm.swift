@@ -135,3 +135,63 @@ struct MatrixProductOperator: Operator {
         return r
     }
 }
+
+/// Training: Gemm through `dnnl_sgemm` (fast) or plain loops; 2-D MatMul.
+extension MatrixProductOperator {
+    func isDifferentiable(_ step: Step) -> Bool {
+        if case .gemm = step.op { return true }
+        return false
+    }
+
+    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
+        guard kernels == .fast, case .gemm(let alpha, let beta, let ta, let tb) = step.op else { return false }
+        let (m, n) = (b.outputShapes[0][0], b.outputShapes[0][1])
+        let k = ta ? b.inputShapes[0][0] : b.inputShapes[0][1]
+        let y = b.outputs[0]
+        if b.inputs.count > 2 && beta != 0 {
+            // C broadcast into Y first, then Y = alpha·op(A)·op(B) + Y.
+            let cs = ReferenceKernels.broadcastStrides(b.inputShapes[2], to: b.outputShapes[0])
+            for i in 0..<m { for j in 0..<n { y[i * n + j] = beta * b.inputs[2][i * cs[0] + j * cs[1]] } }
+        }
+        try GemmKernels.sgemm(ta, tb, m: m, n: n, k: k, alpha: alpha, b.inputs[0], lda: ta ? m : k, b.inputs[1], ldb: tb ? k : n,
+                              beta: b.inputs.count > 2 && beta != 0 ? 1 : 0, y, ldc: n)
+        return true
+    }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard case .gemm(let alpha, let beta, let ta, let tb) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        let (m, n) = (b.outputShapes[0][0], b.outputShapes[0][1])
+        let k = ta ? b.inputShapes[0][0] : b.inputShapes[0][1]
+        guard kernels == .fast else {
+            ReferenceKernels.gemmBackward(b.inputs[0], b.inputShapes[0], b.inputs[1], b.inputShapes[1],
+                                          cShape: b.inputs.count > 2 ? b.inputShapes[2] : nil, alpha: alpha, beta: beta,
+                                          transA: ta, transB: tb, dy: dy[0], b.outputShapes[0], da: dx[0], db: dx[1],
+                                          dc: dx.count > 2 ? dx[2] : nil)
+            return
+        }
+        // dop(A) = alpha·dY·op(B)ᵀ (m×k), dop(B) = alpha·op(A)ᵀ·dY (k×n); transposed back when stored transposed.
+        if let da = dx[0] {
+            if ta {  // A is k×m: dA = alpha·op(B)·dYᵀ
+                try GemmKernels.sgemm(tb, true, m: k, n: m, k: n, alpha: alpha, b.inputs[1], lda: tb ? k : n, dy[0], ldb: n,
+                                      beta: 1, da, ldc: m)
+            } else {
+                try GemmKernels.sgemm(false, !tb, m: m, n: k, k: n, alpha: alpha, dy[0], lda: n, b.inputs[1], ldb: tb ? k : n,
+                                      beta: 1, da, ldc: k)
+            }
+        }
+        if let db = dx[1] {
+            if tb {  // B is n×k: dB = alpha·dYᵀ·op(A)
+                try GemmKernels.sgemm(true, ta, m: n, n: k, k: m, alpha: alpha, dy[0], lda: n, b.inputs[0], ldb: ta ? m : k,
+                                      beta: 1, db, ldc: k)
+            } else {
+                try GemmKernels.sgemm(!ta, false, m: k, n: n, k: m, alpha: alpha, b.inputs[0], lda: ta ? m : k, dy[0], ldb: n,
+                                      beta: 1, db, ldc: n)
+            }
+        }
+        if dx.count > 2, let dc = dx[2] {
+            let cs = ReferenceKernels.broadcastStrides(b.inputShapes[2], to: b.outputShapes[0])
+            for i in 0..<m { for j in 0..<n { dc[i * cs[0] + j * cs[1]] += beta * dy[0][i * n + j] } }
+        }
+    }
+}

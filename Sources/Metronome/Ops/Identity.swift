@@ -44,3 +44,14 @@ struct IdentityOperator: Operator {
         return [node]
     }
 }
+
+/// Training: the gradient passes through (Dropout is the identity: training runs without it).
+extension IdentityOperator {
+    func isDifferentiable(_ step: Step) -> Bool { true }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard let d = dx[0] else { return }
+        for i in 0..<b.count(input: 0) { d[i] += dy[0][i] }
+    }
+}

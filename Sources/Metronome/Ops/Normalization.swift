@@ -64,3 +64,41 @@ struct BatchNormOperator: Operator {
         return [node]
     }
 }
+
+/// Training: batch statistics in training mode (running statistics updated PyTorch's way,
+/// with momentum and the unbiased variance), fixed statistics otherwise.
+extension BatchNormOperator {
+    func isDifferentiable(_ step: Step) -> Bool { true }
+
+    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
+        guard memory.training, case .batchNorm(let epsilon) = step.op else { return false }
+        let xs = b.inputShapes[0], c = xs[1]
+        let (mean, variance) = ReferenceKernels.batchNormTraining(b.inputs[0], xs, scale: b.inputs[1], bias: b.inputs[2],
+                                                                  epsilon: epsilon, out: b.outputs[0])
+        memory.saved = mean + variance
+        let count = Float(xs[0] * xs.dropFirst(2).reduce(1, *))
+        let unbiased = count > 1 ? count / (count - 1) : 1
+        let m = memory.momentum
+        memory.runningUpdate = ((0..<c).map { (1 - m) * b.inputs[3][$0] + m * mean[$0] },
+                                (0..<c).map { (1 - m) * b.inputs[4][$0] + m * variance[$0] * unbiased })
+        return true
+    }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard case .batchNorm(let epsilon) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        let c = b.inputShapes[0][1]
+        if memory.training {
+            guard memory.saved.count == 2 * c else {
+                throw MetronomeError.node(node: step.name, op: step.opType, message: "backward pass before its training forward")
+            }
+            ReferenceKernels.batchNormTrainingBackward(b.inputs[0], b.inputShapes[0], scale: b.inputs[1],
+                                                       mean: Array(memory.saved[..<c]), variance: Array(memory.saved[c...]),
+                                                       epsilon: epsilon, dy: dy[0], dx: dx[0], dscale: dx[1], dbias: dx[2])
+        } else {
+            ReferenceKernels.batchNormInferenceBackward(b.inputs[0], b.inputShapes[0], scale: b.inputs[1], mean: b.inputs[3],
+                                                        variance: b.inputs[4], epsilon: epsilon, dy: dy[0], dx: dx[0],
+                                                        dscale: dx[1], dbias: dx[2])
+        }
+    }
+}

@@ -69,6 +69,18 @@ protocol Operator: Sendable {
     /// pooling step, for per-kernel reports and latency features; nil for other operators.
     func window(_ step: Step, in program: Program) -> KernelWindow?
 
+    /// Training (see ``Autograd``): whether the step has a backward pass.
+    func isDifferentiable(_ step: Step) -> Bool
+
+    /// The training forward when it differs from ``reference(_:_:_:_:_:)`` (batch norm's batch
+    /// statistics) or has a faster kernel; `false` to use the reference kernel.
+    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool
+
+    /// Adds the gradients of the step's inputs (`dx[i]`, nil when not wanted) from its
+    /// outputs' gradients `dy`.
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws
+
     /// The opset-17 ONNX form of a graph node: usually the node itself, with parameters
     /// moved from attributes to inputs or the node decomposed where opset 17 differs.
     func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node]

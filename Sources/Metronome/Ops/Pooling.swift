@@ -140,3 +140,32 @@ struct PoolingOperator: Operator {
         return [node]
     }
 }
+
+/// Training: max pooling routes each gradient to its window's maximum; average pooling
+/// spreads it.
+extension PoolingOperator {
+    func isDifferentiable(_ step: Step) -> Bool {
+        switch step.op {
+        case .maxPool(let a), .averagePool(let a, _): return a.kernel.count == 2
+        case .globalAveragePool: return true
+        default: return false
+        }
+    }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard let d = dx[0] else { return }
+        switch step.op {
+        case .maxPool(let a):
+            ReferenceKernels.poolBackward(b.inputs[0], b.inputShapes[0], a, max: true, countIncludePad: false,
+                                          dy: dy[0], b.outputShapes[0], dx: d)
+        case .averagePool(let a, let include):
+            ReferenceKernels.poolBackward(b.inputs[0], b.inputShapes[0], a, max: false, countIncludePad: include,
+                                          dy: dy[0], b.outputShapes[0], dx: d)
+        case .globalAveragePool:
+            ReferenceKernels.globalAveragePoolBackward(b.inputShapes[0], dy: dy[0], dx: d)
+        default:
+            throw unexpected(step.op, step.name, step.opType)
+        }
+    }
+}

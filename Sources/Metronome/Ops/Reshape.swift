@@ -79,3 +79,14 @@ struct ReshapeOperator: Operator {
         return ChannelResize(flattensChannels: shape.count == 2 && s.count >= 2 && shape[0] == s[0] && shape != s)
     }
 }
+
+/// Training: the gradient keeps its elements and takes the input's shape.
+extension ReshapeOperator {
+    func isDifferentiable(_ step: Step) -> Bool { true }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard let d = dx[0] else { return }
+        for i in 0..<b.count(input: 0) { d[i] += dy[0][i] }
+    }
+}

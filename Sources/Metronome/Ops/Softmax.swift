@@ -30,3 +30,15 @@ struct SoftmaxOperator: Operator {
 
     func channelBehaviour(_ step: Step, in program: Program) -> ChannelBehaviour { .passThrough }
 }
+
+/// Training: the softmax Jacobian applied to the output gradient.
+extension SoftmaxOperator {
+    func isDifferentiable(_ step: Step) -> Bool { true }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard case .softmax(let axis) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        guard let d = dx[0] else { return }
+        ReferenceKernels.softmaxBackward(b.outputs[0], b.outputShapes[0], axis: axis, dy: dy[0], dx: d)
+    }
+}

@@ -60,3 +60,15 @@ struct SplitOperator: Operator {
         return [node]
     }
 }
+
+/// Training: the outputs' gradients concatenated back.
+extension SplitOperator {
+    func isDifferentiable(_ step: Step) -> Bool { true }
+
+    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
+                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
+        guard case .split(let axis, _) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        guard let d = dx[0] else { return }
+        ReferenceKernels.splitBackward(b.inputShapes[0], axis: axis, dy: Array(zip(dy, b.outputShapes)), dx: d)
+    }
+}

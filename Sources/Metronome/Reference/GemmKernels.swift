@@ -1,0 +1,174 @@
+import CDNNL
+
+/// Training's fast kernels: convolution as im2col + matrix product, and matrix products, all
+/// through oneDNN's `dnnl_sgemm` (JIT-compiled, multi-threaded with the OpenMP team) on the
+/// plain row-major layouts training keeps.
+public enum GemmKernels {
+    /// `C = alpha·op(A)·op(B) + beta·C`, row-major; `op` transposes when `transA`/`transB`.
+    public static func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                             _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) throws {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+            return
+        }
+        let status = dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
+                                a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        try DNNL.check(status, "sgemm \(m)x\(n)x\(k)")
+    }
+
+    /// The geometry of one 2-D convolution.
+    struct ConvShape {
+        var n, c, h, w, m, oh, ow, kh, kw: Int
+        var a: ConvAttributes
+        var cPerG: Int { c / a.groups }
+        var mPerG: Int { m / a.groups }
+        /// Rows of the column matrix (one group): input channels × kernel positions.
+        var k: Int { cPerG * kh * kw }
+        var columns: Int { oh * ow }
+        /// Whether the column matrix is the input itself (1×1, stride 1, no padding).
+        var isPointwise: Bool {
+            kh == 1 && kw == 1 && a.strides == [1, 1] && a.pads.allSatisfy { $0 == 0 }
+        }
+
+        init(_ xs: [Int], _ ws: [Int], _ ys: [Int], _ a: ConvAttributes) {
+            (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3])
+            (m, oh, ow) = (ys[1], ys[2], ys[3])
+            (kh, kw) = (ws[2], ws[3])
+            self.a = a
+        }
+    }
+
+    /// Unfolds input channels `c0..<c0+cPerG` of image `x` into `col` (`k` × `oh·ow`).
+    static func im2col(_ x: UnsafePointer<Float>, _ s: ConvShape, channel c0: Int, into col: UnsafeMutablePointer<Float>) {
+        let (sh, sw, dh, dw, pt, pl) = (s.a.strides[0], s.a.strides[1], s.a.dilations[0], s.a.dilations[1], s.a.pads[0], s.a.pads[1])
+        var row = 0
+        for ci in 0..<s.cPerG {
+            let src = x + (c0 + ci) * s.h * s.w
+            for ky in 0..<s.kh {
+                for kx in 0..<s.kw {
+                    let dst = col + row * s.columns
+                    for oy in 0..<s.oh {
+                        let iy = oy * sh + ky * dh - pt
+                        let line = dst + oy * s.ow
+                        if iy < 0 || iy >= s.h {
+                            for ox in 0..<s.ow { line[ox] = 0 }
+                            continue
+                        }
+                        let srow = src + iy * s.w
+                        for ox in 0..<s.ow {
+                            let ix = ox * sw + kx * dw - pl
+                            line[ox] = ix >= 0 && ix < s.w ? srow[ix] : 0
+                        }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+
+    /// Adds `col` back onto input channels `c0..<c0+cPerG` of gradient image `dx` (the adjoint of im2col).
+    static func col2imAdd(_ col: UnsafePointer<Float>, _ s: ConvShape, channel c0: Int, into dx: UnsafeMutablePointer<Float>) {
+        let (sh, sw, dh, dw, pt, pl) = (s.a.strides[0], s.a.strides[1], s.a.dilations[0], s.a.dilations[1], s.a.pads[0], s.a.pads[1])
+        var row = 0
+        for ci in 0..<s.cPerG {
+            let dst = dx + (c0 + ci) * s.h * s.w
+            for ky in 0..<s.kh {
+                for kx in 0..<s.kw {
+                    let src = col + row * s.columns
+                    for oy in 0..<s.oh {
+                        let iy = oy * sh + ky * dh - pt
+                        if iy < 0 || iy >= s.h { continue }
+                        let drow = dst + iy * s.w
+                        let line = src + oy * s.ow
+                        for ox in 0..<s.ow {
+                            let ix = ox * sw + kx * dw - pl
+                            if ix >= 0 && ix < s.w { drow[ix] += line[ox] }
+                        }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+
+    /// Convolution forward: `y = conv(x, w) + bias`.
+    public static func convForward(_ x: UnsafePointer<Float>, _ xs: [Int], _ w: UnsafePointer<Float>, _ ws: [Int],
+                                   bias: UnsafePointer<Float>?, _ a: ConvAttributes,
+                                   _ y: UnsafeMutablePointer<Float>, _ ys: [Int]) throws {
+        let s = ConvShape(xs, ws, ys, a)
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: max(1, s.isPointwise ? 1 : s.k * s.columns))
+        defer { col.deallocate() }
+        for b in 0..<s.n {
+            let image = x + b * s.c * s.h * s.w
+            for g in 0..<a.groups {
+                let out = y + (b * s.m + g * s.mPerG) * s.columns
+                let source: UnsafePointer<Float>
+                if s.isPointwise {
+                    source = image + g * s.cPerG * s.h * s.w
+                } else {
+                    im2col(image, s, channel: g * s.cPerG, into: col)
+                    source = UnsafePointer(col)
+                }
+                try sgemm(false, false, m: s.mPerG, n: s.columns, k: s.k, w + g * s.mPerG * s.k, lda: s.k,
+                          source, ldb: s.columns, beta: 0, out, ldc: s.columns)
+                if let bias {
+                    for oc in 0..<s.mPerG {
+                        let v = bias[g * s.mPerG + oc], line = out + oc * s.columns
+                        for i in 0..<s.columns { line[i] += v }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Convolution backward: adds the gradients of the input, weight and bias (each when
+    /// wanted) from the output gradient `dy`.
+    public static func convBackward(_ x: UnsafePointer<Float>, _ xs: [Int], _ w: UnsafePointer<Float>, _ ws: [Int],
+                                    _ a: ConvAttributes, _ dy: UnsafePointer<Float>, _ ys: [Int],
+                                    dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
+                                    dbias: UnsafeMutablePointer<Float>?) throws {
+        let s = ConvShape(xs, ws, ys, a)
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: max(1, s.k * s.columns))
+        defer { col.deallocate() }
+        for b in 0..<s.n {
+            let image = x + b * s.c * s.h * s.w
+            for g in 0..<a.groups {
+                let grad = dy + (b * s.m + g * s.mPerG) * s.columns
+                if let dw {
+                    let source: UnsafePointer<Float>
+                    if s.isPointwise {
+                        source = image + g * s.cPerG * s.h * s.w
+                    } else {
+                        im2col(image, s, channel: g * s.cPerG, into: col)
+                        source = UnsafePointer(col)
+                    }
+                    try sgemm(false, true, m: s.mPerG, n: s.k, k: s.columns, grad, lda: s.columns, source, ldb: s.columns,
+                              beta: 1, dw + g * s.mPerG * s.k, ldc: s.k)
+                }
+                if let dx {
+                    let dimage = dx + b * s.c * s.h * s.w
+                    if s.isPointwise {
+                        try sgemm(true, false, m: s.k, n: s.columns, k: s.mPerG, w + g * s.mPerG * s.k, lda: s.k,
+                                  grad, ldb: s.columns, beta: 1, dimage + g * s.cPerG * s.h * s.w, ldc: s.columns)
+                    } else {
+                        try sgemm(true, false, m: s.k, n: s.columns, k: s.mPerG, w + g * s.mPerG * s.k, lda: s.k,
+                                  grad, ldb: s.columns, beta: 0, col, ldc: s.columns)
+                        col2imAdd(col, s, channel: g * s.cPerG, into: dimage)
+                    }
+                }
+            }
+        }
+        if let dbias {
+            for b in 0..<s.n {
+                for oc in 0..<s.m {
+                    let line = dy + (b * s.m + oc) * s.columns
+                    var sum: Float = 0
+                    for i in 0..<s.columns { sum += line[i] }
+                    dbias[oc] += sum
+                }
+            }
+        }
+    }
+}

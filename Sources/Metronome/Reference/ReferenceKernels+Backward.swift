@@ -1,0 +1,301 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Backward passes on dense row-major buffers, written as plainly as the forward kernels:
+/// the oracle the gradient checks verify against finite differences. Every kernel *adds*
+/// into the gradients it is given (a value read by several steps sums their gradients).
+extension ReferenceKernels {
+    public static func convBackward(_ x: In, _ xs: [Int], weight w: In, _ ws: [Int], _ a: ConvAttributes,
+                                    dy: In, _ ys: [Int], dx: Out?, dw: Out?, dbias: Out?) {
+        let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3])
+        let (m, oh, ow) = (ys[1], ys[2], ys[3])
+        let (kh, kw) = (ws[2], ws[3])
+        let cPerG = c / a.groups, mPerG = m / a.groups
+        for b in 0..<n {
+            for oc in 0..<m {
+                let g = oc / mPerG
+                let grad = dy + (b * m + oc) * oh * ow
+                if let dbias { for i in 0..<(oh * ow) { dbias[oc] += grad[i] } }
+                for icg in 0..<cPerG {
+                    let ic = g * cPerG + icg
+                    let src = x + (b * c + ic) * h * wd
+                    for ky in 0..<kh {
+                        for kx in 0..<kw {
+                            let widx = ((oc * cPerG + icg) * kh + ky) * kw + kx
+                            var acc: Float = 0
+                            for oy in 0..<oh {
+                                let iy = oy * a.strides[0] + ky * a.dilations[0] - a.pads[0]
+                                if iy < 0 || iy >= h { continue }
+                                for ox in 0..<ow {
+                                    let ix = ox * a.strides[1] + kx * a.dilations[1] - a.pads[1]
+                                    if ix < 0 || ix >= wd { continue }
+                                    let gv = grad[oy * ow + ox]
+                                    acc += gv * src[iy * wd + ix]
+                                    dx?[(b * c + ic) * h * wd + iy * wd + ix] += gv * w[widx]
+                                }
+                            }
+                            dw?[widx] += acc
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// ONNX Gemm `Y = alpha·op(A)·op(B) + beta·C` (C broadcast to Y).
+    public static func gemmBackward(_ a: In, _ aShape: [Int], _ b: In, _ bShape: [Int], cShape: [Int]?,
+                                    alpha: Float, beta: Float, transA: Bool, transB: Bool, dy: In, _ ys: [Int],
+                                    da: Out?, db: Out?, dc: Out?) {
+        let (m, n) = (ys[0], ys[1])
+        let k = transA ? aShape[0] : aShape[1]
+        for i in 0..<m {
+            for j in 0..<n {
+                let g = alpha * dy[i * n + j]
+                for p in 0..<k {
+                    let ai = transA ? p * m + i : i * k + p
+                    let bi = transB ? j * k + p : p * n + j
+                    da?[ai] += g * b[bi]
+                    db?[bi] += g * a[ai]
+                }
+            }
+        }
+        if let dc, let cShape {
+            let cs = broadcastStrides(cShape, to: ys)
+            for i in 0..<m { for j in 0..<n { dc[i * cs[0] + j * cs[1]] += beta * dy[i * n + j] } }
+        }
+    }
+
+    /// 2-D MatMul `Y = A·B`.
+    public static func matMulBackward(_ a: In, _ aShape: [Int], _ b: In, _ bShape: [Int], dy: In, da: Out?, db: Out?) {
+        gemmBackward(a, aShape, b, bShape, cShape: nil, alpha: 1, beta: 0, transA: false, transB: false,
+                     dy: dy, [aShape[0], bShape[1]], da: da, db: db, dc: nil)
+    }
+
+    /// Max pooling sends each output's gradient to the first input position holding the
+    /// window's maximum (PyTorch's choice); average pooling spreads it over the divisor.
+    public static func poolBackward(_ x: In, _ xs: [Int], _ a: PoolAttributes, max isMax: Bool, countIncludePad: Bool,
+                                    dy: In, _ ys: [Int], dx: Out) {
+        let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3])
+        let (oh, ow) = (ys[2], ys[3])
+        for plane in 0..<(n * c) {
+            let src = x + plane * h * w, dst = dx + plane * h * w
+            let grad = dy + plane * oh * ow
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let y0 = oy * a.strides[0] - a.pads[0], x0 = ox * a.strides[1] - a.pads[1]
+                    var best = -Float.infinity, at = -1, inside = 0
+                    for ky in 0..<a.kernel[0] {
+                        let iy = y0 + ky * a.dilations[0]
+                        if iy < 0 || iy >= h { continue }
+                        for kx in 0..<a.kernel[1] {
+                            let ix = x0 + kx * a.dilations[1]
+                            if ix < 0 || ix >= w { continue }
+                            inside += 1
+                            if isMax && src[iy * w + ix] > best { best = src[iy * w + ix]; at = iy * w + ix }
+                        }
+                    }
+                    let g = grad[oy * ow + ox]
+                    if isMax {
+                        if at >= 0 { dst[at] += g }
+                        continue
+                    }
+                    var divisor = inside
+                    if countIncludePad {
+                        let yEnd = Swift.min(y0 + a.kernel[0], h + a.pads[2])
+                        let xEnd = Swift.min(x0 + a.kernel[1], w + a.pads[3])
+                        divisor = (yEnd - y0) * (xEnd - x0)
+                    }
+                    let share = g / Float(Swift.max(divisor, 1))
+                    for ky in 0..<a.kernel[0] {
+                        let iy = y0 + ky * a.dilations[0]
+                        if iy < 0 || iy >= h { continue }
+                        for kx in 0..<a.kernel[1] {
+                            let ix = x0 + kx * a.dilations[1]
+                            if ix >= 0 && ix < w { dst[iy * w + ix] += share }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    public static func globalAveragePoolBackward(_ xs: [Int], dy: In, dx: Out) {
+        let planes = xs[0] * xs[1], size = xs[2...].reduce(1, *)
+        for p in 0..<planes {
+            let g = dy[p] / Float(size)
+            for i in 0..<size { dx[p * size + i] += g }
+        }
+    }
+
+    /// Adds `g` (of shape `ys`) into `d` (of shape `shape`, broadcast to `ys`), summing over
+    /// the broadcast dimensions.
+    static func reduceBroadcast(_ g: (Int) -> Float, _ ys: [Int], into d: Out, _ shape: [Int]) {
+        let count = ys.reduce(1, *)
+        if shape == ys {
+            for i in 0..<count { d[i] += g(i) }
+            return
+        }
+        let s = broadcastStrides(shape, to: ys)
+        var index = Array(repeating: 0, count: ys.count)
+        var o = 0
+        for i in 0..<count {
+            d[o] += g(i)
+            var dd = ys.count - 1
+            while dd >= 0 {
+                index[dd] += 1
+                o += s[dd]
+                if index[dd] < ys[dd] { break }
+                o -= s[dd] * ys[dd]
+                index[dd] = 0
+                dd -= 1
+            }
+        }
+    }
+
+    /// The value of a broadcast input at each output position.
+    static func broadcastValues(_ x: In, _ shape: [Int], to ys: [Int]) -> [Float] {
+        var out = [Float](repeating: 0, count: ys.reduce(1, *))
+        let zero = [Float](repeating: 0, count: 1)
+        zero.withUnsafeBufferPointer { z in
+            out.withUnsafeMutableBufferPointer { o in
+                binary(.add, x, shape, z.baseAddress!, [1], out: o.baseAddress!, ys)
+            }
+        }
+        return out
+    }
+
+    public static func binaryBackward(_ kind: BinaryKind, _ a: In, _ aShape: [Int], _ b: In, _ bShape: [Int],
+                                      dy: In, _ ys: [Int], da: Out?, db: Out?) {
+        switch kind {
+        case .add:
+            if let da { reduceBroadcast({ dy[$0] }, ys, into: da, aShape) }
+            if let db { reduceBroadcast({ dy[$0] }, ys, into: db, bShape) }
+        case .sub:
+            if let da { reduceBroadcast({ dy[$0] }, ys, into: da, aShape) }
+            if let db { reduceBroadcast({ -dy[$0] }, ys, into: db, bShape) }
+        case .mul, .div:
+            let av = broadcastValues(a, aShape, to: ys), bv = broadcastValues(b, bShape, to: ys)
+            if kind == .mul {
+                if let da { reduceBroadcast({ dy[$0] * bv[$0] }, ys, into: da, aShape) }
+                if let db { reduceBroadcast({ dy[$0] * av[$0] }, ys, into: db, bShape) }
+            } else {
+                if let da { reduceBroadcast({ dy[$0] / bv[$0] }, ys, into: da, aShape) }
+                if let db { reduceBroadcast({ -dy[$0] * av[$0] / (bv[$0] * bv[$0]) }, ys, into: db, bShape) }
+            }
+        }
+    }
+
+    public static func concatBackward(_ shapes: [[Int]], axis: Int, dy: In, _ ys: [Int], dx: [Out?]) {
+        let outer = ys[..<axis].reduce(1, *), inner = ys[(axis + 1)...].reduce(1, *)
+        var offset = 0
+        for (xs, d) in zip(shapes, dx) {
+            let chunk = xs[axis] * inner
+            if let d {
+                for o in 0..<outer {
+                    let src = dy + o * ys[axis] * inner + offset, dst = d + o * chunk
+                    for i in 0..<chunk { dst[i] += src[i] }
+                }
+            }
+            offset += chunk
+        }
+    }
+
+    public static func splitBackward(_ xs: [Int], axis: Int, dy: [(In, [Int])], dx: Out) {
+        let outer = xs[..<axis].reduce(1, *), inner = xs[(axis + 1)...].reduce(1, *)
+        var offset = 0
+        for (g, ys) in dy {
+            let chunk = ys[axis] * inner
+            for o in 0..<outer {
+                let src = g + o * chunk, dst = dx + o * xs[axis] * inner + offset
+                for i in 0..<chunk { dst[i] += src[i] }
+            }
+            offset += chunk
+        }
+    }
+
+    public static func softmaxBackward(_ y: In, _ ys: [Int], axis: Int, dy: In, dx: Out) {
+        let outer = ys[..<axis].reduce(1, *), dim = ys[axis], inner = ys[(axis + 1)...].reduce(1, *)
+        for o in 0..<outer {
+            for i in 0..<inner {
+                let base = o * dim * inner + i
+                var dot: Float = 0
+                for d in 0..<dim { dot += y[base + d * inner] * dy[base + d * inner] }
+                for d in 0..<dim { dx[base + d * inner] += y[base + d * inner] * (dy[base + d * inner] - dot) }
+            }
+        }
+    }
+
+    /// Batch norm in training mode: normalizes with the batch's mean and biased variance per
+    /// channel; returns them (for the backward pass and the running statistics).
+    public static func batchNormTraining(_ x: In, _ xs: [Int], scale: In, bias: In, epsilon: Float, out y: Out)
+        -> (mean: [Float], variance: [Float]) {
+        let n = xs[0], c = xs[1], inner = xs.dropFirst(2).reduce(1, *)
+        let count = Float(n * inner)
+        var mean = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
+        for ch in 0..<c {
+            var s: Double = 0
+            for b in 0..<n { let base = (b * c + ch) * inner; for i in 0..<inner { s += Double(x[base + i]) } }
+            let mu = Float(s / Double(count))
+            var v: Double = 0
+            for b in 0..<n { let base = (b * c + ch) * inner; for i in 0..<inner { let d = x[base + i] - mu; v += Double(d * d) } }
+            let sigma2 = Float(v / Double(count))
+            mean[ch] = mu
+            variance[ch] = sigma2
+            let k = scale[ch] / (sigma2 + epsilon).squareRoot()
+            for b in 0..<n {
+                let base = (b * c + ch) * inner
+                for i in 0..<inner { y[base + i] = (x[base + i] - mu) * k + bias[ch] }
+            }
+        }
+        return (mean, variance)
+    }
+
+    /// The backward pass of ``batchNormTraining(_:_:scale:bias:epsilon:out:)``.
+    public static func batchNormTrainingBackward(_ x: In, _ xs: [Int], scale: In, mean: [Float], variance: [Float],
+                                                 epsilon: Float, dy: In, dx: Out?, dscale: Out?, dbias: Out?) {
+        let n = xs[0], c = xs[1], inner = xs.dropFirst(2).reduce(1, *)
+        let count = Float(n * inner)
+        for ch in 0..<c {
+            let inv = 1 / (variance[ch] + epsilon).squareRoot()
+            var sumG: Float = 0, sumGX: Float = 0
+            for b in 0..<n {
+                let base = (b * c + ch) * inner
+                for i in 0..<inner {
+                    let g = dy[base + i]
+                    sumG += g
+                    sumGX += g * (x[base + i] - mean[ch]) * inv
+                }
+            }
+            dbias?[ch] += sumG
+            dscale?[ch] += sumGX
+            guard let dx else { continue }
+            let k = scale[ch] * inv / count
+            for b in 0..<n {
+                let base = (b * c + ch) * inner
+                for i in 0..<inner {
+                    let xhat = (x[base + i] - mean[ch]) * inv
+                    dx[base + i] += k * (count * dy[base + i] - sumG - xhat * sumGX)
+                }
+            }
+        }
+    }
+
+    /// Batch norm in inference mode (fixed statistics): a per-channel affine map.
+    public static func batchNormInferenceBackward(_ x: In, _ xs: [Int], scale: In, mean: In, variance: In, epsilon: Float,
+                                                  dy: In, dx: Out?, dscale: Out?, dbias: Out?) {
+        let n = xs[0], c = xs[1], inner = xs.dropFirst(2).reduce(1, *)
+        for ch in 0..<c {
+            let inv = 1 / (variance[ch] + epsilon).squareRoot()
+            for b in 0..<n {
+                let base = (b * c + ch) * inner
+                for i in 0..<inner {
+                    let g = dy[base + i]
+                    dbias?[ch] += g
+                    dscale?[ch] += g * (x[base + i] - mean[ch]) * inv
+                    dx?[base + i] += g * scale[ch] * inv
+                }
+            }
+        }
+    }
+}

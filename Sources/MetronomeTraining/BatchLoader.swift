@@ -1,0 +1,137 @@
+import Foundation
+import Metronome
+
+/// Augmentation applied to each training image as its batch is assembled.
+public struct Augmentation: Sendable, Equatable {
+    /// Random crop after zero-padding by this many pixels on every side (0: none).
+    public var cropPadding: Int
+    /// Random horizontal flip with probability 1/2.
+    public var flip: Bool
+
+    public init(cropPadding: Int = 0, flip: Bool = false) {
+        self.cropPadding = cropPadding
+        self.flip = flip
+    }
+
+    public static let none = Augmentation()
+}
+
+/// Shuffles a dataset every epoch and assembles its batches on a loader thread, one batch
+/// ahead of the training loop, so data never waits for compute. The order and the
+/// augmentation of epoch `e` depend only on `seed` and `e`, so a run resumed at an epoch
+/// boundary sees the same batches as one that was not interrupted.
+public final class BatchLoader: @unchecked Sendable {
+    public let data: LabelledImages
+    public let batch: Int
+    public let augmentation: Augmentation
+    public let seed: UInt64
+    /// Full batches per epoch (a last partial batch is dropped, as `drop_last=True`).
+    public var batchesPerEpoch: Int { data.count / batch }
+
+    private var filled = DispatchSemaphore(value: 0)
+    private var emptied = DispatchSemaphore(value: 2)
+    private var done = DispatchSemaphore(value: 0)
+    private var slots: [(images: [Float], labels: [Int32])]
+    private var producer: Thread?
+    private var stopping = false
+    private var next = 0
+
+    public init(_ data: LabelledImages, batch: Int, augmentation: Augmentation = .none, seed: UInt64 = 0) throws {
+        guard batch >= 1, batch <= data.count else {
+            throw DatasetError(source: data.name, message: "a batch of \(batch) needs 1...\(data.count) images")
+        }
+        self.data = data
+        self.batch = batch
+        self.augmentation = augmentation
+        self.seed = seed
+        slots = Array(repeating: ([Float](repeating: 0, count: batch * data.imageSize), [Int32](repeating: 0, count: batch)), count: 2)
+    }
+
+    deinit { stop() }
+
+    /// The image order of `epoch` (Fisher–Yates with a generator seeded by `seed` and `epoch`).
+    public func order(epoch: Int) -> [Int] {
+        var g = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch))
+        var order = Array(0..<data.count)
+        for i in stride(from: order.count - 1, to: 0, by: -1) {
+            order.swapAt(i, Int(g.next() % UInt64(i + 1)))
+        }
+        return order
+    }
+
+    /// Starts producing the batches of `epoch`; take them with ``next(_:)``.
+    public func start(epoch: Int) {
+        stop()
+        stopping = false
+        next = 0
+        (filled, emptied, done) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 2), DispatchSemaphore(value: 0))
+        let (f, e, d) = (filled, emptied, done)
+        let order = order(epoch: epoch)
+        let thread = Thread { [self] in
+            defer { d.signal() }
+            var g = SplitMix64(seed: seed &+ 0xA5A5_0000 &+ UInt64(epoch) &* 7919)
+            for b in 0..<batchesPerEpoch {
+                e.wait()
+                if stopping { return }
+                fill(slot: b % 2, indices: order[(b * batch)..<((b + 1) * batch)], generator: &g)
+                f.signal()
+            }
+        }
+        thread.name = "metronome-loader"
+        producer = thread
+        thread.start()
+    }
+
+    /// Calls `body` with the next batch's images and labels.
+    public func next<R>(_ body: (UnsafePointer<Float>, UnsafePointer<Int32>) throws -> R) rethrows -> R {
+        filled.wait()
+        defer {
+            next += 1
+            emptied.signal()
+        }
+        let slot = next % 2
+        return try slots[slot].images.withUnsafeBufferPointer { images in
+            try slots[slot].labels.withUnsafeBufferPointer { labels in try body(images.baseAddress!, labels.baseAddress!) }
+        }
+    }
+
+    /// Ends the loader thread of the current epoch (batches not taken are dropped).
+    public func stop() {
+        guard producer != nil else { return }
+        stopping = true
+        emptied.signal()
+        emptied.signal()
+        done.wait()
+        producer = nil
+    }
+
+    private func fill(slot: Int, indices: ArraySlice<Int>, generator g: inout SplitMix64) {
+        let (c, h, w) = (data.shape[0], data.shape[1], data.shape[2])
+        let size = data.imageSize, pad = augmentation.cropPadding
+        slots[slot].images.withUnsafeMutableBufferPointer { dst in
+            data.pixels.withUnsafeBufferPointer { src in
+                for (k, i) in indices.enumerated() {
+                    slots[slot].labels[k] = data.labels[i]
+                    let image = src.baseAddress! + i * size, out = dst.baseAddress! + k * size
+                    let dy = pad > 0 ? Int(g.next() % UInt64(2 * pad + 1)) - pad : 0
+                    let dx = pad > 0 ? Int(g.next() % UInt64(2 * pad + 1)) - pad : 0
+                    let flip = augmentation.flip && g.next() % 2 == 1
+                    if dy == 0 && dx == 0 && !flip {
+                        out.update(from: image, count: size)
+                        continue
+                    }
+                    for ch in 0..<c {
+                        for y in 0..<h {
+                            let sy = y + dy
+                            for x in 0..<w {
+                                let sx0 = x + dx
+                                let sx = flip ? w - 1 - sx0 : sx0
+                                out[(ch * h + y) * w + x] = sy >= 0 && sy < h && sx >= 0 && sx < w ? image[(ch * h + sy) * w + sx] : 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

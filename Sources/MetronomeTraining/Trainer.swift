@@ -1,0 +1,162 @@
+import Foundation
+import Metronome
+
+/// Trains a graph: its *unoptimized* program (batch norms not folded, nothing fused) at a
+/// fixed batch, every value in its own buffer, forward with the operators' training
+/// forwards, backward through their backward passes in reverse step order.
+///
+/// Parameters are the constants the cost model calls learnable (convolution and Gemm
+/// weights and biases, batch-norm scales and biases); batch-norm running statistics are
+/// updated by the forward pass in training mode. ``trainedGraph()`` writes both back into
+/// the graph's initializers, so the result exports to ONNX and runs anywhere.
+public final class Trainer {
+    public let graph: Graph
+    public let program: Program
+    public let batch: Int
+    public let kernels: TrainingKernels
+    public let classes: Int
+    /// The learnable constants, in the order their steps first read them.
+    public let parameters: [ValueID]
+    /// Batch-norm running means and variances.
+    public let runningStatistics: [ValueID]
+    private var storage: [UnsafeMutablePointer<Float>]
+    private var gradients: [UnsafeMutablePointer<Float>?]
+    private let counts: [Int]
+    private var memories: [StepMemory]
+
+    public init(graph: Graph, batch: Int, kernels: TrainingKernels = .fast, momentum: Float = 0.1) throws {
+        guard batch >= 1 else { throw MetronomeError.invalidArgument("the training batch must be at least 1, got \(batch)") }
+        guard graph.inputs.count == 1 else {
+            throw MetronomeError.invalidArgument("training needs a model with one input; \(graph.name) has \(graph.inputs.count)")
+        }
+        let program = try Program(lowering: graph, batch: batch)
+        try Autograd.check(program)
+        guard program.outputs.count == 1, program.shape(program.outputs[0]).count == 2,
+              program.shape(program.outputs[0])[0] == batch else {
+            throw MetronomeError.invalidArgument(
+                "training needs a model with one output of logits [batch, classes]; \(graph.name) gives \(program.outputs.map(program.shape))")
+        }
+        self.graph = graph
+        self.program = program
+        self.batch = batch
+        self.kernels = kernels
+        classes = program.shape(program.outputs[0])[1]
+        var params: [ValueID] = [], running: [ValueID] = []
+        var seen = Set<ValueID>()
+        for step in program.steps {
+            let cost = try step.cost(in: program)
+            let learnable = cost.parameterInputs ?? step.inputs.filter(program.isConstant)
+            for v in learnable where program.isConstant(v) && seen.insert(v).inserted { params.append(v) }
+            if case .batchNorm = step.op { running += [step.inputs[3], step.inputs[4]] }
+        }
+        for v in params + running where graph.initializers[program.values[v].name]?.shape != program.shape(v) {
+            throw MetronomeError.invalidArgument(
+                "cannot train '\(program.values[v].name)': it is not one of the graph's initializers as the program uses it")
+        }
+        parameters = params
+        runningStatistics = running
+        counts = program.values.map { $0.count }
+        storage = counts.map { UnsafeMutablePointer<Float>.allocate(capacity: max($0, 1)) }
+        let trainable = Set(params)
+        gradients = program.values.indices.map { v in
+            if program.inputs.contains(v) { return nil }
+            if program.isConstant(v) && !trainable.contains(v) { return nil }
+            return UnsafeMutablePointer<Float>.allocate(capacity: max(program.values[v].count, 1))
+        }
+        memories = program.steps.map { _ in StepMemory(training: true, momentum: momentum) }
+        for (v, t) in program.constants { storage[v].initialize(from: t.scalars, count: t.count) }
+    }
+
+    deinit {
+        storage.forEach { $0.deallocate() }
+        gradients.forEach { $0?.deallocate() }
+    }
+
+    /// Elements of one input image.
+    public var imageSize: Int { program.values[program.inputs[0]].count / batch }
+
+    /// Runs the batch's images (`batch × imageSize` floats) forward; returns the logits.
+    @discardableResult
+    public func forward(_ images: UnsafePointer<Float>, training: Bool) throws -> UnsafePointer<Float> {
+        storage[program.inputs[0]].update(from: images, count: counts[program.inputs[0]])
+        for (i, step) in program.steps.enumerated() {
+            memories[i].training = training
+            let b = buffers(step)
+            try Autograd.forward(step, b, memory: &memories[i], kernels: kernels)
+            if training, let update = memories[i].runningUpdate, case .batchNorm = step.op {
+                storage[step.inputs[3]].update(from: update.mean, count: update.mean.count)
+                storage[step.inputs[4]].update(from: update.variance, count: update.variance.count)
+                memories[i].runningUpdate = nil
+            }
+        }
+        return UnsafePointer(storage[program.outputs[0]])
+    }
+
+    /// Back-propagates `outputGradient` (the loss's gradient for the logits of the last
+    /// forward pass) into the parameters' gradients.
+    public func backward(outputGradient: UnsafePointer<Float>) throws {
+        for (v, g) in gradients.enumerated() { g?.update(repeating: 0, count: counts[v]) }
+        guard let top = gradients[program.outputs[0]] else { return }
+        top.update(from: outputGradient, count: counts[program.outputs[0]])
+        for (i, step) in program.steps.enumerated().reversed() {
+            let dy = try step.outputs.map { v -> UnsafePointer<Float> in
+                guard let g = gradients[v] else { throw MetronomeError.node(node: step.name, op: step.opType, message: "output without a gradient") }
+                return UnsafePointer(g)
+            }
+            try Autograd.backward(step, buffers(step), outputGradients: dy, inputGradients: step.inputs.map { gradients[$0] },
+                                  memory: memories[i], kernels: kernels)
+        }
+    }
+
+    /// One optimisation step on a batch with softmax cross-entropy; returns the batch's mean
+    /// loss and how many images it classified correctly before the update.
+    public func trainStep(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, optimizer: inout Optimizer,
+                          lr: Float) throws -> (loss: Double, correct: Int) {
+        let logits = try forward(images, training: true)
+        let grad = UnsafeMutablePointer<Float>.allocate(capacity: batch * classes)
+        defer { grad.deallocate() }
+        let (loss, correct) = Loss.softmaxCrossEntropy(logits, batch: batch, classes: classes, labels: labels, gradient: grad)
+        guard loss.isFinite else {
+            throw MetronomeError.invalidArgument("the loss became \(loss); lower the learning rate (--lr)")
+        }
+        try backward(outputGradient: grad)
+        optimizer.step(parameters.map { storage[$0] }, gradients: parameters.map { UnsafePointer(gradients[$0]!) },
+                       counts: parameters.map { counts[$0] }, lr: lr)
+        return (loss, correct)
+    }
+
+    /// The values of a parameter or running statistic.
+    public func values(_ v: ValueID) -> [Float] { Array(UnsafeBufferPointer(start: storage[v], count: counts[v])) }
+
+    /// The gradient of a parameter (or of any computed value) after ``backward(outputGradient:)``.
+    public func gradient(_ v: ValueID) -> [Float]? {
+        gradients[v].map { Array(UnsafeBufferPointer(start: $0, count: counts[v])) }
+    }
+
+    /// Overwrites a constant (a parameter or running statistic).
+    public func setValues(_ v: ValueID, _ values: [Float]) throws {
+        guard values.count == counts[v] else {
+            throw MetronomeError.invalidArgument("'\(program.values[v].name)' has \(counts[v]) values, got \(values.count)")
+        }
+        storage[v].update(from: values, count: values.count)
+    }
+
+    /// Every parameter and running statistic by name, as a checkpoint stores them.
+    public var state: [(name: String, values: [Float])] {
+        (parameters + runningStatistics).map { (program.values[$0].name, values($0)) }
+    }
+
+    /// The graph with the trained parameters and running statistics as its initializers.
+    public func trainedGraph() throws -> Graph {
+        var g = graph
+        for v in parameters + runningStatistics {
+            g.initializers[program.values[v].name] = try Tensor(shape: program.shape(v), scalars: values(v))
+        }
+        return g
+    }
+
+    private func buffers(_ step: Step) -> StepBuffers {
+        StepBuffers(inputs: step.inputs.map { UnsafePointer(storage[$0]) }, inputShapes: step.inputs.map(program.shape),
+                    outputs: step.outputs.map { storage[$0] }, outputShapes: step.outputs.map(program.shape))
+    }
+}
