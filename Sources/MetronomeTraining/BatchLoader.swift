@@ -31,7 +31,10 @@ public final class BatchLoader: @unchecked Sendable {
     private var filled = DispatchSemaphore(value: 0)
     private var emptied = DispatchSemaphore(value: 2)
     private var done = DispatchSemaphore(value: 0)
-    private var slots: [(images: [Float], labels: [Int32])]
+    /// Two batches' worth of images and labels: the loader fills one while the trainer reads
+    /// the other (raw buffers, so the two threads never touch the same Swift value).
+    private let images: [UnsafeMutablePointer<Float>]
+    private let labels: [UnsafeMutablePointer<Int32>]
     private var producer: Thread?
     private var stopping = false
     private var next = 0
@@ -44,10 +47,15 @@ public final class BatchLoader: @unchecked Sendable {
         self.batch = batch
         self.augmentation = augmentation
         self.seed = seed
-        slots = Array(repeating: ([Float](repeating: 0, count: batch * data.imageSize), [Int32](repeating: 0, count: batch)), count: 2)
+        images = (0..<2).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: batch * data.imageSize) }
+        labels = (0..<2).map { _ in UnsafeMutablePointer<Int32>.allocate(capacity: batch) }
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        images.forEach { $0.deallocate() }
+        labels.forEach { $0.deallocate() }
+    }
 
     /// The image order of `epoch` (Fisher–Yates with a generator seeded by `seed` and `epoch`).
     public func order(epoch: Int) -> [Int] {
@@ -90,9 +98,7 @@ public final class BatchLoader: @unchecked Sendable {
             emptied.signal()
         }
         let slot = next % 2
-        return try slots[slot].images.withUnsafeBufferPointer { images in
-            try slots[slot].labels.withUnsafeBufferPointer { labels in try body(images.baseAddress!, labels.baseAddress!) }
-        }
+        return try body(UnsafePointer(images[slot]), UnsafePointer(labels[slot]))
     }
 
     /// Ends the loader thread of the current epoch (batches not taken are dropped).
@@ -108,11 +114,12 @@ public final class BatchLoader: @unchecked Sendable {
     private func fill(slot: Int, indices: ArraySlice<Int>, generator g: inout SplitMix64) {
         let (c, h, w) = (data.shape[0], data.shape[1], data.shape[2])
         let size = data.imageSize, pad = augmentation.cropPadding
-        slots[slot].images.withUnsafeMutableBufferPointer { dst in
+        let dst = images[slot]
+        do {
             data.pixels.withUnsafeBufferPointer { src in
                 for (k, i) in indices.enumerated() {
-                    slots[slot].labels[k] = data.labels[i]
-                    let image = src.baseAddress! + i * size, out = dst.baseAddress! + k * size
+                    labels[slot][k] = data.labels[i]
+                    let image = src.baseAddress! + i * size, out = dst + k * size
                     let dy = pad > 0 ? Int(g.next() % UInt64(2 * pad + 1)) - pad : 0
                     let dx = pad > 0 ? Int(g.next() % UInt64(2 * pad + 1)) - pad : 0
                     let flip = augmentation.flip && g.next() % 2 == 1

@@ -115,11 +115,12 @@ public final class TrainingRun {
 
     public var completedEpochs: Int { startEpoch }
 
-    /// Trains the remaining epochs; `checkpoint` is written after each one.
-    public func run(checkpoint: URL? = nil, progress: ((Progress) -> Void)? = nil) throws {
+    /// Trains the remaining epochs (or stops once `stopAfter` epochs are complete, as an
+    /// interrupted run would); `checkpoint` is written after each one.
+    public func run(checkpoint: URL? = nil, stopAfter: Int? = nil, progress: ((Progress) -> Void)? = nil) throws {
         let loader = try BatchLoader(train, batch: options.batch, augmentation: options.augmentation, seed: options.seed)
         let batches = loader.batchesPerEpoch
-        while startEpoch < options.epochs {
+        while startEpoch < min(options.epochs, stopAfter ?? options.epochs) {
             let epoch = startEpoch
             loader.start(epoch: epoch)
             let t0 = Date()

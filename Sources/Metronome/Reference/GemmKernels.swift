@@ -93,14 +93,18 @@ public enum GemmKernels {
         }
     }
 
-    /// Convolution forward: `y = conv(x, w) + bias`.
+    /// Convolution forward: `y = conv(x, w) + bias`, images split over the OpenMP team.
     public static func convForward(_ x: UnsafePointer<Float>, _ xs: [Int], _ w: UnsafePointer<Float>, _ ws: [Int],
                                    bias: UnsafePointer<Float>?, _ a: ConvAttributes,
                                    _ y: UnsafeMutablePointer<Float>, _ ys: [Int]) throws {
         let s = ConvShape(xs, ws, ys, a)
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: max(1, s.isPointwise ? 1 : s.k * s.columns))
-        defer { col.deallocate() }
-        for b in 0..<s.n {
+        let teams = min(ParallelFor.threads, s.n)
+        let colSize = max(1, s.isPointwise ? 1 : s.k * s.columns)
+        let cols = UnsafeMutablePointer<Float>.allocate(capacity: colSize * teams)
+        defer { cols.deallocate() }
+        var failure: Error?
+        ParallelFor.run(s.n) { b, t in
+            let col = cols + t * colSize
             let image = x + b * s.c * s.h * s.w
             for g in 0..<a.groups {
                 let out = y + (b * s.m + g * s.mPerG) * s.columns
@@ -111,8 +115,10 @@ public enum GemmKernels {
                     im2col(image, s, channel: g * s.cPerG, into: col)
                     source = UnsafePointer(col)
                 }
-                try sgemm(false, false, m: s.mPerG, n: s.columns, k: s.k, w + g * s.mPerG * s.k, lda: s.k,
-                          source, ldb: s.columns, beta: 0, out, ldc: s.columns)
+                do {
+                    try sgemm(false, false, m: s.mPerG, n: s.columns, k: s.k, w + g * s.mPerG * s.k, lda: s.k,
+                              source, ldb: s.columns, beta: 0, out, ldc: s.columns)
+                } catch { failure = error }
                 if let bias {
                     for oc in 0..<s.mPerG {
                         let v = bias[g * s.mPerG + oc], line = out + oc * s.columns
@@ -121,43 +127,60 @@ public enum GemmKernels {
                 }
             }
         }
+        if let failure { throw failure }
     }
 
     /// Convolution backward: adds the gradients of the input, weight and bias (each when
-    /// wanted) from the output gradient `dy`.
+    /// wanted) from the output gradient `dy`. Images are split over the OpenMP team; each
+    /// thread sums its weight gradient apart, and the sums are added at the end.
     public static func convBackward(_ x: UnsafePointer<Float>, _ xs: [Int], _ w: UnsafePointer<Float>, _ ws: [Int],
                                     _ a: ConvAttributes, _ dy: UnsafePointer<Float>, _ ys: [Int],
                                     dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
                                     dbias: UnsafeMutablePointer<Float>?) throws {
         let s = ConvShape(xs, ws, ys, a)
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: max(1, s.k * s.columns))
-        defer { col.deallocate() }
-        for b in 0..<s.n {
+        let teams = min(ParallelFor.threads, s.n)
+        let colSize = max(1, s.k * s.columns), wSize = s.m * s.k
+        let cols = UnsafeMutablePointer<Float>.allocate(capacity: colSize * teams)
+        let dws = UnsafeMutablePointer<Float>.allocate(capacity: dw == nil ? 1 : wSize * teams)
+        if dw != nil { dws.initialize(repeating: 0, count: wSize * teams) }
+        defer { cols.deallocate(); dws.deallocate() }
+        var failure: Error?
+        ParallelFor.run(s.n) { b, t in
+            let col = cols + t * colSize
             let image = x + b * s.c * s.h * s.w
-            for g in 0..<a.groups {
-                let grad = dy + (b * s.m + g * s.mPerG) * s.columns
-                if let dw {
-                    let source: UnsafePointer<Float>
-                    if s.isPointwise {
-                        source = image + g * s.cPerG * s.h * s.w
-                    } else {
-                        im2col(image, s, channel: g * s.cPerG, into: col)
-                        source = UnsafePointer(col)
+            do {
+                for g in 0..<a.groups {
+                    let grad = dy + (b * s.m + g * s.mPerG) * s.columns
+                    if dw != nil {
+                        let source: UnsafePointer<Float>
+                        if s.isPointwise {
+                            source = image + g * s.cPerG * s.h * s.w
+                        } else {
+                            im2col(image, s, channel: g * s.cPerG, into: col)
+                            source = UnsafePointer(col)
+                        }
+                        try sgemm(false, true, m: s.mPerG, n: s.k, k: s.columns, grad, lda: s.columns, source, ldb: s.columns,
+                                  beta: 1, dws + t * wSize + g * s.mPerG * s.k, ldc: s.k)
                     }
-                    try sgemm(false, true, m: s.mPerG, n: s.k, k: s.columns, grad, lda: s.columns, source, ldb: s.columns,
-                              beta: 1, dw + g * s.mPerG * s.k, ldc: s.k)
-                }
-                if let dx {
-                    let dimage = dx + b * s.c * s.h * s.w
-                    if s.isPointwise {
-                        try sgemm(true, false, m: s.k, n: s.columns, k: s.mPerG, w + g * s.mPerG * s.k, lda: s.k,
-                                  grad, ldb: s.columns, beta: 1, dimage + g * s.cPerG * s.h * s.w, ldc: s.columns)
-                    } else {
-                        try sgemm(true, false, m: s.k, n: s.columns, k: s.mPerG, w + g * s.mPerG * s.k, lda: s.k,
-                                  grad, ldb: s.columns, beta: 0, col, ldc: s.columns)
-                        col2imAdd(col, s, channel: g * s.cPerG, into: dimage)
+                    if let dx {
+                        let dimage = dx + b * s.c * s.h * s.w
+                        if s.isPointwise {
+                            try sgemm(true, false, m: s.k, n: s.columns, k: s.mPerG, w + g * s.mPerG * s.k, lda: s.k,
+                                      grad, ldb: s.columns, beta: 1, dimage + g * s.cPerG * s.h * s.w, ldc: s.columns)
+                        } else {
+                            try sgemm(true, false, m: s.k, n: s.columns, k: s.mPerG, w + g * s.mPerG * s.k, lda: s.k,
+                                      grad, ldb: s.columns, beta: 0, col, ldc: s.columns)
+                            col2imAdd(col, s, channel: g * s.cPerG, into: dimage)
+                        }
                     }
                 }
+            } catch { failure = error }
+        }
+        if let failure { throw failure }
+        if let dw {
+            for t in 0..<teams {
+                let part = dws + t * wSize
+                for i in 0..<wSize { dw[i] += part[i] }
             }
         }
         if let dbias {

@@ -1,0 +1,181 @@
+import ArgumentParser
+import Foundation
+import Metronome
+import MetronomeONNX
+import MetronomeTraining
+
+/// The optimizers `train` offers.
+enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable {
+    case sgd, adam, adamw
+}
+
+/// The learning-rate schedules `train` offers.
+enum ScheduleChoice: String, ExpressibleByArgument, CaseIterable {
+    case cosine, step, constant
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model on a labelled image set and write it as ONNX.",
+        discussion: """
+            Runs the model's unoptimized program forward and backward (every operator's \
+            backward pass; convolutions and fully connected layers through oneDNN's sgemm), \
+            with softmax cross-entropy, the optimizer and the schedule given. The data are \
+            shuffled every epoch (seeded) and assembled by a loader thread, one batch ahead; a \
+            last partial batch is dropped. After each epoch the model is evaluated on the \
+            validation data through the inference engine, the best one is kept, and a \
+            checkpoint is written (--checkpoint, default OUT.ckpt); --resume continues from it.
+
+            --data: fashion-mnist (Debian's dataset-fashion-mnist: 60,000 training images), \
+            npy:IMAGES.npy,LABELS.npy, or folder:DIR (one sub-folder of PNG/JPEG images per \
+            class). --validation defaults to the last --holdout images of the training data \
+            (5,000 for fashion-mnist), which are then not trained on.
+            """)
+
+    @Argument(help: "A zoo model name (e.g. lenet5, resnet8) or an .onnx file.") var model: String
+    @Option(help: "Training data: fashion-mnist, npy:IMAGES.npy,LABELS.npy or folder:DIR.") var data = "fashion-mnist"
+    @Option(help: "Validation data (same forms); default: --holdout images split off the training data.") var validation: String?
+    @Option(help: "Training images held out for validation when --validation is not given (0: none).") var holdout = 5000
+    @Option(help: "Use only the first N training images (quick runs).") var limit: Int?
+    @Option(help: "Epochs.") var epochs = 10
+    @Option(help: "Images per batch.") var batch = 64
+    @Option(help: "Optimizer: sgd (momentum 0.9), adam or adamw.") var optimizer: OptimizerChoice = .adam
+    @Option(help: "Base learning rate (default 0.002 for adam/adamw, 0.05 for sgd).") var lr: Float?
+    @Option(help: "Momentum for sgd.") var momentum: Float = 0.9
+    @Flag(help: "Nesterov momentum for sgd.") var nesterov = false
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (L2 for sgd/adam, decoupled for adamw).") var weightDecay: Float = 0
+    @Option(help: "Learning-rate schedule: cosine (to 0 over the epochs), step (x0.1 every --step-every epochs) or constant.")
+    var schedule: ScheduleChoice = .cosine
+    @Option(name: .customLong("step-every"), help: "Epochs between decays of the step schedule.") var stepEvery = 3
+    @Option(help: "Random crop padding in pixels (0: no crop augmentation).") var crop = 0
+    @Flag(help: "Random horizontal flips.") var flip = false
+    @Option(help: "Threads (the OpenMP team of the sgemm kernels).") var threads = 1
+    @Option(help: "Seed of the shuffling, the augmentation and a zoo model's initial weights.") var seed: UInt64 = 0
+    @Option(help: "Output .onnx path (the best model by validation accuracy).") var out: String
+    @Option(help: "Checkpoint file (default: OUT.ckpt).") var checkpoint: String?
+    @Flag(help: "Continue from the checkpoint.") var resume = false
+    @Flag(help: "Replace the output and checkpoint files if they exist.") var force = false
+    @Option(name: .customLong("history"), help: "Also write the per-epoch history as JSON to this file.") var historyPath: String?
+
+    var checkpointPath: String { checkpoint ?? out + ".ckpt" }
+
+    func validate() throws {
+        guard out.hasSuffix(".onnx") else { throw ValidationError("--out must name an .onnx file, got \(out)") }
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard holdout >= 0 else { throw ValidationError("--holdout must not be negative") }
+        guard crop >= 0 else { throw ValidationError("--crop must not be negative") }
+        if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if !resume {
+            try checkWritable(out, force: force)
+            if !force && FileManager.default.fileExists(atPath: checkpointPath) {
+                throw ValidationError("\(checkpointPath) already exists; pass --resume to continue it or --force to start over")
+            }
+        } else if !FileManager.default.fileExists(atPath: checkpointPath) {
+            throw ValidationError("--resume: no checkpoint at \(checkpointPath)")
+        }
+        if let historyPath { try checkWritable(historyPath, force: force || resume) }
+    }
+
+    var options: TrainingOptions {
+        var o = TrainingOptions()
+        o.epochs = epochs
+        o.batch = batch
+        switch optimizer {
+        case .sgd: o.optimizer = .sgd(momentum: momentum, nesterov: nesterov)
+        case .adam: o.optimizer = .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8)
+        case .adamw: o.optimizer = .adamW(beta1: 0.9, beta2: 0.999, epsilon: 1e-8)
+        }
+        o.learningRate = lr ?? (optimizer == .sgd ? 0.05 : 2e-3)
+        o.weightDecay = weightDecay
+        switch schedule {
+        case .cosine: o.schedule = .cosine(epochs: epochs)
+        case .step: o.schedule = .step(every: stepEvery, gamma: 0.1)
+        case .constant: o.schedule = .constant
+        }
+        o.augmentation = Augmentation(cropPadding: crop, flip: flip)
+        o.seed = seed
+        o.threads = threads
+        return o
+    }
+
+    func run() throws {
+        let graph = try ModelSource.load(model, seed: seed)
+        var train = try LabelledImages.load(data)
+        if let limit, limit < train.count { train = try train.subset(0..<limit) }
+        var valid: LabelledImages?
+        if let validation {
+            valid = try LabelledImages.load(validation)
+        } else if holdout > 0 {
+            guard holdout < train.count else {
+                throw ValidationError("--holdout \(holdout) leaves no training images of \(train.count); lower it or give --validation")
+            }
+            valid = try train.subset((train.count - holdout)..<train.count)
+            train = try train.subset(0..<(train.count - holdout))
+        }
+        let run = try TrainingRun(graph: graph, train: train, validation: valid, options: options)
+        let ckpt = URL(fileURLWithPath: checkpointPath)
+        if resume {
+            try run.resume(from: Checkpoint.read(ckpt))
+            print("resuming \(graph.name) after epoch \(run.completedEpochs) of \(epochs)")
+        }
+        print("training \(graph.name) on \(train.name): \(train.count) images, validation \(valid.map { "\($0.name) (\($0.count))" } ?? "none"); \(options.summary); \(threads) thread(s)")
+        var last = Date.distantPast
+        try run.run(checkpoint: ckpt) { p in
+            guard Date().timeIntervalSince(last) > 0.2 || p.batch == p.batches else { return }
+            last = Date()
+            let width = 20, done = width * p.batch / p.batches
+            let eta = Double(p.batches - p.batch) * Double(options.batch) / max(p.imagesPerSecond, 1e-9)
+                + Double(p.epochs - p.epoch - 1) * Double(p.batches * options.batch) / max(p.imagesPerSecond, 1e-9)
+            let line = String(format: "\repoch %d/%d [%@%@] %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %@", p.epoch + 1, p.epochs,
+                              String(repeating: "#", count: done), String(repeating: "-", count: width - done), p.batch, p.batches,
+                              p.loss, 100 * p.accuracy, p.imagesPerSecond, ProgressBar.duration(eta))
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        for e in run.history {
+            let v = e.validation.map { String(format: "validation top-1 %.2f%% top-5 %.2f%%", 100 * $0.top1, 100 * $0.top5) } ?? "no validation"
+            print(String(format: "epoch %2d: loss %.4f, train acc %.2f%%, %@, %.1f s, %.0f img/s, lr %.2g", e.epoch, e.loss,
+                         100 * e.trainAccuracy, v, e.seconds, e.imagesPerSecond, e.learningRate))
+        }
+        try ONNXExporter.write(run.bestGraph, to: URL(fileURLWithPath: out), overwrite: true)
+        print("wrote \(out): the model after epoch \(run.bestEpoch)\(valid == nil ? "" : String(format: " (best validation top-1 %.2f%%)", 100 * run.bestValidation)); checkpoint \(checkpointPath)")
+        if let historyPath {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(run.history).write(to: URL(fileURLWithPath: historyPath))
+        }
+    }
+}
+
+struct Accuracy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Top-1 and top-5 accuracy of a model on a labelled image set.",
+        discussion: "Runs the compiled model (inference engine) over every image of --data and compares the arg-max with the labels.")
+
+    @Argument(help: "A zoo model name or an .onnx file.") var model: String
+    @Option(help: "Data: fashion-mnist:test, fashion-mnist, npy:IMAGES.npy,LABELS.npy or folder:DIR.") var data = "fashion-mnist:test"
+    @Option(help: "Images per inference.") var batch = 100
+    @Option(help: "Threads per inference.") var threads = 1
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let graph = try ModelSource.load(model)
+        let set = try LabelledImages.load(data)
+        let a = try Evaluation.accuracy(graph, on: set, batch: batch, threads: threads)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(a), as: UTF8.self))
+        } else {
+            print(String(format: "%@ on %@ (%d images): top-1 %.2f%%, top-5 %.2f%%", model, set.name, a.images, 100 * a.top1, 100 * a.top5))
+        }
+    }
+}

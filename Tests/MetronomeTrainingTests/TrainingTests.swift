@@ -1,0 +1,116 @@
+import XCTest
+import Foundation
+import CLITestHarness
+import Metronome
+import MetronomeModels
+import MetronomeONNX
+import MetronomeTraining
+
+/// Training runs: a tiny model overfits a tiny batch; a resumed run equals an uninterrupted
+/// one; a trained model exported to ONNX gives ONNX Runtime's predictions; CLI errors.
+final class TrainingTests: XCTestCase {
+    static let fashion = Result { try FashionMNIST.load(.train) }
+
+    func testATinyModelOverfitsATinyBatch() throws {
+        let data = try Self.fashion.get().subset(0..<32)
+        let trainer = try Trainer(graph: TrainableCNNs.lenet5(seed: 1), batch: 32)
+        var optimizer = Optimizer(.adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8))
+        var first = 0.0, last = (loss: 0.0, correct: 0)
+        for i in 0..<150 {
+            last = try data.pixels.withUnsafeBufferPointer { x in
+                try data.labels.withUnsafeBufferPointer { y in
+                    try trainer.trainStep(images: x.baseAddress!, labels: y.baseAddress!, optimizer: &optimizer, lr: 3e-3)
+                }
+            }
+            if i == 0 { first = last.loss }
+        }
+        XCTAssertGreaterThan(first, 1.5, "an untrained 10-class model starts near ln 10")
+        XCTAssertLessThan(last.loss, 0.02)
+        XCTAssertEqual(last.correct, 32)
+    }
+
+    func testResumingGivesTheUninterruptedResult() throws {
+        let all = try Self.fashion.get()
+        let train = try all.subset(0..<640), valid = try all.subset(640..<840)
+        var options = TrainingOptions()
+        options.epochs = 2
+        options.batch = 32
+        options.threads = 1
+        options.augmentation = Augmentation(cropPadding: 2, flip: true)
+        options.schedule = .cosine(epochs: 2)
+        options.optimizer = .sgd(momentum: 0.9, nesterov: true)
+        options.learningRate = 0.02
+        let graph = TrainableCNNs.resnet(width: 4, seed: 2)
+        let whole = try TrainingRun(graph: graph, train: train, validation: valid, options: options)
+        try whole.run()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("resume-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ckpt = dir.appendingPathComponent("run.ckpt")
+        let firstHalf = try TrainingRun(graph: graph, train: train, validation: valid, options: options)
+        try firstHalf.run(checkpoint: ckpt, stopAfter: 1)
+        XCTAssertEqual(firstHalf.completedEpochs, 1)
+        let resumed = try TrainingRun(graph: graph, train: train, validation: valid, options: options)
+        try resumed.resume(from: Checkpoint.read(ckpt))
+        try resumed.run(checkpoint: ckpt)
+        for (a, b) in zip(whole.trainer.state, resumed.trainer.state) {
+            XCTAssertEqual(a.name, b.name)
+            XCTAssertEqual(a.values, b.values, "'\(a.name)' differs after resuming")
+        }
+        XCTAssertEqual(whole.history.map(\.loss), resumed.history.map(\.loss))
+        XCTAssertEqual(whole.bestEpoch, resumed.bestEpoch)
+        // Other settings are refused.
+        var other = options
+        other.learningRate = 0.03
+        let mismatched = try TrainingRun(graph: graph, train: train, validation: valid, options: other)
+        XCTAssertThrowsError(try mismatched.resume(from: Checkpoint.read(ckpt))) { XCTAssertTrue("\($0)".contains("other settings"), "\($0)") }
+        // A truncated checkpoint is refused, naming the file.
+        let data = try Data(contentsOf: ckpt)
+        try data.prefix(data.count - 100).write(to: ckpt)
+        XCTAssertThrowsError(try Checkpoint.read(ckpt)) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
+    }
+
+    func testTrainedONNXGivesONNXRuntimesPredictions() throws {
+        let bin = try Harness.metronome()
+        _ = try Harness.python()
+        let work = try Harness.temporaryDirectory("train")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let model = work.appendingPathComponent("lenet.onnx").path
+        var r = try Harness.run(bin, ["train", "lenet5", "--epochs", "1", "--limit", "3000", "--holdout", "500", "--threads", "2", "--out", model])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("validation top-1"), r.stdout)
+        // The same command again is refused (the output exists); --resume with nothing to resume too.
+        r = try Harness.run(bin, ["train", "lenet5", "--epochs", "1", "--out", model])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("already exists"), r.stderr)
+        r = try Harness.run(bin, ["train", "lenet5", "--epochs", "1", "--out", work.appendingPathComponent("other.onnx").path, "--resume"])
+        XCTAssertTrue(r.stderr.contains("no checkpoint"), r.stderr)
+        r = try Harness.run(bin, ["train", "resnet18", "--epochs", "1", "--out", work.appendingPathComponent("r18.onnx").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("[1, 28, 28]"), r.stderr)
+        // Predictions on 200 test images: Metronome's engine against ONNX Runtime.
+        let test = try FashionMNIST.load(.test).subset(0..<200)
+        let graph = try ONNXImporter.load(URL(fileURLWithPath: model))
+        let plan = try Plan.compile(graph, batch: 200)
+        let ours = try Executor(plan: plan).run([Tensor(shape: [200, 1, 28, 28], scalars: test.pixels)])[0]
+        let raw = work.appendingPathComponent("x.bin"), out = work.appendingPathComponent("y.bin")
+        try test.pixels.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: raw)
+        let jobs = work.appendingPathComponent("jobs.json")
+        try JSONSerialization.data(withJSONObject: [["model": model, "input": raw.path, "shape": [200, 1, 28, 28], "output": out.path]]).write(to: jobs)
+        r = try Harness.run("/usr/bin/env", ["python3", Harness.root.appendingPathComponent("scripts/ort_run.py").path, jobs.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let data = try Data(contentsOf: out)
+        var values = [Float](repeating: 0, count: data.count / 4)
+        _ = values.withUnsafeMutableBytes { data.copyBytes(to: $0) }
+        let theirs = try Tensor(shape: [200, 10], scalars: values)
+        XCTAssertLessThanOrEqual(ours.relativeError(to: theirs), 1e-5)
+        func argmax(_ t: Tensor, _ i: Int) -> Int { (0..<10).max { t.scalars[i * 10 + $0] < t.scalars[i * 10 + $1] }! }
+        XCTAssertEqual((0..<200).map { argmax(ours, $0) }, (0..<200).map { argmax(theirs, $0) })
+        // One epoch on 2,500 images already classifies most test images (chance: 1 in 10).
+        let right = (0..<200).filter { argmax(ours, $0) == Int(test.labels[$0]) }.count
+        XCTAssertGreaterThan(right, 110, "well above the 20 a guess gets")
+        r = try Harness.run(bin, ["accuracy", model, "--data", "fashion-mnist:test", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("\"images\":10000"), r.stdout)
+    }
+}
