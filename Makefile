@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev zlib1g
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-bf16 bench-branch bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-bf16 bench-branch bench-train bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -62,6 +62,12 @@ bench-engine: build pydeps
 # baselines, and their outputs against ONNX Runtime: writes bench/RESULTS-branch.md.
 bench-branch: build pydeps
 	$(PYTHON) bench/branch_bench.py
+
+# Training-step time against PyTorch's CPU implementation (torch installed here only): writes
+# bench/RESULTS-train.md.
+bench-train: build pydeps
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+	$(PYTHON) bench/train_bench.py
 
 # Metronome --precision bf16 against OpenVINO bf16 (and Metronome fp32): writes bench/RESULTS-bf16.md.
 bench-bf16: build pydeps

@@ -51,6 +51,14 @@ public struct TaskSummary: Codable, Sendable, Equatable {
     public var swapInMsMax: Double? = nil
     /// The longest time a job waited for its weights, ms.
     public var swapWaitMsMax: Double? = nil
+    /// Tasks with `data`: images its completed jobs classified, and the top-1 / top-5 accuracy.
+    public var accuracy: Accuracy? = nil
+
+    public struct Accuracy: Codable, Sendable, Equatable {
+        public var images: Int
+        public var top1: Double
+        public var top5: Double
+    }
 
     enum CodingKeys: String, CodingKey {
         case name, model, jobs, misses, skipped, utilization, preemptions, schedulable
@@ -59,7 +67,7 @@ public struct TaskSummary: Codable, Sendable, Equatable {
         case outputErrors = "output_errors", responseMs = "response_ms"
         case releaseJitterP99Ms = "release_jitter_p99_ms", lockWaitMaxMs = "lock_wait_max_ms"
         case isolatedMaxMs = "isolated_max_ms", boundMs = "bound_ms", observedBoundRatio = "observed_bound_ratio"
-        case meanWidth = "mean_width", aborted, overruns
+        case meanWidth = "mean_width", aborted, overruns, accuracy
     }
 
     /// Every key is always present; a missing value is written as `null` (the synthesized
@@ -90,6 +98,7 @@ public struct TaskSummary: Codable, Sendable, Equatable {
         try c.encode(swapIns, forKey: .swapIns)
         try c.encode(swapInMsMax, forKey: .swapInMsMax)
         try c.encode(swapWaitMsMax, forKey: .swapWaitMsMax)
+        try c.encode(accuracy, forKey: .accuracy)
     }
 }
 
@@ -250,7 +259,13 @@ public struct RunSummary: Codable, Sendable, Equatable {
                 let w = completed.compactMap(\.width)
                 return w.isEmpty ? nil : w.reduce(0, +) / Double(w.count)
             }(),
-            aborted: records.filter(\.aborted).count, overruns: records.filter(\.overran).count)
+            aborted: records.filter(\.aborted).count, overruns: records.filter(\.overran).count,
+            accuracy: {
+                let images = completed.reduce(0) { $0 + $1.labelledImages }
+                guard images > 0 else { return nil }
+                return TaskSummary.Accuracy(images: images, top1: Double(completed.reduce(0) { $0 + $1.correctTop1 }) / Double(images),
+                                            top5: Double(completed.reduce(0) { $0 + $1.correctTop5 }) / Double(images))
+            }())
     }
 
     public func json() throws -> Data {
@@ -264,7 +279,8 @@ public struct RunSummary: Codable, Sendable, Equatable {
     /// the analysis did not vouch for it.
     public static func verdict(_ t: TaskSummary) -> String {
         let width = t.meanWidth.map { String(format: ", mean width %.2f", $0) } ?? ""
-        return plainVerdict(t) + width
+        let accuracy = t.accuracy.map { String(format: ", top-1 %.1f%%", 100 * $0.top1) } ?? ""
+        return plainVerdict(t) + width + accuracy
     }
 
     static func plainVerdict(_ t: TaskSummary) -> String {

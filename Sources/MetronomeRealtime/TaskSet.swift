@@ -110,13 +110,18 @@ public struct TaskSet: Sendable, Equatable {
         /// parallel, each device the model names gets its share of the job's cores (see
         /// ``DeviceCores/remapped(onto:)``); the job still holds all `threads` cores.
         public var branches: BranchExecution
+        /// Labelled images the task's jobs classify (`data: fashion-mnist:test`), instead of
+        /// seeded random inputs: each job counts its top-1 and top-5 hits, and the summary gives
+        /// the task's accuracy next to its timing.
+        public var data: String?
 
         public init(name: String, model: String? = nil, wcet: Int64? = nil, npr: Int64? = nil, layers: Int? = nil,
                     widths: [Double]? = nil, widthWCETs: [Int64]? = nil, budget: Int64? = nil,
                     onOverrun: OnOverrun = .continue, width: Double? = nil, fold: Int? = nil, batch: Int = 1,
                     period: Int64, deadline: Int64? = nil, priority: Int? = nil, cores: [Int]? = nil,
                     threads: Int = 1, overrun: Overrun = .skip, inputs: Int = 4, offset: Int64 = 0, swap: Bool = false,
-                    weightBytes: Int? = nil, precision: Precision = .fp32, branches: BranchExecution = .sequential) {
+                    weightBytes: Int? = nil, precision: Precision = .fp32, branches: BranchExecution = .sequential,
+                    data: String? = nil) {
             self.name = name
             self.model = model
             self.wcet = wcet
@@ -141,6 +146,7 @@ public struct TaskSet: Sendable, Equatable {
             self.weightBytes = weightBytes
             self.precision = precision
             self.branches = branches
+            self.data = data
         }
     }
 
@@ -301,6 +307,9 @@ public struct TaskSet: Sendable, Equatable {
             }
             if t.precision != .fp32 && t.model == nil {
                 throw fail("\(p).precision", "a synthetic task (wcet only) runs nothing; precision applies to a model")
+            }
+            if t.data != nil && t.model == nil {
+                throw fail("\(p).data", "a synthetic task (wcet only) runs nothing; data applies to a model")
             }
             if t.branches == .parallel && t.model == nil {
                 throw fail("\(p).branches", "a synthetic task (wcet only) runs nothing; branches applies to a multi-branch model")

@@ -44,7 +44,7 @@ extension TaskSet {
         for (i, node) in seq.enumerated() {
             let m = try YAMLMap(node, path: "tasks[\(i)]", allowed: [
                 "name", "model", "wcet", "npr", "layers", "width", "widths", "budget", "on_overrun", "fold", "batch",
-                "period", "deadline", "priority", "cores", "threads", "overrun", "inputs", "offset", "swap", "weights", "precision", "branches",
+                "period", "deadline", "priority", "cores", "threads", "overrun", "inputs", "offset", "swap", "weights", "precision", "branches", "data",
             ])
             guard let name = try m.string("name") else { throw TaskSetError(path: "tasks[\(i)].name", message: "is required") }
             let model = try m.string("model")
@@ -66,7 +66,7 @@ extension TaskSet {
                 overrun: try m.choice("overrun", Overrun.self) ?? .skip, inputs: try m.int("inputs") ?? 4,
                 offset: try m.duration("offset") ?? 0, swap: try m.bool("swap") ?? false,
                 weightBytes: try m.bytes("weights"), precision: try m.choice("precision", Precision.self) ?? .fp32,
-                branches: try m.choice("branches", BranchExecution.self) ?? .sequential))
+                branches: try m.choice("branches", BranchExecution.self) ?? .sequential, data: try m.string("data")))
         }
         try set.validate()
         return set

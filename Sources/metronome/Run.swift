@@ -3,6 +3,7 @@ import Foundation
 import Metronome
 import MetronomeModels
 import MetronomeRealtime
+import MetronomeTraining
 import MetronomeTransforms
 
 /// Loads a task's model: zoo name or ONNX file, slimmed to its width and folded by its factor.
@@ -21,6 +22,12 @@ func loadTaskModel(_ task: TaskSet.Task) throws -> Graph {
     }
     if let factor = task.fold, factor != 1 { graph = try fold(graph, factor: factor).graph }
     return graph
+}
+
+/// Reads a task's `data` (fashion-mnist:test, npy:…, folder:…) for accuracy in real-time runs.
+@Sendable func loadTaskData(_ spec: String) throws -> LabelledData {
+    let set = try LabelledImages.load(spec)
+    return LabelledData(shape: set.shape, pixels: set.pixels, labels: set.labels)
 }
 
 struct RunTaskSet: ParsableCommand {
@@ -83,7 +90,7 @@ struct RunTaskSet: ParsableCommand {
         defer { swapper?.close() }
         log("preparing (compile, reference outputs, \(timing.runs) \(timing.timing.rawValue) timing runs per task):")
         let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
-                                                  timing: timing.timing, swapper: swapper, log: log)
+                                                  timing: timing.timing, swapper: swapper, data: loadTaskData, log: log)
         let demands = try timing.demands(set, prepared: prepared, log: log)
         let memory = MemoryContext(account: set.memory == nil ? nil : MemoryAccount(set, prepared: prepared), model: swapper?.model,
                                    ioCores: swapper?.ioCores)

@@ -133,7 +133,7 @@ func taskDemands(_ set: TaskSet, timing: TimingOptions, keepSwapper: Bool = fals
     do {
         log("measuring (\(timing.runs) \(timing.timing.rawValue) timing runs per task):")
         let prepared = try RealtimeRunner.prepare(set, loader: { try loadTaskModel($0) }, timingRuns: timing.runs,
-                                                  timing: timing.timing, swapper: swapper, log: log)
+                                                  timing: timing.timing, swapper: swapper, data: loadTaskData, log: log)
         let memory = MemoryContext(account: set.memory == nil ? nil : MemoryAccount(set, prepared: prepared), model: swapper?.model,
                                    swapper: keepSwapper ? swapper : nil, ioCores: swapper?.ioCores)
         if !keepSwapper { swapper?.close() }
