@@ -96,7 +96,8 @@ let package = Package(
                     dependencies: ["Metronome", "MetronomeTransforms", "MetronomeModels", "MetronomeONNX", "MetronomeAnalysis"]),
         // Backward passes against finite differences, optimizers by hand, datasets, training runs.
         .testTarget(name: "MetronomeTrainingTests",
-                    dependencies: ["Metronome", "MetronomeTraining", "MetronomeModels", "MetronomeIO", "MetronomeONNX", "CLITestHarness"]),
+                    dependencies: ["Metronome", "MetronomeTraining", "MetronomeModels", "MetronomeIO", "MetronomeONNX", "MetronomeTransforms",
+                                   "CLITestHarness"]),
         .testTarget(name: "MetronomeAnalysisTests",
                     dependencies: ["Metronome", "MetronomeAnalysis", "MetronomeModels", "MetronomeTransforms"]),
     ]

@@ -25,8 +25,12 @@ public final class BatchLoader: @unchecked Sendable {
     public let batch: Int
     public let augmentation: Augmentation
     public let seed: UInt64
-    /// Full batches per epoch (a last partial batch is dropped, as `drop_last=True`).
-    public var batchesPerEpoch: Int { data.count / batch }
+    /// Per image, a teacher's logits (distillation), handed out with each batch.
+    public let teacher: [Float]?
+    public var teacherClasses: Int { teacher.map { $0.count / max(data.count, 1) } ?? 0 }
+    /// Full batches in the epoch started last (a last partial batch is dropped, as
+    /// `drop_last=True`; a curriculum epoch has fewer images).
+    public private(set) var batchesPerEpoch: Int
 
     private var filled = DispatchSemaphore(value: 0)
     private var emptied = DispatchSemaphore(value: 2)
@@ -35,26 +39,35 @@ public final class BatchLoader: @unchecked Sendable {
     /// the other (raw buffers, so the two threads never touch the same Swift value).
     private let images: [UnsafeMutablePointer<Float>]
     private let labels: [UnsafeMutablePointer<Int32>]
+    private let targets: [UnsafeMutablePointer<Float>]
     private var producer: Thread?
     private var stopping = false
     private var next = 0
 
-    public init(_ data: LabelledImages, batch: Int, augmentation: Augmentation = .none, seed: UInt64 = 0) throws {
+    public init(_ data: LabelledImages, batch: Int, augmentation: Augmentation = .none, seed: UInt64 = 0, teacher: [Float]? = nil) throws {
         guard batch >= 1, batch <= data.count else {
             throw DatasetError(source: data.name, message: "a batch of \(batch) needs 1...\(data.count) images")
+        }
+        if let teacher, teacher.isEmpty || teacher.count % data.count != 0 {
+            throw DatasetError(source: data.name, message: "\(teacher.count) teacher logits for \(data.count) images")
         }
         self.data = data
         self.batch = batch
         self.augmentation = augmentation
         self.seed = seed
+        self.teacher = teacher
+        batchesPerEpoch = data.count / batch
         images = (0..<2).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: batch * data.imageSize) }
         labels = (0..<2).map { _ in UnsafeMutablePointer<Int32>.allocate(capacity: batch) }
+        let k = teacher.map { $0.count / data.count } ?? 1
+        targets = (0..<2).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: batch * k) }
     }
 
     deinit {
         stop()
         images.forEach { $0.deallocate() }
         labels.forEach { $0.deallocate() }
+        targets.forEach { $0.deallocate() }
     }
 
     /// The image order of `epoch` (Fisher–Yates with a generator seeded by `seed` and `epoch`).
@@ -67,14 +80,18 @@ public final class BatchLoader: @unchecked Sendable {
         return order
     }
 
-    /// Starts producing the batches of `epoch`; take them with ``next(_:)``.
-    public func start(epoch: Int) {
+    /// Starts producing the batches of `epoch`, from the images whose label is in `classes`
+    /// (a curriculum; nil: all); take them with ``next(_:)``.
+    public func start(epoch: Int, classes: Set<Int32>? = nil) {
         stop()
         stopping = false
         next = 0
         (filled, emptied, done) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 2), DispatchSemaphore(value: 0))
         let (f, e, d) = (filled, emptied, done)
-        let order = order(epoch: epoch)
+        let all = order(epoch: epoch)
+        let order = classes.map { c in all.filter { c.contains(data.labels[$0]) } } ?? all
+        batchesPerEpoch = order.count / batch
+        let batchesPerEpoch = batchesPerEpoch
         let thread = Thread { [self] in
             defer { d.signal() }
             var g = SplitMix64(seed: seed &+ 0xA5A5_0000 &+ UInt64(epoch) &* 7919)
@@ -90,15 +107,15 @@ public final class BatchLoader: @unchecked Sendable {
         thread.start()
     }
 
-    /// Calls `body` with the next batch's images and labels.
-    public func next<R>(_ body: (UnsafePointer<Float>, UnsafePointer<Int32>) throws -> R) rethrows -> R {
+    /// Calls `body` with the next batch's images, labels and (with a teacher) target logits.
+    public func next<R>(_ body: (UnsafePointer<Float>, UnsafePointer<Int32>, UnsafePointer<Float>?) throws -> R) rethrows -> R {
         filled.wait()
         defer {
             next += 1
             emptied.signal()
         }
         let slot = next % 2
-        return try body(UnsafePointer(images[slot]), UnsafePointer(labels[slot]))
+        return try body(UnsafePointer(images[slot]), UnsafePointer(labels[slot]), teacher == nil ? nil : UnsafePointer(targets[slot]))
     }
 
     /// Ends the loader thread of the current epoch (batches not taken are dropped).
@@ -119,6 +136,10 @@ public final class BatchLoader: @unchecked Sendable {
             data.pixels.withUnsafeBufferPointer { src in
                 for (k, i) in indices.enumerated() {
                     labels[slot][k] = data.labels[i]
+                    if let teacher {
+                        let kk = teacherClasses
+                        teacher.withUnsafeBufferPointer { t in (targets[slot] + k * kk).update(from: t.baseAddress! + i * kk, count: kk) }
+                    }
                     let image = src.baseAddress! + i * size, out = dst + k * size
                     let dy = pad > 0 ? Int(g.next() % UInt64(2 * pad + 1)) - pad : 0
                     let dx = pad > 0 ? Int(g.next() % UInt64(2 * pad + 1)) - pad : 0

@@ -12,8 +12,14 @@ import Metronome
 public final class Trainer {
     public let graph: Graph
     public let program: Program
+    /// Images per step (with folding, `fold` images share one input row).
     public let batch: Int
+    /// Images folded into one input (FoldedCNNs): a row of the program's input holds `fold`
+    /// images stacked along channels, and a row of its output their `fold × classes` logits,
+    /// which in row-major memory are exactly `batch` images and `batch` rows of logits.
+    public let fold: Int
     public let kernels: TrainingKernels
+    /// Classes per image.
     public let classes: Int
     /// The learnable constants, in the order their steps first read them.
     public let parameters: [ValueID]
@@ -24,23 +30,27 @@ public final class Trainer {
     private let counts: [Int]
     private var memories: [StepMemory]
 
-    public init(graph: Graph, batch: Int, kernels: TrainingKernels = .fast, momentum: Float = 0.1) throws {
+    public init(graph: Graph, batch: Int, fold: Int = 1, kernels: TrainingKernels = .fast, momentum: Float = 0.1) throws {
         guard batch >= 1 else { throw MetronomeError.invalidArgument("the training batch must be at least 1, got \(batch)") }
+        guard fold >= 1, batch % fold == 0 else {
+            throw MetronomeError.invalidArgument("the batch (\(batch)) must be a multiple of the fold factor (\(fold))")
+        }
         guard graph.inputs.count == 1 else {
             throw MetronomeError.invalidArgument("training needs a model with one input; \(graph.name) has \(graph.inputs.count)")
         }
-        let program = try Program(lowering: graph, batch: batch)
+        let program = try Program(lowering: graph, batch: batch / fold)
         try Autograd.check(program)
         guard program.outputs.count == 1, program.shape(program.outputs[0]).count == 2,
-              program.shape(program.outputs[0])[0] == batch else {
+              program.shape(program.outputs[0])[0] == batch / fold, program.shape(program.outputs[0])[1] % fold == 0 else {
             throw MetronomeError.invalidArgument(
-                "training needs a model with one output of logits [batch, classes]; \(graph.name) gives \(program.outputs.map(program.shape))")
+                "training needs a model with one output of logits [batch, classes] (\(fold) images' classes per row when folded); \(graph.name) gives \(program.outputs.map(program.shape))")
         }
         self.graph = graph
         self.program = program
         self.batch = batch
+        self.fold = fold
         self.kernels = kernels
-        classes = program.shape(program.outputs[0])[1]
+        classes = program.shape(program.outputs[0])[1] / fold
         var params: [ValueID] = [], running: [ValueID] = []
         var seen = Set<ValueID>()
         for step in program.steps {
@@ -75,6 +85,13 @@ public final class Trainer {
     /// Elements of one input image.
     public var imageSize: Int { program.values[program.inputs[0]].count / batch }
 
+    /// The shape of one image (`[C, H, W]`; a folded input row holds `fold` of them).
+    public var imageShape: [Int] {
+        var s = Array(program.shape(program.inputs[0]).dropFirst())
+        if !s.isEmpty { s[0] /= fold }
+        return s
+    }
+
     /// Runs the batch's images (`batch × imageSize` floats) forward; returns the logits.
     @discardableResult
     public func forward(_ images: UnsafePointer<Float>, training: Bool) throws -> UnsafePointer<Float> {
@@ -108,14 +125,19 @@ public final class Trainer {
         }
     }
 
-    /// One optimisation step on a batch with softmax cross-entropy; returns the batch's mean
-    /// loss and how many images it classified correctly before the update.
-    public func trainStep(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, optimizer: inout Optimizer,
-                          lr: Float) throws -> (loss: Double, correct: Int) {
+    /// One optimisation step on a batch: softmax cross-entropy with the labels, or, with
+    /// `targets` (a teacher's logits, `batch × classes`), the mean squared error to them
+    /// (distillation); returns the batch's mean loss and how many images it classified
+    /// correctly (by the labels) before the update.
+    public func trainStep(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, targets: UnsafePointer<Float>? = nil,
+                          optimizer: inout Optimizer, lr: Float) throws -> (loss: Double, correct: Int) {
         let logits = try forward(images, training: true)
         let grad = UnsafeMutablePointer<Float>.allocate(capacity: batch * classes)
         defer { grad.deallocate() }
-        let (loss, correct) = Loss.softmaxCrossEntropy(logits, batch: batch, classes: classes, labels: labels, gradient: grad)
+        var (loss, correct) = Loss.softmaxCrossEntropy(logits, batch: batch, classes: classes, labels: labels, gradient: grad)
+        if let targets {
+            loss = Loss.meanSquaredError(logits, target: targets, count: batch * classes, gradient: grad)
+        }
         guard loss.isFinite else {
             throw MetronomeError.invalidArgument("the loss became \(loss); lower the learning rate (--lr)")
         }

@@ -18,12 +18,18 @@ public struct TrainingOptions: Sendable, Equatable {
     public var seed: UInt64 = 0
     public var threads = 1
     public var kernels = TrainingKernels.fast
+    /// Images per folded input (FoldedCNNs; the graph given is already folded).
+    public var fold = 1
+    /// FoldedCNNs' class curriculum: start with max(K/10, fold) classes (in an order drawn
+    /// from the seed) and add max(K/10, 1) every this many epochs; nil: all classes from the start.
+    public var curriculumEvery: Int?
 
     public init() {}
 
     /// A one-line description, stored in checkpoints so a resume with other settings is caught.
     public var summary: String {
         "epochs \(epochs), batch \(batch), \(optimizer), lr \(learningRate), weight decay \(weightDecay), \(schedule), \(augmentation), seed \(seed)"
+            + (fold > 1 ? ", fold \(fold)" : "") + (curriculumEvery.map { ", curriculum every \($0)" } ?? "")
     }
 }
 
@@ -64,12 +70,16 @@ public final class TrainingRun {
         public var imagesPerSecond: Double
     }
 
-    public init(graph: Graph, train: LabelledImages, validation: LabelledImages?, options: TrainingOptions) throws {
+    /// A teacher's logits for every training image (distillation), or nil.
+    public let teacher: [Float]?
+
+    public init(graph: Graph, train: LabelledImages, validation: LabelledImages?, options: TrainingOptions,
+                teacher: [Float]? = nil) throws {
         guard options.epochs >= 1 else { throw MetronomeError.invalidArgument("--epochs must be at least 1") }
         guard options.learningRate > 0 else { throw MetronomeError.invalidArgument("--lr must be positive") }
         omp_set_num_threads(Int32(options.threads))
-        trainer = try Trainer(graph: graph, batch: options.batch, kernels: options.kernels)
-        let expected = Array(trainer.program.shape(trainer.program.inputs[0]).dropFirst())
+        trainer = try Trainer(graph: graph, batch: options.batch, fold: options.fold, kernels: options.kernels)
+        let expected = trainer.imageShape
         guard expected == train.shape else {
             throw MetronomeError.invalidArgument("\(graph.name) takes images of \(expected); \(train.name) has \(train.shape)")
         }
@@ -79,6 +89,10 @@ public final class TrainingRun {
         self.train = train
         self.validation = validation
         self.options = options
+        if let teacher, teacher.count != train.count * trainer.classes {
+            throw MetronomeError.invalidArgument("the teacher gives \(teacher.count / max(train.count, 1)) logits per image; the model has \(trainer.classes) classes")
+        }
+        self.teacher = teacher
         optimizer = Optimizer(options.optimizer, weightDecay: options.weightDecay)
         bestGraph = graph
     }
@@ -118,18 +132,21 @@ public final class TrainingRun {
     /// Trains the remaining epochs (or stops once `stopAfter` epochs are complete, as an
     /// interrupted run would); `checkpoint` is written after each one.
     public func run(checkpoint: URL? = nil, stopAfter: Int? = nil, progress: ((Progress) -> Void)? = nil) throws {
-        let loader = try BatchLoader(train, batch: options.batch, augmentation: options.augmentation, seed: options.seed)
-        let batches = loader.batchesPerEpoch
+        let loader = try BatchLoader(train, batch: options.batch, augmentation: options.augmentation, seed: options.seed, teacher: teacher)
         while startEpoch < min(options.epochs, stopAfter ?? options.epochs) {
             let epoch = startEpoch
-            loader.start(epoch: epoch)
+            loader.start(epoch: epoch, classes: curriculum(epoch: epoch))
+            let batches = loader.batchesPerEpoch
+            guard batches > 0 else {
+                throw MetronomeError.invalidArgument("epoch \(epoch + 1) has fewer images than one batch of \(options.batch)")
+            }
             let t0 = Date()
             var lossSum = 0.0, correct = 0, seen = 0
             var lr = options.learningRate
             for b in 0..<batches {
                 lr = options.schedule.rate(options.learningRate, epoch: Double(epoch) + Double(b) / Double(batches))
-                let (loss, right) = try loader.next { images, labels in
-                    try trainer.trainStep(images: images, labels: labels, optimizer: &optimizer, lr: lr)
+                let (loss, right) = try loader.next { images, labels, targets in
+                    try trainer.trainStep(images: images, labels: labels, targets: targets, optimizer: &optimizer, lr: lr)
                 }
                 lossSum += loss * Double(options.batch)
                 correct += right
@@ -142,7 +159,7 @@ public final class TrainingRun {
             loader.stop()
             let seconds = Date().timeIntervalSince(t0)
             let graph = try trainer.trainedGraph()
-            let accuracy = try validation.map { try Evaluation.accuracy(graph, on: $0, threads: options.threads) }
+            let accuracy = try validation.map { try Evaluation.accuracy(graph, on: $0, fold: options.fold, threads: options.threads) }
             history.append(EpochReport(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
                                        validation: accuracy, seconds: seconds, imagesPerSecond: Double(seen) / max(seconds, 1e-9),
                                        learningRate: lr))
@@ -156,6 +173,18 @@ public final class TrainingRun {
             startEpoch = epoch + 1
             if let checkpoint { try save(to: checkpoint) }
         }
+    }
+
+    /// The classes an epoch trains on under the curriculum (nil: all).
+    public func curriculum(epoch: Int) -> Set<Int32>? {
+        guard let every = options.curriculumEvery, every >= 1 else { return nil }
+        let k = trainer.classes
+        let first = max(k / 10, options.fold), step = max(k / 10, 1)
+        let count = min(k, first + (epoch / every) * step)
+        guard count < k else { return nil }
+        var g = SplitMix64(seed: options.seed &+ 0xC1A5_5E5)
+        let order = Array(0..<k).shuffled(using: &g)
+        return Set(order.prefix(count).map { Int32($0) })
     }
 
     func save(to url: URL) throws {

@@ -3,6 +3,7 @@ import Foundation
 import Metronome
 import MetronomeONNX
 import MetronomeTraining
+import MetronomeTransforms
 
 /// The optimizers `train` offers.
 enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable {
@@ -56,6 +57,12 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from the checkpoint.") var resume = false
     @Flag(help: "Replace the output and checkpoint files if they exist.") var force = false
     @Option(name: .customLong("history"), help: "Also write the per-epoch history as JSON to this file.") var historyPath: String?
+    @Option(help: "Train the model folded by this factor (FoldedCNNs: f images stacked along channels per input, widths x sqrt(f)).")
+    var fold = 1
+    @Option(help: "Distil from this unfolded model (.onnx or zoo name): MSE between each image's logits and the teacher's.")
+    var teacher: String?
+    @Option(help: "FoldedCNNs class curriculum: start with max(K/10, f) classes and add max(K/10, 1) every N epochs.")
+    var curriculum: Int?
 
     var checkpointPath: String { checkpoint ?? out + ".ckpt" }
 
@@ -68,6 +75,9 @@ struct Train: ParsableCommand {
         guard crop >= 0 else { throw ValidationError("--crop must not be negative") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        guard fold >= 1 else { throw ValidationError("--fold must be at least 1") }
+        guard batch % fold == 0 else { throw ValidationError("--batch (\(batch)) must be a multiple of --fold (\(fold))") }
+        if let curriculum, curriculum < 1 { throw ValidationError("--curriculum must be at least 1 epoch") }
         if !resume {
             try checkWritable(out, force: force)
             if !force && FileManager.default.fileExists(atPath: checkpointPath) {
@@ -98,11 +108,14 @@ struct Train: ParsableCommand {
         o.augmentation = Augmentation(cropPadding: crop, flip: flip)
         o.seed = seed
         o.threads = threads
+        o.fold = fold
+        o.curriculumEvery = curriculum
         return o
     }
 
     func run() throws {
-        let graph = try ModelSource.load(model, seed: seed)
+        var graph = try ModelSource.load(model, seed: seed)
+        if fold > 1 { graph = try MetronomeTransforms.fold(graph, factor: fold, seed: seed).graph }
         var train = try LabelledImages.load(data)
         if let limit, limit < train.count { train = try train.subset(0..<limit) }
         var valid: LabelledImages?
@@ -115,7 +128,16 @@ struct Train: ParsableCommand {
             valid = try train.subset((train.count - holdout)..<train.count)
             train = try train.subset(0..<(train.count - holdout))
         }
-        let run = try TrainingRun(graph: graph, train: train, validation: valid, options: options)
+        var targets: [Float]?
+        if let teacher {
+            let t = try ModelSource.load(teacher)
+            targets = try Evaluation.logits(t, on: train, threads: threads)
+            if let valid {
+                let a = try Evaluation.accuracy(t, on: valid, threads: threads)
+                print(String(format: "teacher %@: validation top-1 %.2f%%", teacher, 100 * a.top1))
+            }
+        }
+        let run = try TrainingRun(graph: graph, train: train, validation: valid, options: options, teacher: targets)
         let ckpt = URL(fileURLWithPath: checkpointPath)
         if resume {
             try run.resume(from: Checkpoint.read(ckpt))
@@ -159,6 +181,7 @@ struct Accuracy: ParsableCommand {
     @Option(help: "Data: fashion-mnist:test, fashion-mnist, npy:IMAGES.npy,LABELS.npy or folder:DIR.") var data = "fashion-mnist:test"
     @Option(help: "Images per inference.") var batch = 100
     @Option(help: "Threads per inference.") var threads = 1
+    @Option(help: "Images per input row of a folded model (FoldedCNNs).") var fold = 1
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -169,7 +192,7 @@ struct Accuracy: ParsableCommand {
     func run() throws {
         let graph = try ModelSource.load(model)
         let set = try LabelledImages.load(data)
-        let a = try Evaluation.accuracy(graph, on: set, batch: batch, threads: threads)
+        let a = try Evaluation.accuracy(graph, on: set, batch: batch, fold: fold, threads: threads)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

@@ -56,6 +56,10 @@ final class OptimizerAndDataTests: XCTestCase {
         XCTAssertEqual(correct, 1)
         XCTAssertEqual(grad[0], 0.25, accuracy: 1e-6)
         XCTAssertEqual(grad[1], -0.25, accuracy: 1e-6)
+        // Mean squared error of [1, 3] to [0, 1]: (1 + 4) / 2; gradient 2·(y − t)/n.
+        let mse = Loss.meanSquaredError([1, 3], target: [0, 1], count: 2, gradient: &grad)
+        XCTAssertEqual(mse, 2.5, accuracy: 1e-9)
+        XCTAssertEqual(grad, [1, 2])
     }
 
     func testFashionMNISTLoads() throws {

@@ -5,6 +5,7 @@ import Metronome
 import MetronomeModels
 import MetronomeONNX
 import MetronomeTraining
+import MetronomeTransforms
 
 /// Training runs: a tiny model overfits a tiny batch; a resumed run equals an uninterrupted
 /// one; a trained model exported to ONNX gives ONNX Runtime's predictions; CLI errors.
@@ -112,5 +113,54 @@ final class TrainingTests: XCTestCase {
         r = try Harness.run(bin, ["accuracy", model, "--data", "fashion-mnist:test", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("\"images\":10000"), r.stdout)
+    }
+
+    /// Folded training (FoldedCNNs): a curriculum epoch only holds its classes; distillation
+    /// pulls the folded student's per-image logits towards the teacher's; evaluation reads
+    /// each input row as `fold` images.
+    func testFoldedTrainingWithCurriculumAndDistillation() throws {
+        let all = try Self.fashion.get()
+        let train = try all.subset(0..<1024), valid = try all.subset(1024..<1280)
+        var options = TrainingOptions()
+        options.epochs = 3
+        options.batch = 32
+        options.fold = 2
+        options.curriculumEvery = 1
+        options.threads = 1
+        let student = try fold(TrainableCNNs.lenet5(seed: 3), factor: 2).graph
+        // The teacher: an unfolded LeNet trained briefly on the same images.
+        var teacherOptions = TrainingOptions()
+        teacherOptions.epochs = 2
+        teacherOptions.batch = 32
+        let teacherRun = try TrainingRun(graph: TrainableCNNs.lenet5(seed: 4), train: train, validation: nil, options: teacherOptions)
+        try teacherRun.run()
+        let targets = try Evaluation.logits(teacherRun.bestGraph, on: train)
+        XCTAssertEqual(targets.count, 1024 * 10)
+        let run = try TrainingRun(graph: student, train: train, validation: valid, options: options, teacher: targets)
+        // Curriculum: max(10/10, f) = 2 classes, then one more per epoch.
+        XCTAssertEqual(run.curriculum(epoch: 0)?.count, 2)
+        XCTAssertEqual(run.curriculum(epoch: 1)?.count, 3)
+        XCTAssertEqual(run.curriculum(epoch: 8), nil)
+        let loader = try BatchLoader(train, batch: 32, seed: 0)
+        let allowed = try XCTUnwrap(run.curriculum(epoch: 0))
+        loader.start(epoch: 0, classes: allowed)
+        for _ in 0..<loader.batchesPerEpoch {
+            loader.next { _, labels, _ in
+                for i in 0..<32 { XCTAssertTrue(allowed.contains(labels[i])) }
+            }
+        }
+        loader.stop()
+        // The curriculum adds classes (the loss rises with them): the loss is compared without it.
+        var plain = options
+        plain.curriculumEvery = nil
+        let distilled = try TrainingRun(graph: student, train: train, validation: valid, options: plain, teacher: targets)
+        try distilled.run()
+        XCTAssertLessThan(distilled.history[2].loss, distilled.history[0].loss, "the distillation loss falls")
+        try run.run()
+        XCTAssertEqual(run.history.count, 3)
+        // Evaluation of the folded model reads pairs of images per row.
+        let a = try Evaluation.accuracy(run.bestGraph, on: valid, fold: 2)
+        XCTAssertEqual(a.images, 256)
+        XCTAssertThrowsError(try Evaluation.accuracy(run.bestGraph, on: valid, fold: 1))
     }
 }
