@@ -108,11 +108,24 @@ extension ActivationOperator {
         return false
     }
 
+    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
+        guard kernels == .fast, case .eltwise(let f) = step.op else { return false }
+        let x = b.inputs[0], y = b.outputs[0]
+        let n = b.count(input: 0), chunk = 1 << 14
+        ParallelFor.run((n + chunk - 1) / chunk) { c, _ in
+            for i in (c * chunk)..<min(n, (c + 1) * chunk) { y[i] = f.apply(x[i]) }
+        }
+        return true
+    }
+
     func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
                   _ memory: StepMemory, _ kernels: TrainingKernels) throws {
         guard case .eltwise(let f) = step.op else { throw unexpected(step.op, step.name, step.opType) }
         guard let d = dx[0] else { return }
         let x = b.inputs[0], y = b.outputs[0], g = dy[0]
-        for i in 0..<b.count(input: 0) { d[i] += g[i] * (f.derivative(x[i], y[i]) ?? 0) }
+        let n = b.count(input: 0), chunk = 1 << 14
+        ParallelFor.run((n + chunk - 1) / chunk) { c, _ in
+            for i in (c * chunk)..<min(n, (c + 1) * chunk) { d[i] += g[i] * (f.derivative(x[i], y[i]) ?? 0) }
+        }
     }
 }

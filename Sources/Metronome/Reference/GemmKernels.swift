@@ -40,26 +40,41 @@ public enum GemmKernels {
         }
     }
 
-    /// Unfolds input channels `c0..<c0+cPerG` of image `x` into `col` (`k` × `oh·ow`).
+    /// The output columns whose input column `ox·sw + kx·dw − pl` lies inside the image.
+    @inline(__always)
+    static func validColumns(_ s: ConvShape, kx: Int) -> (lo: Int, hi: Int, offset: Int) {
+        let sw = s.a.strides[1], offset = kx * s.a.dilations[1] - s.a.pads[1]
+        let lo = min(s.ow, max(0, (-offset + sw - 1) / sw))
+        let hi = max(lo, min(s.ow, (s.w - offset + sw - 1) / sw))
+        return (lo, hi, offset)
+    }
+
+    /// Unfolds input channels `c0..<c0+cPerG` of image `x` into `col` (`k` × `oh·ow`): each
+    /// row is a kernel position, each line of it a strided copy with zeros where the window
+    /// leaves the image (the bounds are worked out once per line, not per element).
     static func im2col(_ x: UnsafePointer<Float>, _ s: ConvShape, channel c0: Int, into col: UnsafeMutablePointer<Float>) {
-        let (sh, sw, dh, dw, pt, pl) = (s.a.strides[0], s.a.strides[1], s.a.dilations[0], s.a.dilations[1], s.a.pads[0], s.a.pads[1])
+        let (sh, sw, dh, pt) = (s.a.strides[0], s.a.strides[1], s.a.dilations[0], s.a.pads[0])
         var row = 0
         for ci in 0..<s.cPerG {
             let src = x + (c0 + ci) * s.h * s.w
             for ky in 0..<s.kh {
                 for kx in 0..<s.kw {
                     let dst = col + row * s.columns
+                    let (lo, hi, offset) = validColumns(s, kx: kx)
                     for oy in 0..<s.oh {
                         let iy = oy * sh + ky * dh - pt
                         let line = dst + oy * s.ow
-                        if iy < 0 || iy >= s.h {
-                            for ox in 0..<s.ow { line[ox] = 0 }
+                        if iy < 0 || iy >= s.h || lo >= hi {
+                            line.update(repeating: 0, count: s.ow)
                             continue
                         }
-                        let srow = src + iy * s.w
-                        for ox in 0..<s.ow {
-                            let ix = ox * sw + kx * dw - pl
-                            line[ox] = ix >= 0 && ix < s.w ? srow[ix] : 0
+                        if lo > 0 { line.update(repeating: 0, count: lo) }
+                        if hi < s.ow { (line + hi).update(repeating: 0, count: s.ow - hi) }
+                        let srow = src + iy * s.w + offset
+                        if sw == 1 {
+                            (line + lo).update(from: srow + lo, count: hi - lo)
+                        } else {
+                            for ox in lo..<hi { line[ox] = srow[ox * sw] }
                         }
                     }
                     row += 1
@@ -70,24 +85,27 @@ public enum GemmKernels {
 
     /// Adds `col` back onto input channels `c0..<c0+cPerG` of gradient image `dx` (the adjoint of im2col).
     static func col2imAdd(_ col: UnsafePointer<Float>, _ s: ConvShape, channel c0: Int, into dx: UnsafeMutablePointer<Float>) {
-        let (sh, sw, dh, dw, pt, pl) = (s.a.strides[0], s.a.strides[1], s.a.dilations[0], s.a.dilations[1], s.a.pads[0], s.a.pads[1])
+        let (sh, sw, dh, pt) = (s.a.strides[0], s.a.strides[1], s.a.dilations[0], s.a.pads[0])
         var row = 0
         for ci in 0..<s.cPerG {
             let dst = dx + (c0 + ci) * s.h * s.w
             for ky in 0..<s.kh {
                 for kx in 0..<s.kw {
                     let src = col + row * s.columns
+                    let (lo, hi, offset) = validColumns(s, kx: kx)
+                    row += 1
+                    if lo >= hi { continue }
                     for oy in 0..<s.oh {
                         let iy = oy * sh + ky * dh - pt
                         if iy < 0 || iy >= s.h { continue }
-                        let drow = dst + iy * s.w
+                        let drow = dst + iy * s.w + offset
                         let line = src + oy * s.ow
-                        for ox in 0..<s.ow {
-                            let ix = ox * sw + kx * dw - pl
-                            if ix >= 0 && ix < s.w { drow[ix] += line[ox] }
+                        if sw == 1 {
+                            for ox in lo..<hi { drow[ox] += line[ox] }
+                        } else {
+                            for ox in lo..<hi { drow[ox * sw] += line[ox] }
                         }
                     }
-                    row += 1
                 }
             }
         }

@@ -227,55 +227,73 @@ extension ReferenceKernels {
     }
 
     /// Batch norm in training mode: normalizes with the batch's mean and biased variance per
-    /// channel; returns them (for the backward pass and the running statistics).
+    /// channel (channels split over the OpenMP team); returns them (for the backward pass and
+    /// the running statistics).
     public static func batchNormTraining(_ x: In, _ xs: [Int], scale: In, bias: In, epsilon: Float, out y: Out)
         -> (mean: [Float], variance: [Float]) {
         let n = xs[0], c = xs[1], inner = xs.dropFirst(2).reduce(1, *)
         let count = Float(n * inner)
-        var mean = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
-        for ch in 0..<c {
+        let stats = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
+        defer { stats.deallocate() }
+        ParallelFor.run(c) { ch, _ in
             var s: Double = 0
-            for b in 0..<n { let base = (b * c + ch) * inner; for i in 0..<inner { s += Double(x[base + i]) } }
+            for b in 0..<n {
+                let base = x + (b * c + ch) * inner
+                var part: Float = 0
+                for i in 0..<inner { part += base[i] }
+                s += Double(part)
+            }
             let mu = Float(s / Double(count))
             var v: Double = 0
-            for b in 0..<n { let base = (b * c + ch) * inner; for i in 0..<inner { let d = x[base + i] - mu; v += Double(d * d) } }
+            for b in 0..<n {
+                let base = x + (b * c + ch) * inner
+                var part: Float = 0
+                for i in 0..<inner { let d = base[i] - mu; part += d * d }
+                v += Double(part)
+            }
             let sigma2 = Float(v / Double(count))
-            mean[ch] = mu
-            variance[ch] = sigma2
-            let k = scale[ch] / (sigma2 + epsilon).squareRoot()
+            stats[ch] = mu
+            stats[c + ch] = sigma2
+            let k = scale[ch] / (sigma2 + epsilon).squareRoot(), shift = bias[ch] - mu * k
             for b in 0..<n {
                 let base = (b * c + ch) * inner
-                for i in 0..<inner { y[base + i] = (x[base + i] - mu) * k + bias[ch] }
+                for i in 0..<inner { y[base + i] = x[base + i] * k + shift }
             }
         }
-        return (mean, variance)
+        return (Array(UnsafeBufferPointer(start: stats, count: c)), Array(UnsafeBufferPointer(start: stats + c, count: c)))
     }
 
-    /// The backward pass of ``batchNormTraining(_:_:scale:bias:epsilon:out:)``.
+    /// The backward pass of ``batchNormTraining(_:_:scale:bias:epsilon:out:)`` (channels split
+    /// over the OpenMP team).
     public static func batchNormTrainingBackward(_ x: In, _ xs: [Int], scale: In, mean: [Float], variance: [Float],
                                                  epsilon: Float, dy: In, dx: Out?, dscale: Out?, dbias: Out?) {
         let n = xs[0], c = xs[1], inner = xs.dropFirst(2).reduce(1, *)
         let count = Float(n * inner)
-        for ch in 0..<c {
-            let inv = 1 / (variance[ch] + epsilon).squareRoot()
-            var sumG: Float = 0, sumGX: Float = 0
-            for b in 0..<n {
-                let base = (b * c + ch) * inner
-                for i in 0..<inner {
-                    let g = dy[base + i]
-                    sumG += g
-                    sumGX += g * (x[base + i] - mean[ch]) * inv
-                }
-            }
-            dbias?[ch] += sumG
-            dscale?[ch] += sumGX
-            guard let dx else { continue }
-            let k = scale[ch] * inv / count
-            for b in 0..<n {
-                let base = (b * c + ch) * inner
-                for i in 0..<inner {
-                    let xhat = (x[base + i] - mean[ch]) * inv
-                    dx[base + i] += k * (count * dy[base + i] - sumG - xhat * sumGX)
+        mean.withUnsafeBufferPointer { mean in
+            variance.withUnsafeBufferPointer { variance in
+                ParallelFor.run(c) { ch, _ in
+                    let inv = 1 / (variance[ch] + epsilon).squareRoot(), mu = mean[ch]
+                    var sumG: Float = 0, sumGX: Float = 0
+                    for b in 0..<n {
+                        let base = (b * c + ch) * inner
+                        for i in 0..<inner {
+                            let g = dy[base + i]
+                            sumG += g
+                            sumGX += g * (x[base + i] - mu)
+                        }
+                    }
+                    sumGX *= inv
+                    dbias?[ch] += sumG
+                    dscale?[ch] += sumGX
+                    guard let dx else { return }
+                    let k = scale[ch] * inv / count
+                    for b in 0..<n {
+                        let base = (b * c + ch) * inner
+                        for i in 0..<inner {
+                            let xhat = (x[base + i] - mu) * inv
+                            dx[base + i] += k * (count * dy[base + i] - sumG - xhat * sumGX)
+                        }
+                    }
                 }
             }
         }
