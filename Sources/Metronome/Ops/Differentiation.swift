@@ -71,6 +71,13 @@ public enum Autograd {
         try OperatorRegistry.of(step).backward(step, b, outputGradients, inputGradients, memory, kernels)
     }
 
+    /// The backward pass of an operator that only renames its input's elements (Identity,
+    /// Dropout, Flatten, Reshape): the gradient is added element by element.
+    static func passThrough(_ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?]) {
+        guard let d = dx[0] else { return }
+        for i in 0..<b.count(input: 0) { d[i] += dy[0][i] }
+    }
+
     /// Whether every step of `program` has a backward pass.
     public static func check(_ program: Program) throws {
         for step in program.steps {

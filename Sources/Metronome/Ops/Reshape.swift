@@ -86,7 +86,6 @@ extension ReshapeOperator {
 
     func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
                   _ memory: StepMemory, _ kernels: TrainingKernels) throws {
-        guard let d = dx[0] else { return }
-        for i in 0..<b.count(input: 0) { d[i] += dy[0][i] }
+        Autograd.passThrough(b, dy, dx)
     }
 }
