@@ -58,7 +58,7 @@ let package = Package(
         .systemLibrary(name: "CGzip", path: "Sources/CGzip", providers: [.apt(["zlib1g-dev"])]),
         // Training: losses, optimizers, schedules, datasets and the loader thread, the
         // training loop over the operators' backward passes (issue 14).
-        .target(name: "MetronomeTraining", dependencies: ["Metronome", "MetronomeIO", "CGzip", "CDNNL"]),
+        .target(name: "MetronomeTraining", dependencies: ["Metronome", "MetronomeIO", "MetronomeTransforms", "CGzip", "CDNNL"]),
         // Periodic multi-DNN task sets: release, dispatch, locks, traces, reports, analysis.
         .target(
             name: "MetronomeRealtime",

@@ -33,7 +33,9 @@ public final class BatchLoader: @unchecked Sendable {
     public private(set) var batchesPerEpoch: Int
 
     private var filled = DispatchSemaphore(value: 0)
-    private var emptied = DispatchSemaphore(value: 2)
+    /// Created at 0 and signalled twice: libdispatch traps when a semaphore is freed below
+    /// the value it was created with, which a stopped epoch leaves it at.
+    private var emptied = BatchLoader.twoSlots()
     private var done = DispatchSemaphore(value: 0)
     /// Two batches' worth of images and labels: the loader fills one while the trainer reads
     /// the other (raw buffers, so the two threads never touch the same Swift value).
@@ -63,6 +65,13 @@ public final class BatchLoader: @unchecked Sendable {
         targets = (0..<2).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: batch * k) }
     }
 
+    static func twoSlots() -> DispatchSemaphore {
+        let s = DispatchSemaphore(value: 0)
+        s.signal()
+        s.signal()
+        return s
+    }
+
     deinit {
         stop()
         images.forEach { $0.deallocate() }
@@ -86,7 +95,7 @@ public final class BatchLoader: @unchecked Sendable {
         stop()
         stopping = false
         next = 0
-        (filled, emptied, done) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 2), DispatchSemaphore(value: 0))
+        (filled, emptied, done) = (DispatchSemaphore(value: 0), BatchLoader.twoSlots(), DispatchSemaphore(value: 0))
         let (f, e, d) = (filled, emptied, done)
         let all = order(epoch: epoch)
         let order = classes.map { c in all.filter { c.contains(data.labels[$0]) } } ?? all

@@ -37,4 +37,25 @@ public enum Loss {
         }
         return total / Double(count)
     }
+
+    /// Cross-entropy to soft targets (each row a probability distribution, e.g. a teacher's
+    /// softmax): −Σ p·log softmax(z), mean over the batch; gradient (softmax(z) − p)/B.
+    public static func softCrossEntropy(_ logits: UnsafePointer<Float>, batch: Int, classes: Int, target: UnsafePointer<Float>,
+                                        gradient: UnsafeMutablePointer<Float>) -> Double {
+        var total = 0.0
+        let scale = 1 / Float(batch)
+        for b in 0..<batch {
+            let row = logits + b * classes, g = gradient + b * classes, p = target + b * classes
+            var mx = -Float.infinity
+            for k in 0..<classes { mx = max(mx, row[k]) }
+            var sum: Float = 0
+            for k in 0..<classes { let e = expf(row[k] - mx); g[k] = e; sum += e }
+            let logSum = logf(sum) + mx
+            for k in 0..<classes {
+                total -= Double(p[k] * (row[k] - logSum))
+                g[k] = (g[k] / sum - p[k]) * scale
+            }
+        }
+        return total / Double(batch)
+    }
 }

@@ -63,6 +63,12 @@ struct Train: ParsableCommand {
     var teacher: String?
     @Option(help: "FoldedCNNs class curriculum: start with max(K/10, f) classes and add max(K/10, 1) every N epochs.")
     var curriculum: Int?
+    @Option(help: "Slimmable training: the widths sharing one set of weights, e.g. 0.25,0.5,0.75,1.0 (each written as OUT@W.onnx).")
+    var widths: String?
+    @Option(name: .customLong("random-widths"), help: "Slimmable training: widths drawn per iteration besides the widest and the narrowest (sandwich rule).")
+    var randomWidths = 2
+    @Option(help: "Slimmable training: batches used to recalibrate every width's batch-norm statistics at the end.")
+    var recalibrate = 20
 
     var checkpointPath: String { checkpoint ?? out + ".ckpt" }
 
@@ -78,6 +84,12 @@ struct Train: ParsableCommand {
         guard fold >= 1 else { throw ValidationError("--fold must be at least 1") }
         guard batch % fold == 0 else { throw ValidationError("--batch (\(batch)) must be a multiple of --fold (\(fold))") }
         if let curriculum, curriculum < 1 { throw ValidationError("--curriculum must be at least 1 epoch") }
+        if widths != nil {
+            _ = try parsedWidths()
+            if resume || fold > 1 || teacher != nil || curriculum != nil {
+                throw ValidationError("--widths (slimmable training) does not combine with --resume, --fold, --teacher or --curriculum")
+            }
+        }
         if !resume {
             try checkWritable(out, force: force)
             if !force && FileManager.default.fileExists(atPath: checkpointPath) {
@@ -113,6 +125,40 @@ struct Train: ParsableCommand {
         return o
     }
 
+    func parsedWidths() throws -> [Double] {
+        guard let widths else { return [] }
+        let values = widths.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 1 }), values.contains(1) else {
+            throw ValidationError("--widths must list values in (0, 1] including 1, e.g. 0.25,0.5,0.75,1.0; got \(widths)")
+        }
+        return values.compactMap { $0 }
+    }
+
+    /// `OUT@W.onnx` for width W (the widest is OUT itself).
+    func path(width w: Double) -> String {
+        w == 1 ? out : String(out.dropLast(5)) + "@\(w).onnx"
+    }
+
+    func runSlimmable(_ graph: Graph, train: LabelledImages, valid: LabelledImages?) throws {
+        let ws = try parsedWidths()
+        for w in ws where !force { try checkWritable(path(width: w), force: false) }
+        let run = try SlimmableTrainingRun(graph: graph, widths: ws, train: train, validation: valid, options: options, randomWidths: randomWidths)
+        print("slimmable training of \(graph.name) at widths \(run.widths.map { String($0) }.joined(separator: ", ")) on \(train.name): \(train.count) images; \(options.summary)")
+        try run.run { epoch, reports in
+            let parts = zip(run.widths, reports).map { w, r in
+                String(format: "%.2f: loss %.3f%@", w, r.loss, r.validation.map { String(format: " val %.2f%%", 100 * $0.top1) } ?? "")
+            }
+            print("epoch \(epoch + 1): " + parts.joined(separator: "; ") + String(format: " (%.1f s)", reports[0].seconds))
+        }
+        try run.recalibrate(batches: recalibrate)
+        for (k, w) in run.widths.enumerated() {
+            let g = try run.graph(width: k)
+            try ONNXExporter.write(g, to: URL(fileURLWithPath: path(width: w)), overwrite: true)
+            let a = try valid.map { try Evaluation.accuracy(g, on: $0, threads: threads) }
+            print("wrote \(path(width: w)): width \(w)\(a.map { String(format: ", validation top-1 %.2f%% after recalibration", 100 * $0.top1) } ?? "")")
+        }
+    }
+
     func run() throws {
         var graph = try ModelSource.load(model, seed: seed)
         if fold > 1 { graph = try MetronomeTransforms.fold(graph, factor: fold, seed: seed).graph }
@@ -128,6 +174,7 @@ struct Train: ParsableCommand {
             valid = try train.subset((train.count - holdout)..<train.count)
             train = try train.subset(0..<(train.count - holdout))
         }
+        if widths != nil { return try runSlimmable(graph, train: train, valid: valid) }
         var targets: [Float]?
         if let teacher {
             let t = try ModelSource.load(teacher)

@@ -164,3 +164,43 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try Evaluation.accuracy(run.bestGraph, on: valid, fold: 1))
     }
 }
+
+/// Slimmable training: one set of weights, private batch norms, every width improving.
+final class SlimmableTrainingTests: XCTestCase {
+    func testWidthsShareTheirWeightsAndKeepTheirBatchNorms() throws {
+        let all = try TrainingTests.fashion.get()
+        let train = try all.subset(0..<1024), valid = try all.subset(1024..<1280)
+        var options = TrainingOptions()
+        options.epochs = 2
+        options.batch = 32
+        let run = try SlimmableTrainingRun(graph: TrainableCNNs.resnet(width: 8, seed: 5), widths: [1, 0.5, 0.25], train: train,
+                                           validation: valid, options: options, randomWidths: 1)
+        XCTAssertEqual(run.widths, [0.25, 0.5, 1])
+        try run.run()
+        try run.recalibrate(batches: 4)
+        let full = try run.graph(width: 2), half = try run.graph(width: 1)
+        var shared = 0, privateNorms = 0
+        for (name, t) in half.initializers {
+            let f = try XCTUnwrap(full.initializers[name], name)
+            if name.hasPrefix("bn") {
+                // Batch norms are the width's own: not the full model's leading values.
+                if t.scalars != Array(f.scalars.prefix(t.count)) { privateNorms += 1 }
+                continue
+            }
+            // Every other weight is the leading slice of the full one on every axis.
+            let offsets = SlimmableTrainingRun.prefixOffsets(t.shape, in: f.shape)
+            XCTAssertEqual(t.scalars, offsets.map { f.scalars[$0] }, "'\(name)' is not a slice of the full weights")
+            shared += 1
+        }
+        XCTAssertGreaterThan(shared, 5)
+        XCTAssertGreaterThan(privateNorms, 5)
+        // Every width learned (the narrow ones from the widest's predictions).
+        for k in run.widths.indices {
+            XCTAssertLessThan(run.history[1][k].loss, run.history[0][k].loss, "width \(run.widths[k])")
+            // After recalibration, even 2 channels per layer classify well above chance (0.1).
+            let a = try Evaluation.accuracy(run.graph(width: k), on: valid)
+            XCTAssertGreaterThan(a.top1, 0.2, "width \(run.widths[k])")
+        }
+        XCTAssertThrowsError(try SlimmableTrainingRun(graph: TrainableCNNs.lenet5(), widths: [0.5], train: train, validation: nil, options: options))
+    }
+}
