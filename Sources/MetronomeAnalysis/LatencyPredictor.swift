@@ -21,7 +21,8 @@ public struct ProfiledConfiguration: Sendable {
     /// predictor's features describe fp32 kernels.
     public static func group(_ records: [ProfileRecord]) -> [ProfiledConfiguration] {
         var order: [String] = [], models: [String: ProfileRecord] = [:], layers: [String: [ProfileRecord]] = [:]
-        for r in records where r.status == .ok && r.precision == "fp32" {
+        // Inference predictors learn from fp32 inference rows (training steps are another task).
+        for r in records where r.status == .ok && r.precision == "fp32" && r.stage == "inference" {
             switch r.row {
             case .model:
                 if models[r.key] == nil { order.append(r.key) }

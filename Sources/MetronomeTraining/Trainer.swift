@@ -147,6 +147,16 @@ public final class Trainer {
         return (loss, correct)
     }
 
+    /// Bytes the trainer holds: learnable parameters, the other values (activations and
+    /// running statistics, kept for the backward pass) and the gradient buffers.
+    public var memory: (parameters: Int, activations: Int, gradients: Int) {
+        let params = Set(parameters)
+        let p = params.reduce(0) { $0 + counts[$1] } * 4
+        let all = counts.reduce(0, +) * 4
+        let g = gradients.indices.reduce(0) { $0 + (gradients[$1] == nil ? 0 : counts[$1]) } * 4
+        return (p, all - p, g)
+    }
+
     /// The values of a parameter or running statistic.
     public func values(_ v: ValueID) -> [Float] { Array(UnsafeBufferPointer(start: storage[v], count: counts[v])) }
 

@@ -59,6 +59,8 @@ struct Profile: ParsableCommand {
     var layers = false
     @Option(help: "Precision of the convolutions: fp32 or bf16 (recorded in the precision column).")
     var precision: Precision = .fp32
+    @Option(help: "What is timed: inference, or train (one training step: forward, softmax cross-entropy, backward and an Adam update, with the trainer's memory).")
+    var stage: ProfileStage = .inference
     @Option(help: "Seconds before a configuration is killed and recorded as failed.")
     var timeout: Double = 900
     @Option(help: "The CSV to write or resume.")
@@ -79,6 +81,9 @@ struct Profile: ParsableCommand {
     }
 
     func validate() throws {
+        if stage == .train && (precision != .fp32 || layers) {
+            throw ValidationError("--stage train profiles fp32 training steps of the whole model: leave out --precision and --layers")
+        }
         _ = try batches()
         _ = try threadCounts()
         if let cores { try Affinity.validate(try Affinity.parse(cores)) }
@@ -182,6 +187,7 @@ struct Profile: ParsableCommand {
                     record.amount = target.amount; record.seed = target.seed
                     record.batch = b; record.threads = t; record.cores = coreText
                     record.precision = precision.rawValue
+                    record.stage = stage.rawValue
                     record.runs = runs; record.warmup = warmup; record.memoryLimitBytes = memoryLimit?.bytes ?? 0
                     if done.contains(record.key) {
                         skipped += 1
@@ -252,6 +258,7 @@ struct Profile: ParsableCommand {
         if !record.cores.isEmpty { arguments += ["--cores", record.cores] }
         if layers { arguments.append("--layers") }
         if precision != .fp32 { arguments += ["--precision", precision.rawValue] }
+        if stage != .inference { arguments += ["--stage", stage.rawValue] }
         if let group { arguments += ["--cgroup", group.path] } else if limit > 0 { arguments += ["--memory-limit", String(limit)] }
         let outcome = try ChildProcess.run(worker, arguments, timeout: timeout)
         record.cgroupPeakBytes = group?.peakBytes
@@ -352,4 +359,9 @@ struct ChildProcess {
         let message = lastError.map { $0.hasPrefix("Error: ") ? String($0.dropFirst(7)) : $0 } ?? "exit status \(status)"
         return message
     }
+}
+
+/// What `metronome profile` times.
+enum ProfileStage: String, ExpressibleByArgument, CaseIterable {
+    case inference, train
 }

@@ -3,6 +3,7 @@ import CDNNL
 import Foundation
 import Metronome
 import MetronomeAnalysis
+import MetronomeTraining
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +28,7 @@ struct ProfileWorker: ParsableCommand {
     @Option var warmup: Int
     @Flag var layers = false
     @Option var precision: Precision = .fp32
+    @Option var stage: ProfileStage = .inference
     @Option(help: "Join this cgroup directory before loading anything.") var cgroup: String?
     @Option(help: "Bytes; without --cgroup, enforced with RLIMIT_AS.") var memoryLimit: Int = 0
 
@@ -41,6 +43,12 @@ struct ProfileWorker: ParsableCommand {
         let baseline = ProcessMemory.residentBytes(), baselineAnonymous = ProcessMemory.status("RssAnon")
         var result = ProfileWorkerResult()
         result.baselineRSSBytes = baseline
+        if stage == .train {
+            try measureTrainingStep(&result, baseline: baseline, baselineAnonymous: baselineAnonymous, cores: coreList)
+            FileHandle.standardOutput.write(try JSONEncoder().encode(result))
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            return
+        }
         // The graph and its lowered program are dropped before anything is run: the measured
         // peak is the plan's, not the compiler's temporaries.
         let plan: Plan = try {
@@ -77,6 +85,52 @@ struct ProfileWorker: ParsableCommand {
         let data = try JSONEncoder().encode(result)
         FileHandle.standardOutput.write(data)
         FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+}
+
+extension ProfileWorker {
+    /// `--stage train`: `runs` training steps (after `warmup`) on seeded images and labels.
+    /// The planned bytes are the trainer's: parameters as weights, every value and gradient as
+    /// the arena, the optimizer's state as scratchpad.
+    func measureTrainingStep(_ result: inout ProfileWorkerResult, baseline: Int, baselineAnonymous: Int, cores: [Int]?) throws {
+        if let cores { Affinity.pinCurrentThread(to: cores) }
+        omp_set_num_threads(Int32(threads))
+        let graph = try ModelSource.load(model)
+        let cost = try CostModel.analyze(program: Program(lowering: graph, batch: batch))
+        result.params = cost.params
+        result.macs = cost.macs
+        result.flops = cost.flops
+        let trainer = try Trainer(graph: graph, batch: batch)
+        var generator = SplitMix64(seed: 42)
+        let images = (0..<(batch * trainer.imageSize)).map { _ in generator.nextFloat(in: -1...1) }
+        let labels = (0..<batch).map { _ in Int32(generator.next() % UInt64(trainer.classes)) }
+        var optimizer = Optimizer(.adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8))
+        func step() throws {
+            _ = try images.withUnsafeBufferPointer { x in
+                try labels.withUnsafeBufferPointer { y in
+                    try trainer.trainStep(images: x.baseAddress!, labels: y.baseAddress!, optimizer: &optimizer, lr: 1e-3)
+                }
+            }
+        }
+        try step()
+        ProcessMemory.returnFreedMemory()
+        ProcessMemory.resetPeak()
+        for _ in 0..<warmup { try step() }
+        var samples: [Double] = []
+        for _ in 0..<runs {
+            let t0 = MonotonicClock.now()
+            try step()
+            samples.append(Double(MonotonicClock.now() - t0) / 1e6)
+        }
+        let stats = try LatencyStatistics(samples)
+        let memory = trainer.memory
+        result.plannedWeightBytes = memory.parameters
+        result.plannedArenaBytes = memory.activations + memory.gradients
+        result.plannedScratchpadBytes = memory.parameters * 2
+        result.plannedIOBytes = batch * trainer.imageSize * 4
+        result.peakRSSBytes = max(0, ProcessMemory.peakResidentBytes() - baseline)
+        result.anonymousRSSBytes = max(0, ProcessMemory.status("RssAnon") - baselineAnonymous)
+        (result.meanMs, result.medianMs, result.p99Ms, result.minMs, result.maxMs) = (stats.mean, stats.median, stats.p99, stats.minimum, stats.maximum)
     }
 }
 

@@ -180,6 +180,26 @@ final class ProfileCLITests: XCTestCase {
         for k in convs { XCTAssertTrue(k["dst_layout"]!.hasSuffix(":bf16"), k["dst_layout"]!) }
     }
 
+    /// `--stage train` times training steps in the same CSV: the stage is part of the key, the
+    /// trainer's memory is planned, and a training step costs more than an inference.
+    func testTrainingStepsAreAStageOfTheProfile() throws {
+        let bin = try Harness.metronome()
+        let out = path("train.csv")
+        let base = ["profile", "lenet5", "--batch", "8", "--runs", "5", "--warmup", "1", "--out", out]
+        XCTAssertEqual(try Harness.run(bin, base).status, 0)
+        let train = try Harness.run(bin, base + ["--stage", "train"])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        XCTAssertTrue(train.stdout.contains("1 configuration(s) measured"), train.stdout)
+        let models = try rows(out).filter { $0["row"] == "model" }
+        XCTAssertEqual(models.map { $0["stage"] }, ["inference", "train"])
+        let inference = Double(models[0]["median_ms"]!)!, step = Double(models[1]["median_ms"]!)!
+        XCTAssertGreaterThan(step, inference, "a training step includes the forward pass")
+        // Parameters, every value and its gradient are held: more than the inference arena.
+        XCTAssertGreaterThan(Int(models[1]["planned_bytes"]!)!, Int(models[0]["planned_bytes"]!)!)
+        let refused = try Harness.run(bin, base + ["--stage", "train", "--layers"])
+        XCTAssertNotEqual(refused.status, 0)
+    }
+
     func testRefusals() throws {
         let bin = try Harness.metronome()
         let bad = path("bad.csv")
