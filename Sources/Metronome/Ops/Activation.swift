@@ -113,7 +113,11 @@ extension ActivationOperator {
         let x = b.inputs[0], y = b.outputs[0]
         let n = b.count(input: 0), chunk = 1 << 14
         ParallelFor.run((n + chunk - 1) / chunk) { c, _ in
-            for i in (c * chunk)..<min(n, (c + 1) * chunk) { y[i] = f.apply(x[i]) }
+            if case .relu = f {
+                for i in (c * chunk)..<min(n, (c + 1) * chunk) { y[i] = x[i] > 0 ? x[i] : 0 }
+            } else {
+                for i in (c * chunk)..<min(n, (c + 1) * chunk) { y[i] = f.apply(x[i]) }
+            }
         }
         return true
     }
@@ -125,7 +129,11 @@ extension ActivationOperator {
         let x = b.inputs[0], y = b.outputs[0], g = dy[0]
         let n = b.count(input: 0), chunk = 1 << 14
         ParallelFor.run((n + chunk - 1) / chunk) { c, _ in
-            for i in (c * chunk)..<min(n, (c + 1) * chunk) { d[i] += g[i] * (f.derivative(x[i], y[i]) ?? 0) }
+            if case .relu = f {
+                for i in (c * chunk)..<min(n, (c + 1) * chunk) { d[i] += x[i] > 0 ? g[i] : 0 }
+            } else {
+                for i in (c * chunk)..<min(n, (c + 1) * chunk) { d[i] += g[i] * (f.derivative(x[i], y[i]) ?? 0) }
+            }
         }
     }
 }

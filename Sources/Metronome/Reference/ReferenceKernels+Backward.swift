@@ -6,6 +6,41 @@ import Glibc
 /// the oracle the gradient checks verify against finite differences. Every kernel *adds*
 /// into the gradients it is given (a value read by several steps sums their gradients).
 extension ReferenceKernels {
+    /// Σ a[i] over `n` elements, eight lanes at a time (the order differs from a plain loop
+    /// by rounding only).
+    @inline(__always)
+    static func sum(_ a: In, _ n: Int) -> Float {
+        var acc = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { s += a[i]; i += 1 }
+        return s
+    }
+
+    /// Σ (a[i] − c)² and Σ g[i]·(a[i] − c), eight lanes at a time.
+    @inline(__always)
+    static func centredSums(_ a: In, _ g: In?, _ c: Float, _ n: Int) -> (squares: Float, products: Float) {
+        var sq = SIMD8<Float>(repeating: 0), pr = SIMD8<Float>(repeating: 0)
+        let cv = SIMD8<Float>(repeating: c)
+        var i = 0
+        while i + 8 <= n {
+            let d = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) - cv
+            if let g { pr += UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self) * d } else { sq += d * d }
+            i += 8
+        }
+        var s = sq.sum(), p = pr.sum()
+        while i < n {
+            let d = a[i] - c
+            if let g { p += g[i] * d } else { s += d * d }
+            i += 1
+        }
+        return (s, p)
+    }
+
     public static func convBackward(_ x: In, _ xs: [Int], weight w: In, _ ws: [Int], _ a: ConvAttributes,
                                     dy: In, _ ys: [Int], dx: Out?, dw: Out?, dbias: Out?) {
         let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3])
@@ -237,20 +272,10 @@ extension ReferenceKernels {
         defer { stats.deallocate() }
         ParallelFor.run(c) { ch, _ in
             var s: Double = 0
-            for b in 0..<n {
-                let base = x + (b * c + ch) * inner
-                var part: Float = 0
-                for i in 0..<inner { part += base[i] }
-                s += Double(part)
-            }
+            for b in 0..<n { s += Double(sum(x + (b * c + ch) * inner, inner)) }
             let mu = Float(s / Double(count))
             var v: Double = 0
-            for b in 0..<n {
-                let base = x + (b * c + ch) * inner
-                var part: Float = 0
-                for i in 0..<inner { let d = base[i] - mu; part += d * d }
-                v += Double(part)
-            }
+            for b in 0..<n { v += Double(centredSums(x + (b * c + ch) * inner, nil, mu, inner).squares) }
             let sigma2 = Float(v / Double(count))
             stats[ch] = mu
             stats[c + ch] = sigma2
@@ -276,11 +301,8 @@ extension ReferenceKernels {
                     var sumG: Float = 0, sumGX: Float = 0
                     for b in 0..<n {
                         let base = (b * c + ch) * inner
-                        for i in 0..<inner {
-                            let g = dy[base + i]
-                            sumG += g
-                            sumGX += g * (x[base + i] - mu)
-                        }
+                        sumG += sum(dy + base, inner)
+                        sumGX += centredSums(x + base, dy + base, mu, inner).products
                     }
                     sumGX *= inv
                     dbias?[ch] += sumG
