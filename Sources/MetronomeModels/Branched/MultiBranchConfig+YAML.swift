@@ -23,6 +23,13 @@ extension MultiBranchConfig {
     /// Reads a config file; `name` defaults to the file name without extension (NN-Stretch's `cfg` column).
     public static func load(path: String) throws -> MultiBranchConfig {
         let url = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw MultiBranchConfigError(file: path, key: "", message: "no such file")
+        }
+        guard !isDir.boolValue else {
+            throw MultiBranchConfigError(file: path, key: "", message: "is a folder, not a config file (`metronome stretch` measures a folder of configs)")
+        }
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw MultiBranchConfigError(file: path, key: "", message: "cannot read the file (\(error.localizedDescription))")
