@@ -6,7 +6,7 @@ extension PlanBuilder {
     /// the output's plain layout; oneDNN's reorder then copies element (i₀, …, iₙ) of the
     /// output from input element (i_{perm⁻¹}…), which is what a transpose is.
     mutating func transpose(_ step: Step, perm: [Int]) throws -> Bool {
-        let xs = try program.shape(step.inputs[0]), ys = try program.shape(step.outputs[0])
+        let xs = program.shape(step.inputs[0]), ys = program.shape(step.outputs[0])
         guard xs.count == perm.count, (1...6).contains(xs.count), xs.allSatisfy({ $0 > 0 }) else { return false }
         var strides = Array(repeating: 1, count: xs.count)
         for i in stride(from: xs.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * xs[i + 1] }
