@@ -140,6 +140,19 @@ final class BranchTests: XCTestCase {
         }
     }
 
+    /// A first device with two cores (its lanes run on a team of two on the calling thread),
+    /// sharing a core with the other device: still the sequential outputs, run after run.
+    func testMultiCoreDevicesGiveTheSameOutputs() throws {
+        let cores = Affinity.availableCores()
+        let devices = DeviceCores([.init(device: "cpu", cores: Array(cores.prefix(2))), .init(device: "dsp", cores: [cores.last!])])
+        let c = try MultiBranchConfig.load(yaml: Self.config(block: "res_basic_block"), name: "teams")
+        let program = try Program(lowering: MultiBranchNetwork.build(c, seed: 4), batch: 1)
+        let inputs = TestSupport.inputs(for: program, seed: 6)
+        let sequential = try TestSupport.fast(program, inputs, options: CompileOptions(threads: 2))
+        let executor = try Executor(plan: Plan.compile(program, options: CompileOptions(devices: devices)))
+        for _ in 0..<3 { assertClose(try executor.run(inputs), sequential, tolerance: 1e-5, "two-core first device") }
+    }
+
     func testBranchesOfAStageReadingEachOtherAreRefused() throws {
         var b = GraphBuilder(name: "crossed")
         let x = b.input("x", shape: [1, 4, 8, 8])

@@ -249,11 +249,12 @@ public final class Executor: @unchecked Sendable {
         var saved = CPUSet()
         let restore = metronome_sched_getaffinity(0, UInt(MemoryLayout<CPUSet>.size), &saved) == 0
         defer { if restore { _ = metronome_sched_setaffinity(0, UInt(MemoryLayout<CPUSet>.size), &saved) } }
-        if firstDevice.threads > 1 {
-            enterTeam()
-        } else {
-            omp_set_num_threads(1)
-            if let cores = currentCores { Affinity.pinCurrentThread(to: cores) }
+        // The team's other members are pinned once per thread (enterTeam); this thread is
+        // pinned at every run, since the previous run gave it its own affinity back.
+        if firstDevice.threads > 1 { enterTeam() } else { omp_set_num_threads(1) }
+        if let cores = currentCores {
+            let own = firstDevice.threads > 1 && cores.count >= firstDevice.threads ? [cores[0]] : cores
+            Affinity.pinCurrentThread(to: own)
         }
         for segment in schedule.segments {
             guard let first = segment.lazy.filter({ !$0.kernels.isEmpty }).map(\.kernels.lowerBound).min() else { continue }
