@@ -16,6 +16,9 @@ public struct Checkpoint: Equatable {
         /// What follows, in order: name and element count.
         public var tensors: [Entry]
         public var settings: String
+        /// Slimmable runs: the history per epoch and width, and each width's optimizer steps.
+        public var widthHistory: [[EpochReport]]? = nil
+        public var privateSteps: [Int]? = nil
     }
 
     public struct Entry: Codable, Equatable {

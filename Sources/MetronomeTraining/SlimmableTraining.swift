@@ -111,9 +111,11 @@ public final class SlimmableTrainingRun {
     }
 
     /// Trains all epochs; `progress` is told about each epoch.
-    public func run(progress: ((Int, [EpochReport]) -> Void)? = nil) throws {
+    /// Epochs completed (by this run or the checkpoint it resumed).
+    public private(set) var completedEpochs = 0
+
+    public func run(checkpoint: URL? = nil, stopAfter: Int? = nil, progress: ((Int, [EpochReport]) -> Void)? = nil) throws {
         let loader = try BatchLoader(train, batch: options.batch, augmentation: options.augmentation, seed: options.seed)
-        var rng = SplitMix64(seed: options.seed &+ 77)
         let classes = trainers[0].classes
         let soft = UnsafeMutablePointer<Float>.allocate(capacity: options.batch * classes)
         let grad = UnsafeMutablePointer<Float>.allocate(capacity: options.batch * classes)
@@ -121,7 +123,10 @@ public final class SlimmableTrainingRun {
         let offsets = trainers.indices.map { k in
             sharedIDs[k].map { Self.prefixOffsets(trainers[k].program.shape($0), in: sharedShapes[trainers[k].program.values[$0].name]!) }
         }
-        for epoch in 0..<options.epochs {
+        while completedEpochs < min(options.epochs, stopAfter ?? options.epochs) {
+            let epoch = completedEpochs
+            // The widths drawn in an epoch depend on the seed and the epoch alone, so a resumed run repeats them.
+            var rng = SplitMix64(seed: options.seed &+ 77 &+ UInt64(epoch) &* 0x9E37_79B9)
             loader.start(epoch: epoch)
             let t0 = Date()
             var losses = [Double](repeating: 0, count: widths.count), correct = [Int](repeating: 0, count: widths.count)
@@ -179,8 +184,67 @@ public final class SlimmableTrainingRun {
                                            learningRate: options.schedule.rate(options.learningRate, epoch: Double(epoch + 1))))
             }
             history.append(reports)
+            completedEpochs = epoch + 1
             progress?(epoch, reports)
+            if let checkpoint { try save(to: checkpoint) }
         }
+    }
+
+    /// The checkpoint of a slimmable run: the shared weights (`shared/NAME`), each width's own
+    /// batch norms (`wK/NAME`), and the optimizers' states, shared first, then width by width.
+    func save(to url: URL) throws {
+        var state: [String: [Float]] = [:]
+        for name in sharedOrder { state["shared/" + name] = shared[name] }
+        for (k, t) in trainers.enumerated() {
+            for v in privateIDs[k] + t.runningStatistics { state["w\(k)/" + t.program.values[v].name] = t.values(v) }
+        }
+        var header = Checkpoint.Header(model: trainers[trainers.count - 1].graph.name, epoch: completedEpochs,
+                                       optimizerSteps: sharedOptimizer.steps, bestValidation: 0, bestEpoch: completedEpochs,
+                                       history: [], tensors: [], settings: options.summary + ", widths \(widths)")
+        header.widthHistory = history
+        header.privateSteps = privateOptimizers.map(\.steps)
+        let first = sharedOptimizer.first + privateOptimizers.flatMap(\.first)
+        let second = sharedOptimizer.second + privateOptimizers.flatMap(\.second)
+        try Checkpoint(header: header, state: state, best: [:], first: first, second: second).write(to: url)
+    }
+
+    /// Restores a checkpoint written by a run of the same model, widths and settings.
+    public func resume(from c: Checkpoint) throws {
+        guard c.header.settings == options.summary + ", widths \(widths)", let steps = c.header.privateSteps,
+              steps.count == widths.count, let widthHistory = c.header.widthHistory else {
+            throw MetronomeError.invalidArgument("the checkpoint is not of a slimmable run with these widths and settings (\(c.header.settings)); start over with --force")
+        }
+        for name in sharedOrder {
+            guard let v = c.state["shared/" + name], v.count == shared[name]!.count else {
+                throw MetronomeError.invalidArgument("the checkpoint has no shared tensor '\(name)' of the right size")
+            }
+            shared[name] = v
+        }
+        for (k, t) in trainers.enumerated() {
+            for v in privateIDs[k] + t.runningStatistics {
+                let name = t.program.values[v].name
+                guard let values = c.state["w\(k)/" + name] else {
+                    throw MetronomeError.invalidArgument("the checkpoint has no tensor '\(name)' of width \(widths[k])")
+                }
+                try t.setValues(v, values)
+            }
+        }
+        // Optimizer states, in the order save wrote them (empty before the first step).
+        var first = c.first[...], second = c.second[...]
+        func take(_ n: Int, _ from: inout ArraySlice<[Float]>) -> [[Float]] {
+            let part = Array(from.prefix(n))
+            from = from.dropFirst(n)
+            return part
+        }
+        let hasSecond = !c.second.isEmpty
+        sharedOptimizer.restore(steps: c.header.optimizerSteps, first: take(c.header.optimizerSteps > 0 ? sharedOrder.count : 0, &first),
+                                second: hasSecond ? take(c.header.optimizerSteps > 0 ? sharedOrder.count : 0, &second) : [])
+        for k in widths.indices {
+            let n = steps[k] > 0 ? privateIDs[k].count : 0
+            privateOptimizers[k].restore(steps: steps[k], first: take(n, &first), second: hasSecond ? take(n, &second) : [])
+        }
+        history = widthHistory
+        completedEpochs = c.header.epoch
     }
 
     /// One optimizer step on arrays (copied into buffers the optimizer updates in place).

@@ -86,8 +86,8 @@ struct Train: ParsableCommand {
         if let curriculum, curriculum < 1 { throw ValidationError("--curriculum must be at least 1 epoch") }
         if widths != nil {
             _ = try parsedWidths()
-            if resume || fold > 1 || teacher != nil || curriculum != nil {
-                throw ValidationError("--widths (slimmable training) does not combine with --resume, --fold, --teacher or --curriculum")
+            if fold > 1 || teacher != nil || curriculum != nil {
+                throw ValidationError("--widths (slimmable training) does not combine with --fold, --teacher or --curriculum")
             }
         }
         if !resume {
@@ -143,8 +143,13 @@ struct Train: ParsableCommand {
         let ws = try parsedWidths()
         for w in ws where !force { try checkWritable(path(width: w), force: false) }
         let run = try SlimmableTrainingRun(graph: graph, widths: ws, train: train, validation: valid, options: options, randomWidths: randomWidths)
+        let ckpt = URL(fileURLWithPath: checkpointPath)
+        if resume {
+            try run.resume(from: Checkpoint.read(ckpt))
+            print("resuming slimmable \(graph.name) after epoch \(run.completedEpochs) of \(epochs)")
+        }
         print("slimmable training of \(graph.name) at widths \(run.widths.map { String($0) }.joined(separator: ", ")) on \(train.name): \(train.count) images; \(options.summary)")
-        try run.run { epoch, reports in
+        try run.run(checkpoint: ckpt) { epoch, reports in
             let parts = zip(run.widths, reports).map { w, r in
                 String(format: "%.2f: loss %.3f%@", w, r.loss, r.validation.map { String(format: " val %.2f%%", 100 * $0.top1) } ?? "")
             }

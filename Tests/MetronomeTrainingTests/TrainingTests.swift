@@ -203,4 +203,35 @@ final class SlimmableTrainingTests: XCTestCase {
         }
         XCTAssertThrowsError(try SlimmableTrainingRun(graph: TrainableCNNs.lenet5(), widths: [0.5], train: train, validation: nil, options: options))
     }
+
+    func testResumingASlimmableRunGivesTheUninterruptedResult() throws {
+        let all = try TrainingTests.fashion.get()
+        let train = try all.subset(0..<512)
+        var options = TrainingOptions()
+        options.epochs = 2
+        options.batch = 32
+        options.threads = 1
+        let graph = TrainableCNNs.resnet(width: 8, seed: 6)
+        let widths = [0.25, 0.5, 0.75, 1]
+        let whole = try SlimmableTrainingRun(graph: graph, widths: widths, train: train, validation: nil, options: options, randomWidths: 1)
+        try whole.run()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slim-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ckpt = dir.appendingPathComponent("slim.ckpt")
+        let first = try SlimmableTrainingRun(graph: graph, widths: widths, train: train, validation: nil, options: options, randomWidths: 1)
+        try first.run(checkpoint: ckpt, stopAfter: 1)
+        let resumed = try SlimmableTrainingRun(graph: graph, widths: widths, train: train, validation: nil, options: options, randomWidths: 1)
+        try resumed.resume(from: Checkpoint.read(ckpt))
+        XCTAssertEqual(resumed.completedEpochs, 1)
+        try resumed.run(checkpoint: ckpt)
+        for k in widths.indices {
+            let a = try whole.graph(width: k), b = try resumed.graph(width: k)
+            for (name, t) in a.initializers { XCTAssertEqual(t.scalars, b.initializers[name]?.scalars, "width \(widths[k]): '\(name)'") }
+        }
+        XCTAssertEqual(whole.history.map { $0.map(\.loss) }, resumed.history.map { $0.map(\.loss) })
+        // Another set of widths is refused.
+        let other = try SlimmableTrainingRun(graph: graph, widths: [0.5, 1], train: train, validation: nil, options: options)
+        XCTAssertThrowsError(try other.resume(from: Checkpoint.read(ckpt)))
+    }
 }
