@@ -183,10 +183,9 @@ extension PreparedTask {
         for i in 0..<images {
             let row = out.baseAddress! + i * k, label = Int(labels[index][i])
             guard label < k else { continue }
-            var better = 0
-            for j in 0..<k where row[j] > row[label] { better += 1 }
-            if better == 0 { top1 += 1 }
-            if better < 5 { top5 += 1 }
+            let rank = Ranking.rank(of: label, in: row, classes: k)
+            if rank == 0 { top1 += 1 }
+            if rank < 5 { top5 += 1 }
         }
         return (images, top1, top5)
     }

@@ -36,11 +36,6 @@ public struct LabelledImages: Sendable {
                            pixels: Array(pixels[(range.lowerBound * imageSize)..<(range.upperBound * imageSize)]),
                            labels: Array(labels[range]), classes: classes)
     }
-
-    /// Image `i` as a `[1, C, H, W]` tensor.
-    public func image(_ i: Int) throws -> Tensor {
-        try Tensor(shape: [1] + shape, scalars: Array(pixels[(i * imageSize)..<((i + 1) * imageSize)]))
-    }
 }
 
 /// A dataset that cannot be read: `source` names the file, folder or dataset.

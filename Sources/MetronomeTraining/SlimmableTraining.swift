@@ -29,8 +29,16 @@ public final class SlimmableTrainingRun {
     private var sharedOrder: [String] = []
     private var sharedOptimizer: Optimizer
     private var privateOptimizers: [Optimizer]
-    /// Per width: which of its parameters are shared (by name) and which are its own.
-    private var sharedIDs: [[ValueID]] = []
+    /// One shared parameter of a width: its value, the full tensor it slices (an index into
+    /// `sharedOrder`) and where each of its elements sits in that tensor, worked out once.
+    private struct Slice {
+        var value: ValueID
+        var shared: Int
+        var offsets: [Int]
+    }
+
+    /// Per width: its shared parameters and its own (batch norms).
+    private var slices: [[Slice]] = []
     private var privateIDs: [[ValueID]] = []
 
     public init(graph: Graph, widths: [Double], train: LabelledImages, validation: LabelledImages?, options: TrainingOptions,
@@ -62,20 +70,21 @@ public final class SlimmableTrainingRun {
             sharedShapes[name] = full.program.shape(v)
             sharedOrder.append(name)
         }
+        let sharedIndex = Dictionary(uniqueKeysWithValues: sharedOrder.enumerated().map { ($1, $0) })
         for t in trainers {
-            var s: [ValueID] = [], p: [ValueID] = []
+            var s: [Slice] = [], p: [ValueID] = []
             for v in t.parameters {
                 let name = t.program.values[v].name
-                if shared[name] != nil {
-                    guard Self.isPrefix(t.program.shape(v), of: sharedShapes[name]!) else {
+                if let i = sharedIndex[name], let full = sharedShapes[name] {
+                    guard Self.isPrefix(t.program.shape(v), of: full) else {
                         throw MetronomeError.invalidArgument("'\(name)' of a slimmed width is not a prefix of the full tensor")
                     }
-                    s.append(v)
+                    s.append(Slice(value: v, shared: i, offsets: Self.prefixOffsets(t.program.shape(v), in: full)))
                 } else {
                     p.append(v)
                 }
             }
-            sharedIDs.append(s)
+            slices.append(s)
             privateIDs.append(p)
         }
         sharedOptimizer = Optimizer(options.optimizer, weightDecay: options.weightDecay)
@@ -102,27 +111,23 @@ public final class SlimmableTrainingRun {
 
     /// Copies the shared weights' slices into width `k`'s trainer.
     private func load(_ k: Int) throws {
-        let t = trainers[k]
-        for v in sharedIDs[k] {
-            let name = t.program.values[v].name
-            let full = shared[name]!
-            try t.setValues(v, Self.prefixOffsets(t.program.shape(v), in: sharedShapes[name]!).map { full[$0] })
+        for slice in slices[k] {
+            let full = shared[sharedOrder[slice.shared]]!
+            try trainers[k].setValues(slice.value, slice.offsets.map { full[$0] })
         }
     }
 
-    /// Trains all epochs; `progress` is told about each epoch.
     /// Epochs completed (by this run or the checkpoint it resumed).
     public private(set) var completedEpochs = 0
 
+    /// Trains the remaining epochs (or stops once `stopAfter` are complete), writing
+    /// `checkpoint` after each; `progress` is told about each epoch.
     public func run(checkpoint: URL? = nil, stopAfter: Int? = nil, progress: ((Int, [EpochReport]) -> Void)? = nil) throws {
         let loader = try BatchLoader(train, batch: options.batch, augmentation: options.augmentation, seed: options.seed)
         let classes = trainers[0].classes
         let soft = UnsafeMutablePointer<Float>.allocate(capacity: options.batch * classes)
         let grad = UnsafeMutablePointer<Float>.allocate(capacity: options.batch * classes)
         defer { soft.deallocate(); grad.deallocate() }
-        let offsets = trainers.indices.map { k in
-            sharedIDs[k].map { Self.prefixOffsets(trainers[k].program.shape($0), in: sharedShapes[trainers[k].program.values[$0].name]!) }
-        }
         while completedEpochs < min(options.epochs, stopAfter ?? options.epochs) {
             let epoch = completedEpochs
             // The widths drawn in an epoch depend on the seed and the epoch alone, so a resumed run repeats them.
@@ -161,11 +166,9 @@ public final class SlimmableTrainingRun {
                         correct[k] += right
                         runs[k] += 1
                         // Shared gradients add up over the widths; private ones step now.
-                        for (j, v) in sharedIDs[k].enumerated() {
-                            let name = t.program.values[v].name
-                            let i = sharedOrder.firstIndex(of: name)!
-                            let g = t.gradient(v)!
-                            for (e, o) in zip(g, offsets[k][j]) { gradients[i][o] += e }
+                        for slice in slices[k] {
+                            guard let g = t.gradient(slice.value) else { continue }
+                            for (e, o) in zip(g, slice.offsets) { gradients[slice.shared][o] += e }
                         }
                         try stepPrivate(k, lr: lr)
                     }

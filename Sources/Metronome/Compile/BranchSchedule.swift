@@ -16,16 +16,6 @@ public struct BranchSchedule: Sendable, Equatable {
     /// Segments with more than one lane.
     public var parallelSegments: [[Lane]] { segments.filter { $0.count > 1 } }
 
-    /// Whether kernels `a` and `b` may run at the same time (different lanes of one segment).
-    public func concurrent(_ a: Int, _ b: Int) -> Bool {
-        for segment in segments where segment.count > 1 {
-            guard let la = segment.firstIndex(where: { $0.kernels.contains(a) }),
-                  let lb = segment.firstIndex(where: { $0.kernels.contains(b) }) else { continue }
-            return la != lb
-        }
-        return false
-    }
-
     /// Whether two buffers alive over kernel spans `x` and `y` (in run order) may hold live
     /// data at the same moment: their spans overlap, or each touches a different lane of
     /// one parallel segment (the lanes run at once, so run order says nothing about time).

@@ -111,6 +111,14 @@ public enum GemmKernels {
         }
     }
 
+    /// Group `g` of an image as the column matrix (`k` × `oh·ow`): the image's own channels for
+    /// a pointwise convolution, otherwise unfolded into `scratch`.
+    static func columns(_ image: UnsafePointer<Float>, _ s: ConvShape, group g: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        if s.isPointwise { return image + g * s.cPerG * s.h * s.w }
+        im2col(image, s, channel: g * s.cPerG, into: scratch)
+        return UnsafePointer(scratch)
+    }
+
     /// Convolution forward: `y = conv(x, w) + bias`, images split over the OpenMP team.
     public static func convForward(_ x: UnsafePointer<Float>, _ xs: [Int], _ w: UnsafePointer<Float>, _ ws: [Int],
                                    bias: UnsafePointer<Float>?, _ a: ConvAttributes,
@@ -126,13 +134,7 @@ public enum GemmKernels {
             let image = x + b * s.c * s.h * s.w
             for g in 0..<a.groups {
                 let out = y + (b * s.m + g * s.mPerG) * s.columns
-                let source: UnsafePointer<Float>
-                if s.isPointwise {
-                    source = image + g * s.cPerG * s.h * s.w
-                } else {
-                    im2col(image, s, channel: g * s.cPerG, into: col)
-                    source = UnsafePointer(col)
-                }
+                let source = columns(image, s, group: g, scratch: col)
                 do {
                     try sgemm(false, false, m: s.mPerG, n: s.columns, k: s.k, w + g * s.mPerG * s.k, lda: s.k,
                               source, ldb: s.columns, beta: 0, out, ldc: s.columns)
@@ -170,13 +172,7 @@ public enum GemmKernels {
                 for g in 0..<a.groups {
                     let grad = dy + (b * s.m + g * s.mPerG) * s.columns
                     if dw != nil {
-                        let source: UnsafePointer<Float>
-                        if s.isPointwise {
-                            source = image + g * s.cPerG * s.h * s.w
-                        } else {
-                            im2col(image, s, channel: g * s.cPerG, into: col)
-                            source = UnsafePointer(col)
-                        }
+                        let source = columns(image, s, group: g, scratch: col)
                         try sgemm(false, true, m: s.mPerG, n: s.k, k: s.columns, grad, lda: s.columns, source, ldb: s.columns,
                                   beta: 1, dws + t * wSize + g * s.mPerG * s.k, ldc: s.k)
                     }

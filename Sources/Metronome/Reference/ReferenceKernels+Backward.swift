@@ -163,41 +163,39 @@ extension ReferenceKernels {
         }
     }
 
-    /// Adds `g` (of shape `ys`) into `d` (of shape `shape`, broadcast to `ys`), summing over
-    /// the broadcast dimensions.
-    static func reduceBroadcast(_ g: (Int) -> Float, _ ys: [Int], into d: Out, _ shape: [Int]) {
+    /// For each position of `ys` (row-major), the element of a tensor of shape `shape`
+    /// broadcast to `ys` that sits there.
+    static func broadcastOffsets(_ shape: [Int], to ys: [Int]) -> [Int] {
         let count = ys.reduce(1, *)
-        if shape == ys {
-            for i in 0..<count { d[i] += g(i) }
-            return
-        }
+        if shape == ys { return Array(0..<count) }
         let s = broadcastStrides(shape, to: ys)
+        var offsets = [Int](repeating: 0, count: count)
         var index = Array(repeating: 0, count: ys.count)
         var o = 0
         for i in 0..<count {
-            d[o] += g(i)
-            var dd = ys.count - 1
-            while dd >= 0 {
-                index[dd] += 1
-                o += s[dd]
-                if index[dd] < ys[dd] { break }
-                o -= s[dd] * ys[dd]
-                index[dd] = 0
-                dd -= 1
+            offsets[i] = o
+            var d = ys.count - 1
+            while d >= 0 {
+                index[d] += 1
+                o += s[d]
+                if index[d] < ys[d] { break }
+                o -= s[d] * ys[d]
+                index[d] = 0
+                d -= 1
             }
         }
+        return offsets
+    }
+
+    /// Adds `g` (of shape `ys`) into `d` (of shape `shape`, broadcast to `ys`), summing over
+    /// the broadcast dimensions.
+    static func reduceBroadcast(_ g: (Int) -> Float, _ ys: [Int], into d: Out, _ shape: [Int]) {
+        for (i, o) in broadcastOffsets(shape, to: ys).enumerated() { d[o] += g(i) }
     }
 
     /// The value of a broadcast input at each output position.
     static func broadcastValues(_ x: In, _ shape: [Int], to ys: [Int]) -> [Float] {
-        var out = [Float](repeating: 0, count: ys.reduce(1, *))
-        let zero = [Float](repeating: 0, count: 1)
-        zero.withUnsafeBufferPointer { z in
-            out.withUnsafeMutableBufferPointer { o in
-                binary(.add, x, shape, z.baseAddress!, [1], out: o.baseAddress!, ys)
-            }
-        }
-        return out
+        broadcastOffsets(shape, to: ys).map { x[$0] }
     }
 
     public static func binaryBackward(_ kind: BinaryKind, _ a: In, _ aShape: [Int], _ b: In, _ bShape: [Int],
