@@ -85,6 +85,7 @@ extension GraphReader {
         let out = node.outputs[0]
         if let t = tensors["value"] {
             try store(try decoder.decode(t, name: out), as: out)
+            elementTypes[out] = t.dataType
             return
         }
         switch (node.attributes.first?.key, node.attributes.first?.value) {

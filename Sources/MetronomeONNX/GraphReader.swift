@@ -23,6 +23,9 @@ struct GraphReader {
     /// Shapes of the values read so far; each node is lowered once for them.
     var shapes = SymbolicShapes()
     var counter = 0
+    /// The ONNX element type of each integer constant (initializers, Constant nodes) and of
+    /// each QuantizeLinear output: the integer type of a quantized value.
+    var elementTypes: [String: Int32] = [:]
 
     init(proto: Onnx_GraphProto, opset: Int, source: String, decoder: TensorDecoder, inputShapes: [String: [Int]]) {
         self.proto = proto
@@ -44,6 +47,7 @@ struct GraphReader {
         for t in proto.initializer {
             guard !t.name.isEmpty else { throw MetronomeError.invalidGraph("\(source): an initializer has no name") }
             try store(try decoder.decode(t, name: t.name), as: t.name)
+            elementTypes[t.name] = t.dataType
         }
         for v in proto.input where graph.initializers[v.name] == nil && ints[v.name] == nil {
             try addInput(v)
@@ -304,6 +308,8 @@ struct GraphReader {
             try generic(node)
         case "Pad" where input(node, 3) != nil:
             try padWithAxes(node)
+        case "QuantizeLinear", "DequantizeLinear":
+            try quantizationNode(node)
         case "Resize" where hasBatchDependentSizes(node):
             try resizeWithBatchDependentSizes(node)
         default:

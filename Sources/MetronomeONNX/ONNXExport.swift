@@ -41,7 +41,10 @@ public enum ONNXExporter {
                 nodeProto($0.name, $0.opType, $0.inputs, $0.outputs, $0.attributes)
             })
         }
-        for name in graph.initializers.keys.sorted() {
+        // An initializer an exported node no longer reads (quantized weights, rewritten in
+        // their integer type by DequantizeLinear's export) is left out.
+        let read = Set(g.node.flatMap(\.input))
+        for name in graph.initializers.keys.sorted() where read.contains(name) {
             g.initializer.append(tensorProto(name: name, graph.initializers[name]!))
         }
         for name in graph.integerConstants.keys.sorted() {
@@ -52,6 +55,7 @@ public enum ONNXExporter {
             switch constant {
             case .float(let t): g.initializer.append(tensorProto(name: name, t))
             case .int64(let v): g.initializer.append(int64Proto(name: name, v))
+            case .integers(let v, let shape, let type): g.initializer.append(integerProto(name: name, v, shape: shape, type: type))
             }
         }
         g.input = graph.inputs.map { valueInfo($0.name, shape: $0.shape) }
@@ -107,6 +111,25 @@ public enum ONNXExporter {
         p.dims = [Int64(values.count)]
         p.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
         p.int64Data = values.map(Int64.init)
+        return p
+    }
+
+    /// An int8, uint8 or int32 tensor (quantized weights and zero points), as raw data.
+    static func integerProto(name: String, _ values: [Int], shape: [Int], type: QuantizedType) -> Onnx_TensorProto {
+        var p = Onnx_TensorProto()
+        p.name = name
+        p.dims = shape.map(Int64.init)
+        switch type {
+        case .int8:
+            p.dataType = Int32(Onnx_TensorProto.DataType.int8.rawValue)
+            p.rawData = Data(values.map { UInt8(bitPattern: Int8(clamping: $0)) })
+        case .uint8:
+            p.dataType = Int32(Onnx_TensorProto.DataType.uint8.rawValue)
+            p.rawData = Data(values.map { UInt8(clamping: $0) })
+        case .int32:
+            p.dataType = Int32(Onnx_TensorProto.DataType.int32.rawValue)
+            p.rawData = values.map { Int32(clamping: $0).littleEndian }.withUnsafeBufferPointer { Data(buffer: $0) }
+        }
         return p
     }
 

@@ -43,6 +43,11 @@ public enum Precision: String, Sendable, CaseIterable {
     /// the model's inputs and outputs, and every operator without a bf16 kernel, in fp32, with
     /// reorders inserted once at compile time where the types meet.
     case bf16
+    /// A quantized (QDQ) model's convolutions and fully connected layers on oneDNN's 8-bit
+    /// integer kernels (VNNI where the CPU has it): u8/s8 activations, s8 weights, s32
+    /// accumulation, requantized in the kernel. Everything else runs as in fp32. A float model
+    /// must be quantized first (`metronome quantize`).
+    case int8
 }
 
 extension Plan {
@@ -62,7 +67,15 @@ extension Plan {
         let saved = omp_get_max_threads()
         omp_set_num_threads(Int32(options.threads))
         defer { omp_set_num_threads(saved) }
-        let optimized = program.optimized(options.optimization)
+        var passes = options.optimization
+        if options.precision == .int8 {
+            guard program.isQuantized else {
+                throw MetronomeError.invalidArgument(
+                    "--precision int8 needs a quantized model (QuantizeLinear/DequantizeLinear nodes); make one with `metronome quantize MODEL --calibration DATA --out FILE.onnx`")
+            }
+            passes.quantizedKernels = true
+        }
+        let optimized = program.optimized(passes)
         var builder: PlanBuilder
         if let devices = options.devices {
             try devices.validate(for: BranchPlacement.devices(of: optimized.steps.map(\.name)))

@@ -1,8 +1,8 @@
 /// Turns a ``Graph`` into a ``Program``: resolves every node's operator through the
 /// ``OperatorRegistry``, checks its attributes and inputs, and infers all shapes.
 extension Program {
-    /// The ONNX operator types the engine runs, in ``OperatorRegistry`` order.
-    public static var supportedOperators: [String] { OperatorRegistry.names }
+    /// The ONNX operator types the engine runs in ``OperatorRegistry`` order (internal step types such as the int8 pass's are not listed).
+    public static var supportedOperators: [String] { OperatorRegistry.names.filter { !$0.hasPrefix("Metronome.") } }
 
     /// The input positions of ONNX operator `opType` that are parameters (a shape, bounds,
     /// sizes, pads) read as constants when lowering, rather than data.

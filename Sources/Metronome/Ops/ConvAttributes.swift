@@ -1,5 +1,5 @@
 /// Geometry of a 2-D convolution. Pads are `[top, left, bottom, right]`.
-public struct ConvAttributes: Equatable, Sendable {
+public struct ConvAttributes: Hashable, Sendable {
     public var kernel: [Int]
     public var strides: [Int]
     public var pads: [Int]

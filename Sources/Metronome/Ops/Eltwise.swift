@@ -7,7 +7,7 @@ import CDNNL
 
 /// Element-wise functions (the activations and the unary math operators); those with oneDNN
 /// algorithms are also used as fused post-operations.
-public enum Eltwise: Equatable, Sendable {
+public enum Eltwise: Hashable, Sendable {
     case relu
     case clip(min: Float, max: Float)
     case sigmoid

@@ -4,6 +4,8 @@ public struct ONNXExportContext: Sendable {
     public enum Constant: Sendable, Equatable {
         case float(Tensor)
         case int64([Int])
+        /// An integer tensor of a quantized type (quantized weights, zero points).
+        case integers([Int], shape: [Int], type: QuantizedType)
     }
 
     /// Constants added by exported nodes, in the order they were added.
@@ -32,6 +34,13 @@ public struct ONNXExportContext: Sendable {
     public mutating func addFloat(_ tensor: Tensor, base: String) -> String {
         let name = freshName(base)
         constants.append((name, .float(tensor)))
+        return name
+    }
+
+    /// Adds an integer constant of a quantized type under a fresh name derived from `base`.
+    public mutating func addIntegers(_ values: [Int], shape: [Int], type: QuantizedType, base: String) -> String {
+        let name = freshName(base)
+        constants.append((name, .integers(values, shape: shape, type: type)))
         return name
     }
 

@@ -28,6 +28,8 @@ enum OperatorRegistry {
         ResizeOperator(),
         ExpandTileOperator(),
         SpaceDepthOperator(),
+        QuantizeLinearOperator(),
+        QuantizedLinearOperator(),
     ]
 
     static let byName: [String: any Operator] = {

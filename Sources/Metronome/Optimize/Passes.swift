@@ -11,6 +11,9 @@ public struct OptimizationOptions: Sendable, Equatable {
     public var foldBatchNorm = true
     public var fuseResidualAdd = true
     public var fuseActivations = true
+    /// The int8 path: quantized convolutions and inner products on the integers of a QDQ
+    /// model (``Precision/int8`` sets it). Otherwise quantized weights are dequantized once.
+    public var quantizedKernels = false
 
     public init() {}
 
@@ -27,9 +30,14 @@ extension Program {
     public func optimized(_ options: OptimizationOptions = OptimizationOptions()) -> Program {
         var p = self
         if options.eliminateIdentities { p.eliminateIdentities() }
+        if !options.quantizedKernels && options.foldBatchNorm { p.foldDequantizedConstants() }
         if options.foldBatchNorm { p.foldBatchNorms() }
         if options.fuseResidualAdd { p.fuseResidualAdds() }
         if options.fuseActivations { p.fuseActivations() }
+        if options.quantizedKernels {
+            p.formQuantizedKernels()
+            p.foldDequantizedConstants()
+        }
         return p
     }
 
