@@ -5,7 +5,7 @@ import CDNNL
 
 /// The integer type of a quantized value. Programs hold every value as float32; a quantized
 /// value holds integers of this type exactly, so the compiler may store it in this type.
-public enum QuantizedType: String, Hashable, Sendable, CaseIterable {
+public enum QuantizedType: String, Hashable, Sendable, CaseIterable, Codable {
     case int8, uint8, int32
 
     /// The values the type holds (QuantizeLinear saturates to them).

@@ -10,11 +10,12 @@ extension Program {
     public var isQuantized: Bool { steps.indices.contains { quantizationStep($0) != nil } }
 
     /// DequantizeLinear of a constant (quantized weights) becomes the dequantized float
-    /// constant, so float kernels see ordinary weights.
-    mutating func foldDequantizedConstants() {
+    /// constant, so float kernels see ordinary weights; `types` limits it to some integer
+    /// types (the int8 path folds int32 biases first and keeps 8-bit weights for its kernels).
+    mutating func foldDequantizedConstants(_ types: Set<QuantizedType> = Set(QuantizedType.allCases)) {
         var removed = Set<Int>()
         for i in steps.indices {
-            guard let a = quantizationStep(i), a.dequantize, steps[i].postOps.isEmpty,
+            guard let a = quantizationStep(i), a.dequantize, types.contains(a.map.type), steps[i].postOps.isEmpty,
                   let t = constants[steps[i].inputs[0]], !outputs.contains(steps[i].outputs[0]) else { continue }
             var out = t
             a.map.forEach(t.shape) { j, c in out.scalars[j] = a.map.dequantize(t.scalars[j], channel: c) }

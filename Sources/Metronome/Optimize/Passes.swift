@@ -11,6 +11,8 @@ public struct OptimizationOptions: Sendable, Equatable {
     public var foldBatchNorm = true
     public var fuseResidualAdd = true
     public var fuseActivations = true
+    /// Dequantize quantized (QDQ) weights once, at compile time.
+    public var foldQuantizedWeights = true
     /// The int8 path: quantized convolutions and inner products on the integers of a QDQ
     /// model (``Precision/int8`` sets it). Otherwise quantized weights are dequantized once.
     public var quantizedKernels = false
@@ -21,7 +23,7 @@ public struct OptimizationOptions: Sendable, Equatable {
     public static var none: OptimizationOptions {
         var o = OptimizationOptions()
         o.eliminateIdentities = false; o.foldBatchNorm = false
-        o.fuseResidualAdd = false; o.fuseActivations = false
+        o.fuseResidualAdd = false; o.fuseActivations = false; o.foldQuantizedWeights = false
         return o
     }
 }
@@ -30,13 +32,13 @@ extension Program {
     public func optimized(_ options: OptimizationOptions = OptimizationOptions()) -> Program {
         var p = self
         if options.eliminateIdentities { p.eliminateIdentities() }
-        if !options.quantizedKernels && options.foldBatchNorm { p.foldDequantizedConstants() }
+        if options.foldQuantizedWeights { p.foldDequantizedConstants(options.quantizedKernels ? [.int32] : Set(QuantizedType.allCases)) }
         if options.foldBatchNorm { p.foldBatchNorms() }
         if options.fuseResidualAdd { p.fuseResidualAdds() }
         if options.fuseActivations { p.fuseActivations() }
         if options.quantizedKernels {
             p.formQuantizedKernels()
-            p.foldDequantizedConstants()
+            if options.foldQuantizedWeights { p.foldDequantizedConstants() }
         }
         return p
     }
