@@ -104,7 +104,7 @@ public struct TaskSet: Sendable, Equatable {
         /// Declared weight bytes of a synthetic task (`weights`), for the memory analysis; a
         /// model's are taken from its compiled plan.
         public var weightBytes: Int?
-        /// Precision of the task's convolutions (`precision: fp32 | bf16`).
+        /// Precision of the task's convolutions (`precision: fp32 | bf16 | int8`; int8 takes a quantized QDQ model).
         public var precision: Precision
         /// How a multi-branch model's branches run (`branches: sequential | parallel`): in
         /// parallel, each device the model names gets its share of the job's cores (see

@@ -29,7 +29,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed runs.") var runs = 50
     @Option(help: "Untimed warm-up runs.") var warmup = 5
     @Option(help: "Kernel backend: onednn or reference.") var backend = "onednn"
-    @Option(help: "Precision of the convolutions: fp32 or bf16 (bf16 also reports its fidelity against fp32).")
+    @Option(help: "Precision of the convolutions: fp32, bf16 or int8 (int8: a quantized QDQ model, see `metronome quantize`; reduced precision also reports its fidelity against fp32).")
     var precision: Precision = .fp32
     @Flag(help: "Print one JSON object on stdout instead of a table.") var json = false
     @Flag(help: "Also time each compiled kernel and print a per-kernel profile.") var layers = false
@@ -52,6 +52,7 @@ struct Bench: ParsableCommand {
         let coreList = try cores.map(Affinity.parse)
         if let coreList { try Affinity.validate(coreList) }
         let graph = try ModelSource.load(model)
+        if let note = graph.precisionNote(precision, model: model) { FileHandle.standardError.write(Data(note.utf8)) }
         let compileStart = MonotonicClock.now()
         if precision != .fp32 && backend != "onednn" { throw ValidationError("--precision \(precision.rawValue) needs --backend onednn") }
         let deviceCores = try branches.deviceCores(for: graph)

@@ -24,7 +24,7 @@ struct Classify: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the model's raw output (one image only).", valueName: "FILE.npy"))
     var saveOutput: String?
     @Flag(help: "Replace files given to --save-input/--save-output that exist.") var force = false
-    @Option(help: "Precision of the convolutions: fp32 or bf16 (bf16 also prints the fp32 top class and the logits' relative error).")
+    @Option(help: "Precision of the convolutions: fp32, bf16 or int8 (int8: a quantized QDQ model; reduced precision also prints the fp32 top class and the logits' relative error).")
     var precision: Precision = .fp32
 
     func validate() throws {

@@ -20,7 +20,7 @@ struct Infer: ParsableCommand {
     var output: [String] = []
     @Option(help: "Threads per inference.") var threads = 1
     @Option(help: "Kernel backend: onednn or reference.") var backend = "onednn"
-    @Option(help: "Precision of the convolutions: fp32 or bf16 (inputs and outputs stay fp32).")
+    @Option(help: "Precision of the convolutions: fp32, bf16 or int8 (int8: a quantized QDQ model; inputs and outputs stay fp32).")
     var precision: Precision = .fp32
     @Flag(help: "Replace output files that exist.") var force = false
     @OptionGroup var branches: BranchOptions
@@ -75,6 +75,7 @@ struct Infer: ParsableCommand {
         for (name, path) in inputs { tensors[name] = try NPY.read(URL(fileURLWithPath: path)) }
         let shapes = tensors.mapValues(\.shape)
         let graph = try zooGraph ?? ModelSource.load(model, inputShapes: shapes)
+        if let note = graph.precisionNote(precision, model: model) { FileHandle.standardError.write(Data(note.utf8)) }
         let outputs = try Self.assign(output, names: graph.outputs, what: "output")
         if !force {
             for (_, path) in outputs where FileManager.default.fileExists(atPath: path) {

@@ -57,7 +57,7 @@ struct Profile: ParsableCommand {
     var tillFirstFail = false
     @Flag(help: "Also record one row per compiled kernel.")
     var layers = false
-    @Option(help: "Precision of the convolutions: fp32 or bf16 (recorded in the precision column).")
+    @Option(help: "Precision of the convolutions: fp32, bf16 or int8 (int8: quantized QDQ models; recorded in the precision column).")
     var precision: Precision = .fp32
     @Option(help: "What is timed: inference, or train (one training step: forward, softmax cross-entropy, backward and an Adam update, with the trainer's memory).")
     var stage: ProfileStage = .inference

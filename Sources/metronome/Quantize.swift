@@ -16,7 +16,7 @@ struct Quantize: ParsableCommand {
             Runs the float model on calibration inputs, chooses a range for the data input of every \
             convolution and fully connected layer (--method minmax: the whole observed range; \
             percentile: that percentile of the magnitudes; entropy: the threshold of least KL \
-            divergence), and writes the model in the standard QDQ form: QuantizeLinear/DequantizeLinear \
+            divergence), folds batch norms into the convolutions before them, and writes the model in the standard QDQ form: QuantizeLinear/DequantizeLinear \
             on those inputs, symmetric int8 weights (per output channel with --per-channel), int32 \
             biases. Metronome runs it with oneDNN's int8 kernels (--precision int8, the default for \
             quantized models); ONNX Runtime and OpenVINO run the same file.
@@ -61,7 +61,9 @@ struct Quantize: ParsableCommand {
         if !force && FileManager.default.fileExists(atPath: out) {
             throw MetronomeError.invalidArgument("\(out) already exists; pass --force to overwrite it")
         }
-        let graph = try ModelSource.load(model)
+        // Batch norms after convolutions are folded first: the weights quantized are the ones
+        // the integer kernel multiplies with.
+        let graph = try BatchNormFolding.fold(ModelSource.load(model))
         guard graph.inputs.count == 1 else {
             throw MetronomeError.invalidArgument("\(model) has \(graph.inputs.count) inputs; quantize takes models with one input")
         }

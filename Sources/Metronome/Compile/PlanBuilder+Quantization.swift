@@ -55,7 +55,10 @@ extension PlanBuilder {
         } else {
             src = held.desc.data_type == dnnl_f32 ? held : try locate(step.inputs[0], as: Self.retyped(held.desc, dnnl_f32))
         }
-        let dstDesc = Self.retyped(src.desc, dequantize ? dnnl_f32 : q)
+        // Integer convolutions read channels-last data: quantized 4-D values are written so.
+        let shape = program.shape(step.outputs[0])
+        let dstDesc = !dequantize && shape.count == 4 ? try DNNL.desc(shape, tag: dnnl_acdb, type: q)
+            : Self.retyped(src.desc, dequantize ? dnnl_f32 : q)
         let scales = dequantize ? map.scales : map.scales.map { 1 / $0 }
         let zp = map.zeroPoints[0]
         let attr = try Self.quantizationAttributes(scales: scales, scaleAxis: map.axis,

@@ -209,3 +209,16 @@ struct QuantizeLinearOperator: Operator {
         return [n]
     }
 }
+
+extension Graph {
+    /// Whether the graph is a quantized (QDQ) model: it has QuantizeLinear or DequantizeLinear nodes.
+    public var isQuantized: Bool {
+        nodes.contains { $0.opType == "QuantizeLinear" || $0.opType == "DequantizeLinear" }
+    }
+
+    /// The note for a quantized model run in fp32 (which computes its quantization in float).
+    public func precisionNote(_ precision: Precision, model: String) -> String? {
+        guard isQuantized, precision == .fp32 else { return nil }
+        return "note: \(model) is quantized (QDQ); --precision int8 runs it on integer kernels, fp32 computes the same quantization in float\n"
+    }
+}
