@@ -18,6 +18,8 @@ public struct TensorStatistics: Sendable, Codable, Equatable {
     public var positive = Histogram()
     public var negative = Histogram()
 
+    public init() {}
+
     /// Counts of magnitudes in equal bins over `[0, top]`.
     public struct Histogram: Sendable, Codable, Equatable {
         public var top: Float = 0
@@ -86,11 +88,13 @@ public struct TensorStatistics: Sendable, Codable, Equatable {
         }
     }
 
-    mutating func observeRange(_ x: UnsafeBufferPointer<Float>) {
+    /// First pass: the extremes.
+    public mutating func observeRange(_ x: UnsafeBufferPointer<Float>) {
         for v in x { min = Swift.min(min, v); max = Swift.max(max, v) }
     }
 
-    mutating func observeHistogram(_ x: UnsafeBufferPointer<Float>) {
+    /// Second pass (after every range is known): the histograms.
+    public mutating func observeHistogram(_ x: UnsafeBufferPointer<Float>) {
         positive.top = Swift.max(max, 0)
         negative.top = Swift.max(-min, 0)
         for v in x {

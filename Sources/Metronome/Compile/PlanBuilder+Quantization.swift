@@ -61,17 +61,33 @@ extension PlanBuilder {
             : Self.retyped(src.desc, dequantize ? dnnl_f32 : q)
         let scales = dequantize ? map.scales : map.scales.map { 1 / $0 }
         let zp = map.zeroPoints[0]
+        if !dequantize && zp % 2 != 0 {
+            // oneDNN rounds `x / scale + zero point`, ONNX `round(x / scale) + zero point`: on a
+            // tie (x / scale = k + 0.5) they differ when the zero point is odd. Rounding to int32
+            // first and adding the zero point in a second, exact reorder gives ONNX's result.
+            let rounded = newArena(Self.retyped(dstDesc, dnnl_s32), holding: step.outputs[0])
+            let first = try Self.quantizationAttributes(scales: scales, scaleAxis: map.axis, zeroPoints: [])
+            guard try reorder(src, rounded, first, name: step.name + " (round)") else { return false }
+            let second = try Self.quantizationAttributes(scales: [1], scaleAxis: nil, zeroPoints: [(Arg.dst, zp)])
+            let out = newArena(dstDesc, holding: step.outputs[0])
+            location[step.outputs[0]] = out
+            return try reorder(rounded, out, second, name: step.name)
+        }
         let attr = try Self.quantizationAttributes(scales: scales, scaleAxis: map.axis,
                                                    zeroPoints: [(dequantize ? Arg.src : Arg.dst, zp)])
-        var s = src.desc, d = dstDesc
+        let out = newArena(dstDesc, holding: step.outputs[0])
+        location[step.outputs[0]] = out
+        return try reorder(src, out, attr, name: step.name)
+    }
+
+    /// A reorder with attributes; false when oneDNN has none for these descriptors.
+    mutating func reorder(_ from: Location, _ to: Location, _ attr: DNNL.Attributes, name: String) throws -> Bool {
+        var s = from.desc, d = to.desc
         var pd: OpaquePointer?
         guard dnnl_reorder_primitive_desc_create(&pd, &s, engine, &d, engine, attr.handle) == dnnl_success, let pd else {
             return false
         }
-        let out = newArena(dstDesc, holding: step.outputs[0])
-        location[step.outputs[0]] = out
-        try emit(pd, [Argument(kind: Arg.src, desc: s, ref: src.ref), Argument(kind: Arg.dst, desc: d, ref: out.ref)],
-                 name: step.name)
+        try emit(pd, [Argument(kind: Arg.src, desc: s, ref: from.ref), Argument(kind: Arg.dst, desc: d, ref: to.ref)], name: name)
         return true
     }
 

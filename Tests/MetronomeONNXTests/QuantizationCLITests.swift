@@ -1,0 +1,84 @@
+import Foundation
+import CLITestHarness
+import XCTest
+
+/// int8: QDQ files from ONNX Runtime's quantizer and from `metronome quantize`, run in
+/// Metronome and in ONNX Runtime (tests/ort_quantized.py), and the quantize command's
+/// options and errors.
+final class QuantizationCLITests: XCTestCase {
+    func testQuantizedModelsMatchONNXRuntime() throws {
+        let bin = try Harness.metronome()
+        let work = try Harness.temporaryDirectory("quantized")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let report = work.appendingPathComponent("report.json")
+        let r = try Harness.runPython("ort_quantized.py", ["--metronome", bin, "--work", work.appendingPathComponent("models").path,
+                                                          "--report", report.path])
+        XCTAssertEqual(r.status, 0, "script failed: \(r.stderr.suffix(2000))")
+        print(r.stdout)
+        guard let json = try Harness.json(report) as? [String: Any], let rows = json["rows"] as? [[String: Any]] else {
+            return XCTFail("no report")
+        }
+        XCTAssertEqual(json["deterministic"] as? Bool, true, "quantizing twice gave different files")
+        XCTAssertEqual(rows.count, 3 * (4 * 2 * 2 + 4 * 2))
+        for row in rows {
+            let label = "\(row["model"] ?? "?") \(row["variant"] ?? "?") batch \(row["batch"] ?? "?") \(row["precision"] ?? "?")"
+            XCTAssertEqual(row["top1_agree"] as? Bool, true, label)
+            if let quanta = row["quanta"] as? Double {
+                // ONNX Runtime's file ends in a DequantizeLinear: the logits lie on its grid. The
+                // int8 kernels compute what ONNX Runtime's integer kernels do; the float emulation
+                // may round a tie the other way somewhere.
+                XCTAssertLessThanOrEqual(quanta, row["precision"] as? String == "int8" ? 1 : 2, label)
+            } else {
+                XCTAssertLessThanOrEqual(row["relerr"] as? Double ?? 1, 1e-3, label)
+                XCTAssertLessThan(row["float_relerr"] as? Double ?? 1, 0.2, "\(label): far from the float model")
+            }
+        }
+    }
+
+    func testQuantizeOptionsAndErrors() throws {
+        let bin = try Harness.metronome()
+        let work = try Harness.temporaryDirectory("quantize")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let model = work.appendingPathComponent("lenet.onnx").path
+        XCTAssertEqual(try Harness.run(bin, ["export", "lenet5", "--out", model]).status, 0)
+        let py = try Harness.python(modules: ["numpy"])
+        let cal = work.appendingPathComponent("cal.npy").path
+        XCTAssertEqual(try Harness.run("/usr/bin/env", [py, "-c", "import numpy as np; np.save('\(cal)', np.random.default_rng(0).normal(0, 1, (8, 1, 28, 28)).astype(np.float32))"]).status, 0)
+        let out = work.appendingPathComponent("q.onnx").path
+
+        // --keep leaves the named layer in float; --json reports the layers quantized.
+        let first = try Harness.run(bin, ["quantize", model, "--calibration", cal, "--out", out, "--keep", "fc_2", "--json"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any]
+        let layers = (report?["layers"] as? [[String: Any]])?.compactMap { $0["node"] as? String } ?? []
+        XCTAssertFalse(layers.isEmpty)
+        XCTAssertFalse(layers.contains("fc_2"), "\(layers)")
+        XCTAssertEqual(report?["kept"] as? [String], ["fc_2"])
+        let fidelity = report?["fidelity"] as? [String: Any]
+        XCTAssertEqual(fidelity?["images"] as? Int, 8)
+
+        // Nothing is overwritten without --force.
+        let again = try Harness.run(bin, ["quantize", model, "--calibration", cal, "--out", out])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("already exists"), again.stderr)
+        // Bad input is named.
+        let keep = try Harness.run(bin, ["quantize", model, "--calibration", cal, "--out", out, "--force", "--keep", "nope"])
+        XCTAssertTrue(keep.stderr.contains("--keep nope"), keep.stderr)
+        let shape = work.appendingPathComponent("bad.npy").path
+        XCTAssertEqual(try Harness.run("/usr/bin/env", [py, "-c", "import numpy as np; np.save('\(shape)', np.zeros((2, 3, 28, 28), np.float32))"]).status, 0)
+        let wrong = try Harness.run(bin, ["quantize", model, "--calibration", shape, "--out", out, "--force"])
+        XCTAssertTrue(wrong.stderr.contains("[3, 28, 28]") && wrong.stderr.contains("[1, 28, 28]"), wrong.stderr)
+        let twice = try Harness.run(bin, ["quantize", out, "--calibration", cal, "--out", work.appendingPathComponent("qq.onnx").path])
+        XCTAssertTrue(twice.stderr.contains("already quantized"), twice.stderr)
+        // int8 needs a quantized model; a quantized model in fp32 gets a note.
+        let float8 = try Harness.run(bin, ["bench", model, "--precision", "int8", "--runs", "1"])
+        XCTAssertNotEqual(float8.status, 0)
+        XCTAssertTrue(float8.stderr.contains("metronome quantize"), float8.stderr)
+        let note = try Harness.run(bin, ["bench", out, "--runs", "1"])
+        XCTAssertEqual(note.status, 0, note.stderr)
+        XCTAssertTrue(note.stderr.contains("--precision int8"), note.stderr)
+        let int8 = try Harness.run(bin, ["bench", out, "--precision", "int8", "--runs", "2", "--layers"])
+        XCTAssertEqual(int8.status, 0, int8.stderr)
+        XCTAssertTrue(int8.stdout.contains("avx512_core_vnni") || int8.stdout.contains("int8"), int8.stdout)
+    }
+}
