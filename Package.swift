@@ -91,7 +91,7 @@ let package = Package(
         // Per-thread heap-allocation counter (replaces malloc for the test process) for the test
         // that a real-time job allocates nothing.
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
-        .testTarget(name: "MetronomeRealtimeTests", dependencies: ["MetronomeRealtime", "MetronomeModels", "CAllocationCounter", "CLITestHarness"]),
+        .testTarget(name: "MetronomeRealtimeTests", dependencies: ["MetronomeRealtime", "MetronomeModels", "MetronomeTransforms", "CAllocationCounter", "CLITestHarness"]),
         .testTarget(name: "MetronomeTransformsTests",
                     dependencies: ["Metronome", "MetronomeTransforms", "MetronomeModels", "MetronomeONNX", "MetronomeAnalysis"]),
         // Backward passes against finite differences, optimizers by hand, datasets, training runs.

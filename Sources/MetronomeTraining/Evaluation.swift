@@ -11,9 +11,10 @@ public enum Evaluation {
 
     /// With `fold`, the model takes `fold` images per input row (FoldedCNNs) and gives their
     /// logits side by side; `batch` counts images and is rounded to a multiple of `fold`.
-    public static func accuracy(_ graph: Graph, on data: LabelledImages, batch: Int = 100, fold: Int = 1, threads: Int = 1) throws -> Accuracy {
+    public static func accuracy(_ graph: Graph, on data: LabelledImages, batch: Int = 100, fold: Int = 1, threads: Int = 1,
+                                precision: Precision = .fp32) throws -> Accuracy {
         var top1 = 0, top5 = 0
-        try forEachBatch(graph, on: data, batch: batch, fold: fold, threads: threads) { start, n, scores, k in
+        try forEachBatch(graph, on: data, batch: batch, fold: fold, threads: threads, precision: precision) { start, n, scores, k in
             for i in 0..<n {
                 let label = Int(data.labels[start + i])
                 guard label < k else {
@@ -41,10 +42,10 @@ public enum Evaluation {
     /// the data's images and gives one row of class scores per image, and runs it over the
     /// data in order, the last batch padded with zeros. `body` gets the first image's index,
     /// the images in the batch, their scores (`n × classes`, row-major) and the class count.
-    static func forEachBatch(_ graph: Graph, on data: LabelledImages, batch: Int, fold: Int, threads: Int,
+    static func forEachBatch(_ graph: Graph, on data: LabelledImages, batch: Int, fold: Int, threads: Int, precision: Precision = .fp32,
                              _ body: (_ start: Int, _ n: Int, _ scores: UnsafePointer<Float>, _ classes: Int) throws -> Void) throws {
         let b = max(fold, min(batch, data.count) / fold * fold)
-        let plan = try Plan.compile(graph, batch: b / fold, options: CompileOptions(threads: threads))
+        let plan = try Plan.compile(graph, batch: b / fold, options: CompileOptions(threads: threads, precision: precision))
         guard plan.program.inputs.count == 1, plan.program.outputs.count == 1 else {
             throw MetronomeError.invalidArgument("the model must have one input of images and one output of class scores")
         }

@@ -234,6 +234,8 @@ struct Accuracy: ParsableCommand {
     @Option(help: "Images per inference.") var batch = 100
     @Option(help: "Threads per inference.") var threads = 1
     @Option(help: "Images per input row of a folded model (FoldedCNNs).") var fold = 1
+    @Option(help: "Precision: fp32, bf16 or int8 (int8: a quantized QDQ model, see `metronome quantize`).")
+    var precision: Precision = .fp32
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -244,13 +246,14 @@ struct Accuracy: ParsableCommand {
     func run() throws {
         let graph = try ModelSource.load(model)
         let set = try LabelledImages.load(data)
-        let a = try Evaluation.accuracy(graph, on: set, batch: batch, fold: fold, threads: threads)
+        let a = try Evaluation.accuracy(graph, on: set, batch: batch, fold: fold, threads: threads, precision: precision)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(a), as: UTF8.self))
         } else {
-            print(String(format: "%@ on %@ (%d images): top-1 %.2f%%, top-5 %.2f%%", model, set.name, a.images, 100 * a.top1, 100 * a.top5))
+            print(String(format: "%@ on %@ (%d images%@): top-1 %.2f%%, top-5 %.2f%%", model, set.name, a.images,
+                         precision == .fp32 ? "" : ", \(precision.rawValue)", 100 * a.top1, 100 * a.top5))
         }
     }
 }

@@ -1,7 +1,9 @@
 import CLITestHarness
 import Foundation
 import Metronome
+import MetronomeModels
 import MetronomeRealtime
+import MetronomeTransforms
 import XCTest
 
 /// The memory budget with weight swapping: real evictions (pages leave the process), exact
@@ -416,6 +418,33 @@ final class TaskPrecisionTests: XCTestCase {
         }
         XCTAssertThrowsError(try TaskSet.load(yaml: "name: x\njobs: 1\ntasks:\n  - {name: a, wcet: 1ms, period: 1s, precision: bf16}\n")) {
             XCTAssertEqual(($0 as? TaskSetError)?.path, "tasks[0].precision")
+        }
+    }
+
+    /// `precision: int8` runs a quantized (QDQ) model on integer kernels: checked against the
+    /// reference interpreter's QDQ formulas, accounted with its 8-bit weights; a float model
+    /// is refused with the way out.
+    func testInt8TaskRunsCheckedAndAccounted() throws {
+        let float = TrainableCNNs.lenet5(seed: 3)
+        let quantizer = Quantizer(options: Quantizer.Options())
+        let calibration = try Tensor(shape: [4, 1, 28, 28], scalars: (0..<(4 * 28 * 28)).map { Float(sin(Double($0))) })
+        let stats = try Calibrator(graph: float, tensors: quantizer.calibratedTensors(float)).statistics([calibration], method: .minmax)
+        let quantized = try quantizer.quantize(float, statistics: stats).0
+        let loader: RealtimeRunner.ModelLoader = { task in task.model == "quantized" ? quantized : float }
+        let tasks = [TaskSet.Task(name: "q", model: "quantized", period: 50_000_000, precision: .int8),
+                     TaskSet.Task(name: "f", model: "float", period: 50_000_000)]
+        let set = TaskSet(name: "p", duration: 300_000_000, cores: [Affinity.availableCores()[0]], tasks: tasks,
+                          memory: TaskSet.Memory(budget: 1 << 30))
+        let prepared = try RealtimeRunner.prepare(set, loader: loader, timingRuns: 2, timing: .isolated)
+        XCTAssertLessThan(prepared[0].tolerance, 1e-2)
+        let account = MemoryAccount(set, prepared: prepared)
+        XCTAssertLessThan(account.tasks[0].weights, account.tasks[1].weights / 3, "int8 weights take about a quarter of the bytes")
+        let result = try RealtimeRunner.run(set, prepared: prepared)
+        for records in result.records { XCTAssertTrue(records.filter { !$0.skipped }.allSatisfy(\.outputOK)) }
+        let wrong = TaskSet(name: "p", duration: 100_000_000, cores: [Affinity.availableCores()[0]],
+                            tasks: [TaskSet.Task(name: "f", model: "float", period: 50_000_000, precision: .int8)])
+        XCTAssertThrowsError(try RealtimeRunner.prepare(wrong, loader: loader, timingRuns: 1, timing: .isolated)) { e in
+            XCTAssertTrue("\(e)".contains("metronome quantize") && "\(e)".contains("tasks[0]"), "\(e)")
         }
     }
 }
