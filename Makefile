@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev zlib1g
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-bf16 bench-branch bench-train bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-bf16 bench-int8 bench-branch bench-train bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -73,6 +73,12 @@ bench-train: build pydeps
 bench-bf16: build pydeps
 	@$(PYTHON) -c "import openvino" 2>/dev/null || $(PYTHON) -m pip install -q openvino
 	$(PYTHON) bench/engine_bench.py --precision bf16 --models resnet18,resnet50,mobilenet_v2,efficientnet-lite0 --rounds 3
+
+# Each reference CNN quantized by `metronome quantize`, the same QDQ file in Metronome --precision
+# int8, OpenVINO and ONNX Runtime (and Metronome fp32 on the float model): writes bench/RESULTS-int8.md.
+bench-int8: build pydeps
+	@$(PYTHON) -c "import openvino" 2>/dev/null || $(PYTHON) -m pip install -q openvino
+	$(PYTHON) bench/engine_bench.py --precision int8 --models resnet18,resnet50,mobilenet_v2,efficientnet-lite0 --rounds 3
 
 # The demo task set in Metronome vs one pinned ONNX Runtime session per task in its own thread
 # (absolute periodic releases, same periods), with and without SCHED_FIFO; writes
