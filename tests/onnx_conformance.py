@@ -31,6 +31,7 @@ PARAMETER_INPUTS = {
     "Squeeze": {1}, "Unsqueeze": {1}, "Dropout": {1, 2}, "ConstantOfShape": {0},
     "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceSum": {1}, "ReduceL2": {1},
     "Resize": {1, 2, 3}, "Upsample": {1}, "Expand": {1}, "Tile": {1},
+    "QuantizeLinear": {1, 2}, "DequantizeLinear": {1, 2},
 }
 
 

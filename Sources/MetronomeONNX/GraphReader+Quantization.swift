@@ -18,6 +18,22 @@ extension GraphReader {
         guard scale.rank <= 1 else { throw fail(node, "scale must be a scalar or 1-D, has shape \(scale.shape)") }
         let x = node.inputs[0]
         var type: QuantizedType? = nil
+        // Opset 19's `saturate` only concerns float8 types; opset 21's `output_dtype` names the
+        // type when no zero point does; `block_size` (blocked quantization) is not supported.
+        node.attributes["saturate"] = nil
+        if let block = try intAttr(node, "block_size"), block != 0 {
+            throw fail(node, "blocked quantization (block_size \(block)) is not supported; use per-tensor or per-axis scales")
+        }
+        node.attributes["block_size"] = nil
+        if let code = try intAttr(node, "output_dtype") {
+            if code != 0 {
+                guard let t = quantizedType(Int32(code)), t != .int32 else {
+                    throw fail(node, "output_dtype \(dataTypeName(Int32(code))) is not supported; int8 and uint8 are")
+                }
+                type = t
+            }
+            node.attributes["output_dtype"] = nil
+        }
         var zeroPoints = Array(repeating: 0, count: scale.count)
         if let zpName = input(node, 2) {
             guard let code = elementTypes[zpName], let t = quantizedType(code) else {
@@ -29,6 +45,9 @@ extension GraphReader {
             }
             guard zp.count == scale.count else {
                 throw fail(node, "has \(scale.count) scales but \(zp.count) zero points")
+            }
+            if let declared = type, declared != t {
+                throw fail(node, "output_dtype is \(declared.rawValue) but the zero point is \(t.rawValue)")
             }
             type = t
             zeroPoints = zp

@@ -33,6 +33,10 @@ final class ConformanceTests: XCTestCase {
         }
         // No regression against the cases known to pass.
         let passing = Set(named("pass").compactMap { $0["name"] as? String })
+        // CONFORMANCE_PASSING_OUT=FILE writes the passing cases (to refresh the baseline).
+        if let out = ProcessInfo.processInfo.environment["CONFORMANCE_PASSING_OUT"] {
+            try (passing.sorted().joined(separator: "\n") + "\n").write(toFile: out, atomically: true, encoding: .utf8)
+        }
         let baseline = try String(contentsOf: Harness.root.appendingPathComponent("tests/conformance_passing.txt"), encoding: .utf8)
             .split(separator: "\n").map(String.init).filter { !$0.isEmpty && !$0.hasPrefix("#") }
         XCTAssertGreaterThan(baseline.count, 200)

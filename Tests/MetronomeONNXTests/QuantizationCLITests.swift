@@ -81,4 +81,41 @@ final class QuantizationCLITests: XCTestCase {
         XCTAssertEqual(int8.status, 0, int8.stderr)
         XCTAssertTrue(int8.stdout.contains("avx512_core_vnni") || int8.stdout.contains("int8"), int8.stdout)
     }
+
+    /// Crafted QDQ files: each is refused with an error that names the node and the problem.
+    func testCraftedQDQFilesGetClearErrors() throws {
+        let bin = try Harness.metronome()
+        let work = try Harness.temporaryDirectory("qdq-crafted")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let script = """
+        import sys, numpy as np, onnx
+        from onnx import helper, TensorProto, numpy_helper
+        d = sys.argv[1]
+        def save(name, nodes, inits, inputs=None):
+            ins = inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])]
+            g = helper.make_graph(nodes, name, ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+            onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)]), d + "/" + name + ".onnx")
+        s = numpy_helper.from_array(np.array(0.1, np.float32), "s")
+        z = numpy_helper.from_array(np.array(3, np.uint8), "z")
+        zf = numpy_helper.from_array(np.array(3.0, np.float32), "zf")
+        save("not_quantized", [helper.make_node("DequantizeLinear", ["x", "s"], ["y"], name="dq")], [s])
+        save("blocked", [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q", block_size=2),
+                         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dq")], [s, z])
+        save("float_zero_point", [helper.make_node("QuantizeLinear", ["x", "s", "zf"], ["q"], name="q"),
+                                  helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dq")], [s, z, zf])
+        save("computed_scale", [helper.make_node("QuantizeLinear", ["x", "t", "z"], ["q"], name="q"),
+                                helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dq")], [s, z],
+             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]), helper.make_tensor_value_info("t", TensorProto.FLOAT, [])])
+        """
+        let py = try Harness.python()
+        let r = try Harness.run("/usr/bin/env", [py, "-c", script, work.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for (file, expected) in [("not_quantized", "'dq'"), ("blocked", "blocked quantization"),
+                                 ("float_zero_point", "is float"), ("computed_scale", "must be a float constant")] {
+            let run = try Harness.run(bin, ["summary", work.appendingPathComponent(file + ".onnx").path])
+            XCTAssertNotEqual(run.status, 0, file)
+            XCTAssertTrue(run.stderr.contains(expected), "\(file): \(run.stderr)")
+            XCTAssertFalse(run.stderr.contains("Fatal error"), file)
+        }
+    }
 }

@@ -150,7 +150,11 @@ extension PlanBuilder {
             pd = DNNL.primitiveDesc(&d, attr: attr, engine: engine)
             wPlain = try DNNL.plain(ws)
         }
-        guard let pd else { return false }
+        guard let pd else {
+            // No silent fallback to the (slow) reference kernel: say what is missing.
+            throw MetronomeError.invalidArgument(
+                "--precision int8: oneDNN has no 8-bit kernel for '\(step.name)' (\(a.input.type.rawValue) data, int8 weights) on this CPU (it needs at least SSE4.1; AVX-512 VNNI makes it fast); use --precision fp32 to run the quantized model in float")
+        }
         guard let srcMd = DNNL.query(pd, dnnl_query_src_md), let wMd = DNNL.query(pd, dnnl_query_weights_md),
               let dstMd = DNNL.query(pd, dnnl_query_dst_md) else {
             dnnl_primitive_desc_destroy(pd)
