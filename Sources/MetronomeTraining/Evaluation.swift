@@ -30,12 +30,66 @@ public enum Evaluation {
 
     /// The model's logits for every image of `data` (`count × classes`, in order): a teacher's
     /// targets for distillation, computed once on the images as they are (not augmented).
-    public static func logits(_ graph: Graph, on data: LabelledImages, batch: Int = 100, threads: Int = 1) throws -> [Float] {
+    public static func logits(_ graph: Graph, on data: LabelledImages, batch: Int = 100, threads: Int = 1,
+                              precision: Precision = .fp32) throws -> [Float] {
         var logits: [Float] = []
-        try forEachBatch(graph, on: data, batch: batch, fold: 1, threads: threads) { _, n, scores, k in
+        try forEachBatch(graph, on: data, batch: batch, fold: 1, threads: threads, precision: precision) { _, n, scores, k in
             logits.append(contentsOf: UnsafeBufferPointer(start: scores, count: n * k))
         }
         return logits
+    }
+
+    /// A reduced-precision compile against fp32 on every image of `data`: both accuracies,
+    /// top-1 agreement, and the logits' relative error per image (largest difference over the
+    /// largest fp32 logit), its maximum and mean.
+    public struct PrecisionComparison: Sendable, Codable, Equatable {
+        public var precision: String
+        public var fp32: Accuracy
+        public var reduced: Accuracy
+        public var top1Agreement: Double
+        public var maxRelativeError: Double
+        public var meanRelativeError: Double
+    }
+
+    public static func compare(_ graph: Graph, on data: LabelledImages, precision: Precision, batch: Int = 100,
+                               threads: Int = 1) throws -> PrecisionComparison {
+        let reference = try logits(graph, on: data, batch: batch, threads: threads)
+        let reduced = try logits(graph, on: data, batch: batch, threads: threads, precision: precision)
+        let n = data.count, k = reference.count / max(n, 1)
+        var agree = 0, maxError = 0.0, sumError = 0.0
+        var top = [[0, 0], [0, 0]]  // [fp32, reduced] × [top-1, top-5]
+        try reference.withUnsafeBufferPointer { r in
+            try reduced.withUnsafeBufferPointer { q in
+                for i in 0..<n {
+                    let label = Int(data.labels[i])
+                    guard label < k else {
+                        throw MetronomeError.invalidArgument("image \(i) of \(data.name) has label \(label); the model scores \(k) classes")
+                    }
+                    for (j, p) in [r, q].enumerated() {
+                        let rank = Ranking.rank(of: label, in: p.baseAddress! + i * k, classes: k)
+                        if rank == 0 { top[j][0] += 1 }
+                        if rank < 5 { top[j][1] += 1 }
+                    }
+                    var scale: Float = 0, diff: Float = 0, best = (0, 0)
+                    for c in 0..<k {
+                        scale = max(scale, abs(r[i * k + c]))
+                        diff = max(diff, abs(r[i * k + c] - q[i * k + c]))
+                        if r[i * k + c] > r[i * k + best.0] { best.0 = c }
+                        if q[i * k + c] > q[i * k + best.1] { best.1 = c }
+                    }
+                    if best.0 == best.1 { agree += 1 }
+                    let e = Double(scale > 0 ? diff / scale : diff)
+                    maxError = max(maxError, e)
+                    sumError += e
+                }
+            }
+        }
+        func accuracy(_ j: Int) -> Accuracy {
+            Accuracy(images: n, top1: Double(top[j][0]) / Double(n), top5: Double(top[j][1]) / Double(n))
+        }
+        return PrecisionComparison(precision: precision.rawValue, fp32: accuracy(0), reduced: accuracy(1),
+                                   top1Agreement: Double(agree) / Double(n), maxRelativeError: maxError,
+                                   meanRelativeError: sumError / Double(n))
     }
 
     /// Compiles `graph` for `batch` images (`batch / fold` input rows), checks that it takes

@@ -227,7 +227,7 @@ struct Train: ParsableCommand {
 struct Accuracy: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Top-1 and top-5 accuracy of a model on a labelled image set.",
-        discussion: "Runs the compiled model (inference engine) over every image of --data and compares the arg-max with the labels.")
+        discussion: "Runs the compiled model (inference engine) over every image of --data and compares the arg-max with the labels. With --precision bf16 or int8 it also runs the fp32 compile on the same images and reports both accuracies, top-1 agreement and the logits' relative error.")
 
     @Argument(help: "A zoo model name or an .onnx file.") var model: String
     @Option(help: "Data: fashion-mnist:test, fashion-mnist, npy:IMAGES.npy,LABELS.npy or folder:DIR.") var data = "fashion-mnist:test"
@@ -246,6 +246,24 @@ struct Accuracy: ParsableCommand {
     func run() throws {
         let graph = try ModelSource.load(model)
         let set = try LabelledImages.load(data)
+        if precision != .fp32 && fold == 1 {
+            // Reduced precision: both compiles on the same images, and how far apart they are.
+            let c = try Evaluation.compare(graph, on: set, precision: precision, batch: batch, threads: threads)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(c), as: UTF8.self))
+            } else {
+                print(String(format: "%@ on %@ (%d images, %@): top-1 %.2f%%, top-5 %.2f%%", model, set.name, c.reduced.images,
+                             precision.rawValue, 100 * c.reduced.top1, 100 * c.reduced.top5))
+                print(String(format: "  fp32: top-1 %.2f%%, top-5 %.2f%%; %@ agrees on the top class for %.2f%% of the images; logits' relative error max %.2e, mean %.2e",
+                             100 * c.fp32.top1, 100 * c.fp32.top5, precision.rawValue, 100 * c.top1Agreement, c.maxRelativeError, c.meanRelativeError))
+                if graph.isQuantized {
+                    print("  (for a quantized model, fp32 computes the same quantization in float; `metronome quantize` compares with the float model)")
+                }
+            }
+            return
+        }
         let a = try Evaluation.accuracy(graph, on: set, batch: batch, fold: fold, threads: threads, precision: precision)
         if json {
             let encoder = JSONEncoder()

@@ -118,14 +118,18 @@ final class TrainingTests: XCTestCase {
         let quantized = work.appendingPathComponent("lenet-int8.onnx").path
         r = try Harness.run(bin, ["quantize", model, "--calibration", "fashion-mnist", "--out", quantized, "--per-channel"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        func top1(_ args: [String]) throws -> Double {
+        func accuracy(_ args: [String]) throws -> [String: Any] {
             let r = try Harness.run(bin, ["accuracy"] + args + ["--data", "fashion-mnist:test", "--json"])
             XCTAssertEqual(r.status, 0, r.stderr)
-            return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["top1"] as? Double ?? -1
+            return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
         }
-        let fp32 = try top1([model]), int8 = try top1([quantized, "--precision", "int8"])
+        let fp32 = try accuracy([model])["top1"] as? Double ?? -1
+        let comparison = try accuracy([quantized, "--precision", "int8"])
+        let int8 = (comparison["reduced"] as? [String: Any])?["top1"] as? Double ?? -1
         XCTAssertGreaterThan(fp32, 0.55)
         XCTAssertEqual(int8, fp32, accuracy: 0.01, "int8 \(int8) against fp32 \(fp32)")
+        // Against the same quantization computed in float, the integer kernels agree (ties aside).
+        XCTAssertGreaterThan(comparison["top1Agreement"] as? Double ?? 0, 0.99)
     }
 
     /// Folded training (FoldedCNNs): a curriculum epoch only holds its classes; distillation
