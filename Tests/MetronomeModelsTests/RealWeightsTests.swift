@@ -89,4 +89,34 @@ final class RealWeightsTests: XCTestCase {
             XCTAssertLessThan(err, 5e-2, lines[i + 2])
         }
     }
+
+    /// int8: EfficientNet-Lite0 quantized on the photographs scikit-image ships keeps fp32's
+    /// top class on the cat, coffee and rocket photographs.
+    func testInt8KeepsTheTopClassOnPhotographs() throws {
+        _ = try checkpointURL()
+        let bin = try Harness.metronome()
+        let python = try Harness.python(modules: ["skimage"])
+        let dir = try Harness.run("/usr/bin/env", [python, "-c", "import skimage, os; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))"])
+        XCTAssertEqual(dir.status, 0, dir.stderr)
+        let data = dir.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let work = try Harness.temporaryDirectory("int8-photos")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let quantized = work.appendingPathComponent("enl-int8.onnx").path
+        let q = try Harness.run(bin, ["quantize", "efficientnet-lite0", "--calibration", data, "--out", quantized, "--per-channel", "--batch", "4"])
+        XCTAssertEqual(q.status, 0, q.stderr)
+        let photos = ["chelsea.png", "coffee.png", "rocket.jpg"].map { data + "/" + $0 }
+        func top1(_ args: [String]) throws -> [Int] {
+            let r = try Harness.run(bin, ["classify", "--top", "1"] + args + photos)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            return photos.map { p in
+                guard let i = lines.firstIndex(of: p), i + 1 < lines.count else { return -1 }
+                return lines[i + 1].split(separator: "(").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) } ?? -1
+            }
+        }
+        let fp32 = try top1([]), int8 = try top1(["--model", quantized, "--precision", "int8"])
+        let acceptable: [Set<Int>] = [[281, 282, 285, 287], [504, 967, 968], [657, 744, 812]]
+        for (c, ok) in zip(fp32, acceptable) { XCTAssertTrue(ok.contains(c), "fp32 top-1 \(c)") }
+        XCTAssertEqual(int8, fp32)
+    }
 }
