@@ -253,6 +253,8 @@ struct GraphReader {
     mutating func handle(_ original: Node, tensors: [String: Onnx_TensorProto]) throws {
         var node = original
         let op = node.opType
+        if try isOneDimensional(node) { return try oneDimensional(node) }
+        if try isOneDimensionalMatMul(node) { return try oneDimensionalMatMul(node) }
         let anyInt = node.inputs.contains { ints[$0] != nil }
         switch op {
         case "Constant":
