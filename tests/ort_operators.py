@@ -241,7 +241,25 @@ def convnext(gelu_form):
     return build
 
 
+def audio_cnn():
+    """A 1-D (NCW) network as audio and sequence models export it: Conv1d (padded, strided,
+    grouped, dilated) -> Relu -> MaxPool1d -> AveragePool1d -> ConvTranspose1d -> MatMul of a
+    1-D vector."""
+    def build(name):
+        g = Graph(name, 17)
+        x = g.input([4, 40])
+        y = g.node("Conv", [x, g.weight(rng.standard_normal((8, 2, 5)) * 0.3), g.weight(rng.uniform(-0.2, 0.2, 8))],
+                   pads=[2, 1], strides=[2], group=2)
+        y = g.node("Relu", [g.node("Conv", [y, g.weight(rng.standard_normal((8, 8, 3)) * 0.2)], dilations=[2], pads=[2, 2])])
+        y = g.node("MaxPool", [y], kernel_shape=[3], strides=[2], pads=[1, 1])
+        y = g.node("AveragePool", [y], kernel_shape=[2], strides=[1], pads=[0, 1], count_include_pad=0)
+        y = g.node("ConvTranspose", [y, g.weight(rng.standard_normal((8, 6, 3)) * 0.3)], strides=[2], pads=[1, 0], output_padding=[1])
+        return g, g.node("MatMul", [y, g.weight(rng.standard_normal(21) * 0.2)])
+    return build
+
+
 CASES = [
+    ("audio_cnn_1d", audio_cnn()),
     ("erf", unary("Erf")),
     ("gelu_none_opset20", unary("Gelu", 20)),
     ("gelu_tanh_opset20", unary("Gelu", 20, approximate="tanh")),
