@@ -11,11 +11,13 @@ import SwiftProtobuf
 /// symbolic batch dimension symbolic. Anything else is an error that names the node, the
 /// operator and what is supported; nothing is skipped silently.
 public enum ONNXImporter {
-    /// The opsets the importer targets. Opsets 22–25 changed the operators Metronome runs
-    /// only in the element types they accept (bfloat16, 4-bit and 8-bit types), so models
-    /// declaring them are read too; newer opsets are refused.
+    /// The opsets the importer targets. Opsets 22–28 changed the operators Metronome runs
+    /// only in the element types they accept (bfloat16, 2-, 4- and 8-bit and float8 types) and
+    /// in attributes for those types (Cast's `round_mode`, QuantizeLinear's `precision`, which
+    /// are refused by name when set), so models declaring them are read too; newer opsets are
+    /// refused.
     public static let opsets: ClosedRange<Int64> = 11...21
-    public static let newestOpset: Int64 = 25
+    public static let newestOpset: Int64 = 28
     /// The oldest opset accepted (legacy attributes are translated or refused node by node).
     public static let oldestOpset: Int64 = 6
 
