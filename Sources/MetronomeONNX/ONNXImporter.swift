@@ -13,9 +13,9 @@ import SwiftProtobuf
 public enum ONNXImporter {
     /// The opsets the importer targets. Opsets 22–28 changed the operators Metronome runs
     /// only in the element types they accept (bfloat16, 2-, 4- and 8-bit and float8 types) and
-    /// in attributes for those types (Cast's `round_mode`, QuantizeLinear's `precision`, which
-    /// are refused by name when set), so models declaring them are read too; newer opsets are
-    /// refused.
+    /// in attributes for those types (Cast's `round_mode` concerns float8e8m0 only, a type
+    /// refused anyway; QuantizeLinear's `precision` is refused by name), so models declaring
+    /// them are read too; newer opsets are refused.
     public static let opsets: ClosedRange<Int64> = 11...21
     public static let newestOpset: Int64 = 28
     /// The oldest opset accepted (legacy attributes are translated or refused node by node).

@@ -100,7 +100,10 @@ struct QuantizeLinearOperator: Operator {
 
     var onnxNames: [String] { ["QuantizeLinear", "DequantizeLinear"] }
 
-    func attributes(of opType: String) -> [String] { ["axis", "scale", "type", "zero_point"] }
+    /// The ONNX attributes (for errors; the importer has already read `saturate`,
+    /// `output_dtype` and `block_size` and turned the constant inputs into `scale`, `zero_point`
+    /// and `type`).
+    func attributes(of opType: String) -> [String] { ["axis", "block_size (0 only)", "output_dtype", "saturate"] }
 
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         try p.requireInputs(1...1)
