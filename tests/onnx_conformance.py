@@ -30,6 +30,7 @@ PARAMETER_INPUTS = {
     "Reshape": {1}, "Slice": {1, 2, 3, 4}, "Split": {1}, "Pad": {1, 2, 3}, "Clip": {1, 2},
     "Squeeze": {1}, "Unsqueeze": {1}, "Dropout": {1, 2}, "ConstantOfShape": {0},
     "ReduceMean": {1}, "ReduceMax": {1}, "ReduceMin": {1}, "ReduceSum": {1}, "ReduceL2": {1},
+    "ReduceL1": {1}, "ReduceSumSquare": {1}, "ReduceProd": {1}, "ReduceLogSum": {1}, "ReduceLogSumExp": {1},
     "Resize": {1, 2, 3}, "Upsample": {1}, "Expand": {1}, "Tile": {1},
     "QuantizeLinear": {1, 2}, "DequantizeLinear": {1, 2},
 }

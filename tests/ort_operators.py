@@ -150,11 +150,11 @@ def variadic(op, operands):
     return build
 
 
-def reduce_case(op, opset, axes, keepdims=None, noop=None, axes_as_input=None):
+def reduce_case(op, opset, axes, keepdims=None, noop=None, axes_as_input=None, kind="normal"):
     """Axes as an attribute or an input as the opset has them, unless `axes_as_input` says."""
     def build(name):
         g = Graph(name, opset)
-        x = g.input(SHAPE)
+        x = g.input(SHAPE, kind)
         as_input = axes_as_input if axes_as_input is not None else (opset >= 18 or (op == "ReduceSum" and opset >= 13))
         attrs, ins = {}, [x]
         if keepdims is not None:
@@ -315,6 +315,16 @@ CASES = [
     ("reduce_mean_noop_empty_opset18", reduce_case("ReduceMean", 18, None, noop=1)),
     ("reduce_l2_opset13", reduce_case("ReduceL2", 13, [2, 3])),
     ("reduce_l2_opset18_batch", reduce_case("ReduceL2", 18, [0, 3], keepdims=0)),
+    ("reduce_l1_opset13", reduce_case("ReduceL1", 13, [2, 3])),
+    ("reduce_l1_opset18_drop", reduce_case("ReduceL1", 18, [1], keepdims=0)),
+    ("reduce_sum_square_opset13", reduce_case("ReduceSumSquare", 13, [-1])),
+    ("reduce_sum_square_opset18", reduce_case("ReduceSumSquare", 18, [0, 3])),
+    ("reduce_prod_opset13", reduce_case("ReduceProd", 13, [2])),
+    ("reduce_prod_opset18_drop", reduce_case("ReduceProd", 18, [1, 3], keepdims=0)),
+    ("reduce_log_sum_opset13", reduce_case("ReduceLogSum", 13, [2, 3], kind="positive")),
+    ("reduce_log_sum_opset18", reduce_case("ReduceLogSum", 18, [1], kind="positive")),
+    ("reduce_log_sum_exp_opset13", reduce_case("ReduceLogSumExp", 13, [2, 3])),
+    ("reduce_log_sum_exp_opset18_all", reduce_case("ReduceLogSumExp", 18, None, keepdims=0)),
     ("layer_norm_last", layer_norm(-1)),
     ("layer_norm_axis2_no_bias", layer_norm(2, bias=False)),
     ("layer_norm_axis1_eps", layer_norm(1, epsilon=1e-3)),

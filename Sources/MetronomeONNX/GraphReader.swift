@@ -275,7 +275,8 @@ struct GraphReader {
             try constantIdentity(node)
         case "Range":
             try evaluateRange(node)
-        case "ReduceProd":
+        case "ReduceProd" where input(node, 0).map({ ints[$0] != nil }) ?? false:
+            // A product of shape values (an element count) is computed now; of data, at run time.
             try evaluateReduceProd(node)
         case "Add" where anyInt, "Sub" where anyInt, "Mul" where anyInt, "Div" where anyInt:
             try integerArithmetic(node)

@@ -1,6 +1,6 @@
 import CDNNL
 
-/// oneDNN reduction primitives (ReduceMean/Max/Min/Sum/L2) on plain layouts.
+/// oneDNN reduction primitives (ReduceMean/Max/Min/Sum/L2/L1/SumSquare/Prod) on plain layouts.
 extension PlanBuilder {
     mutating func reduction(_ step: Step, _ kind: ReduceKind, axes: [Int]) throws -> Bool {
         let xs = program.shape(step.inputs[0]), ys = program.shape(step.outputs[0])
@@ -13,7 +13,7 @@ extension PlanBuilder {
         guard kept != xs else { return false }
         let x = try plainLocation(step.inputs[0])
         var src = x.desc, dst = try DNNL.plain(kept)
-        let (alg, p) = kind.oneDNN
+        guard let (alg, p) = kind.oneDNN else { return false }
         var d = dnnl_reduction_desc_t()
         guard dnnl_reduction_desc_init(&d, alg, &src, &dst, p, 0) == dnnl_success,
               let pd = DNNL.primitiveDesc(&d, attr: try DNNL.Attributes(), engine: engine) else { return false }

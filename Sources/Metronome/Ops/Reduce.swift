@@ -1,31 +1,39 @@
 import CDNNL
 
 /// What a reduction computes over its axes.
-public enum ReduceKind: String, Hashable, Sendable {
+public enum ReduceKind: String, Hashable, Sendable, CaseIterable {
     case mean = "ReduceMean", max = "ReduceMax", min = "ReduceMin", sum = "ReduceSum", l2 = "ReduceL2"
+    case l1 = "ReduceL1", sumSquare = "ReduceSumSquare", prod = "ReduceProd"
+    case logSum = "ReduceLogSum", logSumExp = "ReduceLogSumExp"
 
-    /// The accumulator's starting value.
+    /// The accumulator's starting value (the result over an empty set, before `finish`).
     var initial: Double {
         switch self {
         case .max: return -.infinity
         case .min: return .infinity
+        case .prod: return 1
         default: return 0
         }
     }
 
-    /// The oneDNN reduction algorithm and its `p`.
-    var oneDNN: (dnnl_alg_kind_t, Float) {
+    /// The oneDNN reduction algorithm and its `p`; nil for the log reductions (reference only).
+    var oneDNN: (dnnl_alg_kind_t, Float)? {
         switch self {
         case .mean: return (dnnl_reduction_mean, 0)
         case .max: return (dnnl_reduction_max, 0)
         case .min: return (dnnl_reduction_min, 0)
         case .sum: return (dnnl_reduction_sum, 0)
         case .l2: return (dnnl_reduction_norm_lp_sum, 2)
+        case .l1: return (dnnl_reduction_norm_lp_sum, 1)
+        case .sumSquare: return (dnnl_reduction_norm_lp_power_p_sum, 2)
+        case .prod: return (dnnl_reduction_mul, 0)
+        case .logSum, .logSumExp: return nil
         }
     }
 }
 
-/// `ReduceMean`, `ReduceMax`, `ReduceMin`, `ReduceSum`, `ReduceL2`. The axes are an attribute
+/// `ReduceMean`, `ReduceMax`, `ReduceMin`, `ReduceSum`, `ReduceL2`, `ReduceL1`, `ReduceSumSquare`,
+/// `ReduceProd`, `ReduceLogSum`, `ReduceLogSumExp`. The axes are an attribute
 /// before opset 18 (ReduceSum: before 13) and a constant input from then on; both forms are
 /// read whatever the opset, since a valid node uses only one. `keepdims` (default 1) and
 /// `noop_with_empty_axes` (default 0: no axes means all axes) as ONNX defines them. A oneDNN
@@ -40,7 +48,7 @@ struct ReduceOperator: Operator {
         var noopWithEmptyAxes: Bool
     }
 
-    var onnxNames: [String] { ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL2"] }
+    var onnxNames: [String] { ReduceKind.allCases.map(\.rawValue) }
 
     func attributes(of opType: String) -> [String] { ["axes", "keepdims", "noop_with_empty_axes"] }
 
@@ -106,7 +114,9 @@ struct ReduceOperator: Operator {
         let input = p.values[step.inputs[0]].count, output = p.values[step.outputs[0]].count
         switch attributes(step.op)?.kind {
         case .mean?: return OperatorCost(category: .pooling, flops: input + output)
-        case .l2?: return OperatorCost(category: .pooling, flops: 2 * input + output)
+        case .l2?, .sumSquare?, .l1?: return OperatorCost(category: .pooling, flops: 2 * input + output)
+        case .logSum?: return OperatorCost(category: .pooling, flops: input + 4 * output)
+        case .logSumExp?: return OperatorCost(category: .pooling, flops: 6 * input + 4 * output)
         default: return OperatorCost(category: .pooling, flops: input)
         }
     }

@@ -13,7 +13,7 @@ struct SpaceDepthAttributes: Hashable, Sendable {
 struct SpaceDepthOperator: Operator {
     var onnxNames: [String] { ["DepthToSpace", "SpaceToDepth"] }
 
-    func attributes(of opType: String) -> [String] { opType == "DepthToSpace" ? ["blocksize", "mode"] : ["blocksize"] }
+    func attributes(of opType: String) -> [String] { ["blocksize", "mode"] }
 
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         try p.requireInputs(1...1)
@@ -21,13 +21,10 @@ struct SpaceDepthOperator: Operator {
         guard p.node.attributes["blocksize"] != nil else { throw p.fail("attribute 'blocksize' is required") }
         let b = try p.int("blocksize", default: 0)
         guard b >= 1, b <= 1 << 15 else { throw p.fail("blocksize must be between 1 and 32768, got \(b)") }
-        var mode = SpaceDepthAttributes.Mode.dcr
-        if toSpace {
-            let name = try p.string("mode", default: "DCR")
-            guard let m = SpaceDepthAttributes.Mode(rawValue: name) else {
-                throw p.fail("unsupported mode '\(name)'; DepthToSpace has DCR and CRD")
-            }
-            mode = m
+        // SpaceToDepth has a mode since opset 28 (the inverse of DepthToSpace's).
+        let name = try p.string("mode", default: "DCR")
+        guard let mode = SpaceDepthAttributes.Mode(rawValue: name) else {
+            throw p.fail("unsupported mode '\(name)'; \(p.node.opType) has DCR and CRD")
         }
         let a = SpaceDepthAttributes(toSpace: toSpace, blockSize: b, mode: mode)
         return (.custom(CustomAttributes(a)), [p.node.inputs[0]])
@@ -59,6 +56,17 @@ struct SpaceDepthOperator: Operator {
 
     // oneDNN: reference only.
 
+    /// Opset 17 has no SpaceToDepth mode: DCR is its only order, and CRD is refused.
+    func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node] {
+        guard node.opType == "SpaceToDepth", let mode = node.attributes["mode"] else { return [node] }
+        guard mode == .string("DCR") else {
+            throw MetronomeError.node(node: node.name, op: node.opType, message: "mode CRD has no opset-17 form (SpaceToDepth has a mode from opset 28)")
+        }
+        var n = node
+        n.attributes["mode"] = nil
+        return [n]
+    }
+
     func cost(_ step: Step, in program: Program) -> OperatorCost { OperatorCost(category: .dataMovement) }
 
     /// Channels and space trade places, so the channel count is fixed by the block size.
@@ -79,7 +87,11 @@ extension ReferenceKernels {
             case .crd: shape6 = [n, cOut, b, b, h, w]; perm = [0, 1, 4, 2, 5, 3]
             }
         } else {
-            shape6 = [n, c, h / b, b, w / b, b]; perm = [0, 3, 5, 1, 2, 4]
+            shape6 = [n, c, h / b, b, w / b, b]
+            switch a.mode {
+            case .dcr: perm = [0, 3, 5, 1, 2, 4]
+            case .crd: perm = [0, 1, 3, 5, 2, 4]
+            }
         }
         strided(x, shape6, start: Array(repeating: 0, count: 6), step: Array(repeating: 1, count: 6), perm: perm,
                 out: y, perm.map { shape6[$0] })

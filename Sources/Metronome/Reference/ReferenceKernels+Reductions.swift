@@ -43,9 +43,30 @@ extension ReferenceKernels {
     /// Reduces `x` over `axes` (sorted, non-negative) into `y`, which holds the kept
     /// dimensions in order (the same bytes with or without `keepdims`).
     public static func reduce(_ kind: ReduceKind, _ x: In, _ xs: [Int], axes: [Int], out y: Out) {
-        let rank = xs.count
         var kept = xs
         for a in axes { kept[a] = 1 }
+        let outCount = kept.reduce(1, *), inCount = xs.reduce(1, *)
+        // LogSumExp subtracts each output's maximum first, so large inputs do not overflow.
+        let shift = kind == .logSumExp ? accumulate(.max, x, xs, kept: kept) : nil
+        let acc = accumulate(kind, x, xs, kept: kept, shift: shift)
+        let n = Double(inCount / Swift.max(outCount, 1))
+        for j in 0..<outCount {
+            switch kind {
+            case .mean: y[j] = Float(acc[j] / n)
+            case .l2: y[j] = Float(acc[j].squareRoot())
+            case .logSum: y[j] = Float(log(acc[j]))
+            case .logSumExp:
+                let m = shift![j]
+                y[j] = m.isFinite ? Float(log(acc[j]) + m) : Float(m)
+            default: y[j] = Float(acc[j])
+            }
+        }
+    }
+
+    /// Per output element (the input's shape with reduced axes of extent 1): the accumulated
+    /// values of its inputs, minus `shift` (per output) inside LogSumExp's exponential.
+    static func accumulate(_ kind: ReduceKind, _ x: In, _ xs: [Int], kept: [Int], shift: [Double]? = nil) -> [Double] {
+        let rank = xs.count
         let outCount = kept.reduce(1, *), inCount = xs.reduce(1, *)
         // Strides of the output in the input's index space: 0 along reduced axes.
         var outStrides = Array(repeating: 0, count: rank)
@@ -60,8 +81,11 @@ extension ReferenceKernels {
         for i in 0..<inCount {
             let v = Double(x[i])
             switch kind {
-            case .sum, .mean: acc[o] += v
-            case .l2: acc[o] += v * v
+            case .sum, .mean, .logSum: acc[o] += v
+            case .l2, .sumSquare: acc[o] += v * v
+            case .l1: acc[o] += abs(v)
+            case .prod: acc[o] *= v
+            case .logSumExp: acc[o] += exp(v - (shift?[o] ?? 0))
             case .max: acc[o] = v > acc[o] || v.isNaN ? v : acc[o]
             case .min: acc[o] = v < acc[o] || v.isNaN ? v : acc[o]
             }
@@ -75,14 +99,7 @@ extension ReferenceKernels {
                 d -= 1
             }
         }
-        let n = Double(inCount / Swift.max(outCount, 1))
-        for j in 0..<outCount {
-            switch kind {
-            case .mean: y[j] = Float(acc[j] / n)
-            case .l2: y[j] = Float(acc[j].squareRoot())
-            default: y[j] = Float(acc[j])
-            }
-        }
+        return acc
     }
 
     /// Normalizes each row of `inner` elements (the axes from the normalization axis on) to
