@@ -118,6 +118,21 @@ def resize_linear(opset=13):
     return m
 
 
+def resize_cubic(opset=13):
+    """Cubic: every coordinate mode, growing and shrinking scales, the default a = -0.75 and
+    a = -0.5 with exclude_outside (what PyTorch's bicubic exports)."""
+    m = Model("resize_cubic_opset%d" % opset, opset, [3, 5, 7])
+    for coord in COORDS:
+        for label, scales in [("x2", [1, 1, 2, 2]), ("x0.6x1.5", [1, 1, 0.6, 1.5])]:
+            if coord == "align_corners" and label == "x0.6x1.5":
+                continue  # fractional scale x length: refused
+            for a, exclude in [(-0.75, 0), (-0.5, 1)]:
+                y = m.node("Resize", ["input", m.roi(), m.floats(scales)], mode="cubic", coordinate_transformation_mode=coord,
+                           cubic_coeff_a=a, exclude_outside=exclude)
+                m.output(y, "cubic_%s_%s_a%g_ex%d" % (coord, label, a, exclude))
+    return m
+
+
 def resize_sizes(batch, opset):
     """Sizes instead of scales (sizes include the batch, so the batch is fixed). Opset 11
     writes the unused roi and scales as empty tensors, opset 13 as empty names."""
@@ -370,7 +385,7 @@ def infer(metronome, model_path, xin, outputs, d, tag, backend="onednn"):
 
 
 def all_models():
-    models = [resize_nearest(13), resize_nearest(19), resize_linear(13), resize_linear(11)]
+    models = [resize_nearest(13), resize_nearest(19), resize_linear(13), resize_linear(11), resize_cubic(13)]
     models += [resize_sizes(1, 11), resize_sizes(2, 13), resize_pytorch_sizes(), resize_opset18(), resize_opset19(), resize_opset11_tf_half_pixel()]
     models += legacy_resize()
     models += [expand_tile(), depth_space(), depth_space_opset11(), pad_slice(13), pad_slice(9), pad_wrap(), conv_transpose()]

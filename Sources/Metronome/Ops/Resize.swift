@@ -6,7 +6,7 @@ import CDNNL
 /// them against the input shape into one output extent and one scale per axis, which is what
 /// the kernels and the oneDNN lowering read.
 struct ResizeAttributes: Hashable, Sendable {
-    enum Mode: String, Hashable, Sendable { case nearest, linear }
+    enum Mode: String, Hashable, Sendable { case nearest, linear, cubic }
 
     /// ONNX `coordinate_transformation_mode`: how an output coordinate maps to the input.
     enum Coordinates: String, Hashable, Sendable {
@@ -39,6 +39,10 @@ struct ResizeAttributes: Hashable, Sendable {
     var coordinates: Coordinates
     var rounding: Rounding
     var policy: AspectPolicy = .stretch
+    /// Cubic mode: the Keys kernel's `a`, and whether taps outside the input get weight 0
+    /// (the others renormalized) instead of the edge value.
+    var cubicCoefficient: Float = -0.75
+    var excludeOutside = false
     /// The axes `scales`/`sizes` refer to (opset 18's `axes`); nil: every axis.
     var axes: [Int]?
     var scales: [Float]?
@@ -81,8 +85,8 @@ struct ResizeOperator: Operator {
         case "nearest": mode = .nearest
         case "linear": mode = .linear
         case "bilinear" where legacy: mode = .linear  // Upsample-7's name for linear
-        case "cubic": throw p.fail("cubic interpolation is not supported; use mode nearest or linear")
-        default: throw p.fail("unsupported mode '\(modeName)'; Metronome runs nearest and linear")
+        case "cubic" where !legacy: mode = .cubic
+        default: throw p.fail("unsupported mode '\(modeName)'; Metronome runs nearest, linear and cubic")
         }
         if legacy {
             var a = ResizeAttributes(mode: mode, coordinates: .asymmetric, rounding: .legacy)
@@ -118,13 +122,13 @@ struct ResizeOperator: Operator {
             throw p.fail("unsupported keep_aspect_ratio_policy '\(policyName)'")
         }
         if try p.int("antialias", default: 0) != 0 && mode != .nearest {
-            throw p.fail("antialiased linear resizing is not supported")
+            throw p.fail("antialiased \(mode.rawValue) resizing is not supported")
         }
-        // Cubic-only and crop-only attributes: they do not change nearest or linear results.
-        _ = try p.float("cubic_coeff_a", default: -0.75)
-        _ = try p.int("exclude_outside", default: 0)
+        // Crop-only attribute: it does not change the modes run here.
         _ = try p.float("extrapolation_value", default: 0)
         var a = ResizeAttributes(mode: mode, coordinates: coordinates, rounding: rounding, policy: policy)
+        a.cubicCoefficient = try p.float("cubic_coeff_a", default: -0.75)
+        a.excludeOutside = try p.int("exclude_outside", default: 0) != 0
         a.axes = try p.ints("axes")
         if let s = try p.floatInput(2, what: "scales"), !s.isEmpty { a.scales = s }
         if let s = try p.integerInput(3, what: "sizes"), !s.isEmpty { a.sizes = s }
@@ -246,18 +250,20 @@ struct ResizeOperator: Operator {
             guard halfPixel else { return nil }
             let exact = spatial.allSatisfy { abs(s[$0] - Float(out[$0]) / Float(x[$0])) <= 1e-6 * s[$0] }
             return exact ? dnnl_resampling_linear : nil
+        case .cubic:
+            return nil  // oneDNN has no cubic resampling: the reference kernel runs it
         }
     }
 
     /// Nearest moves data; linear costs `2^k` multiplies and `2^k − 1` adds per output
-    /// element for `k` interpolated axes.
+    /// element for `k` interpolated axes, cubic `4^k` and `4^k − 1`.
     func cost(_ step: Step, in p: Program) -> OperatorCost {
-        guard case .custom(let custom) = step.op, let a = custom.as(ResizeAttributes.self), a.mode == .linear else {
+        guard case .custom(let custom) = step.op, let a = custom.as(ResizeAttributes.self), a.mode != .nearest else {
             return OperatorCost(category: .dataMovement)
         }
         let x = p.shape(step.inputs[0])
         let k = a.outputShape.indices.filter { a.outputShape[$0] != x[$0] || a.resolvedScales[$0] != 1 }.count
-        let corners = 1 << k
+        let corners = 1 << ((a.mode == .cubic ? 2 : 1) * k)
         return OperatorCost(category: .elementwise, flops: (2 * corners - 1) * p.values[step.outputs[0]].count)
     }
 
@@ -357,58 +363,86 @@ extension NodeParser {
 }
 
 extension ReferenceKernels {
-    /// Nearest or multilinear resizing of a dense tensor of any rank: every axis gets a
-    /// table mapping output to input positions (and weights), then each output element
-    /// gathers (or blends the `2^rank` corners of) its input cell.
+    /// Nearest, multilinear or cubic resizing of a dense tensor of any rank, separably: every
+    /// axis gets, per output position, its taps (input offsets and weights: one for nearest,
+    /// two for linear, four for cubic), and each output element sums the products of its
+    /// axes' taps.
     static func resize(_ x: In, _ xs: [Int], _ a: ResizeAttributes, out y: Out, _ ys: [Int]) {
         let r = xs.count
         guard ys.reduce(1, *) > 0 else { return }
         var inStrides = Array(repeating: 1, count: r)
         for i in stride(from: r - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * xs[i + 1] }
-        var lower: [[Int]] = [], upper: [[Int]] = [], weight: [[Float]] = []
+        // taps[axis][o] = [(offset, weight)]
+        var taps: [[[(Int, Float)]]] = []
         for axis in 0..<r {
             let length = xs[axis], outLength = ys[axis], scale = a.resolvedScales[axis]
-            var lo = [Int](), hi = [Int](), w = [Float]()
+            var axisTaps: [[(Int, Float)]] = []
             for o in 0..<outLength {
                 let c = resizeCoordinate(o, input: length, output: outLength, scale: scale, a.coordinates)
+                var t: [(Int, Float)]
                 switch a.mode {
                 case .nearest:
                     // Clamping first changes no index (all round into the clamped range) and
                     // keeps the conversion to Int in range.
-                    let i = min(max(nearestIndex(min(max(c, -1), Float(length)), scale: scale, a.rounding), 0), length - 1)
-                    lo.append(i); hi.append(i); w.append(0)
+                    t = [(min(max(nearestIndex(min(max(c, -1), Float(length)), scale: scale, a.rounding), 0), length - 1), 1)]
                 case .linear:
                     let clamped = min(max(c, 0), Float(length - 1))
-                    let i0 = min(Int(clamped), length - 1)
-                    lo.append(i0); hi.append(min(i0 + 1, length - 1)); w.append(clamped - Float(i0))
+                    let i0 = min(Int(clamped), length - 1), w = clamped - Float(i0)
+                    t = [(i0, 1 - w), (min(i0 + 1, length - 1), w)]
+                case .cubic:
+                    t = cubicTaps(c, length: length, a: a.cubicCoefficient, excludeOutside: a.excludeOutside)
                 }
+                axisTaps.append(t.filter { $0.1 != 0 }.map { ($0.0 * inStrides[axis], $0.1) })
             }
-            lower.append(lo.map { $0 * inStrides[axis] })
-            upper.append(hi.map { $0 * inStrides[axis] })
-            weight.append(w)
+            taps.append(axisTaps)
         }
         var index = Array(repeating: 0, count: r)
         let count = ys.reduce(1, *)
+        var tapIndex = Array(repeating: 0, count: r)
         for i in 0..<count {
-            if a.mode == .nearest {
-                var src = 0
-                for d in 0..<r { src += lower[d][index[d]] }
-                y[i] = x[src]
-            } else {
-                var sum: Float = 0
-                for corner in 0..<(1 << r) {
+            // Every combination of one tap per axis.
+            let lists = (0..<r).map { taps[$0][index[$0]] }
+            var sum: Float = 0
+            if lists.allSatisfy({ !$0.isEmpty }) {
+                for d in 0..<r { tapIndex[d] = 0 }
+                outer: while true {
                     var w: Float = 1, src = 0
-                    for d in 0..<r {
-                        let t = weight[d][index[d]]
-                        if corner & (1 << d) != 0 { w *= t; src += upper[d][index[d]] } else { w *= 1 - t; src += lower[d][index[d]] }
+                    for d in 0..<r { let (off, tw) = lists[d][tapIndex[d]]; w *= tw; src += off }
+                    sum += w * x[src]
+                    var d = r - 1
+                    while d >= 0 {
+                        tapIndex[d] += 1
+                        if tapIndex[d] < lists[d].count { continue outer }
+                        tapIndex[d] = 0
+                        d -= 1
                     }
-                    if w != 0 { sum += w * x[src] }
+                    break
                 }
-                y[i] = sum
             }
+            y[i] = sum
             var d = r - 1
             while d >= 0 { index[d] += 1; if index[d] < ys[d] { break }; index[d] = 0; d -= 1 }
         }
+    }
+
+    /// The four taps of ONNX's cubic mode at input coordinate `c`: positions ⌊c⌋ − 1 … ⌊c⌋ + 2
+    /// with Keys' coefficients for `a`; positions outside the input read the nearest edge, or
+    /// with `excludeOutside` get weight 0 and the others are renormalized.
+    static func cubicTaps(_ c: Float, length: Int, a: Float, excludeOutside: Bool) -> [(Int, Float)] {
+        let f = c.rounded(.down)
+        let t = c - f
+        func near(_ s: Float) -> Float { ((a + 2) * s - (a + 3)) * s * s + 1 }            // |s| ≤ 1
+        func far(_ s: Float) -> Float { ((a * s - 5 * a) * s + 8 * a) * s - 4 * a }         // 1 < |s| < 2
+        var w = [far(t + 1), near(t), near(1 - t), far(2 - t)]
+        // Keep the base index representable (coordinates far outside only read the edges).
+        let base = Int(max(min(f, Float(length + 2)), -3))
+        let positions = (0..<4).map { base - 1 + $0 }
+        if excludeOutside {
+            for k in 0..<4 where positions[k] < 0 || positions[k] >= length { w[k] = 0 }
+            let total = w.reduce(0, +)
+            if total != 0 { w = w.map { $0 / total } }
+        }
+        return (0..<4).map { (min(max(positions[$0], 0), length - 1), w[$0]) }
     }
 
     /// The input coordinate of output position `o`, as ONNX's `coordinate_transformation_mode` defines it.
