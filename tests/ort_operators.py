@@ -258,8 +258,26 @@ def audio_cnn():
     return build
 
 
+def video_cnn():
+    """A 3-D (NCDHW) network as video and volumetric models export it: Conv3d (padded,
+    strided, grouped, dilated, SAME_UPPER) -> Relu -> MaxPool3d (ceil mode) -> AveragePool3d
+    (counting padding) -> GlobalAveragePool over the volume."""
+    def build(name):
+        g = Graph(name, 17)
+        x = g.input([4, 6, 9, 10])
+        y = g.node("Conv", [x, g.weight(rng.standard_normal((8, 2, 3, 3, 3)) * 0.2), g.weight(rng.uniform(-0.2, 0.2, 8))],
+                   pads=[1, 1, 0, 1, 0, 1], strides=[1, 2, 1], group=2)
+        y = g.node("Conv", [y, g.weight(rng.standard_normal((8, 8, 2, 3, 3)) * 0.1)], dilations=[1, 1, 2], pads=[0, 1, 2, 1, 1, 2])
+        y = g.node("Relu", [g.node("Conv", [y, g.weight(rng.standard_normal((8, 8, 3, 1, 3)) * 0.2)], auto_pad="SAME_UPPER")])
+        y = g.node("MaxPool", [y], kernel_shape=[2, 2, 2], strides=[2, 2, 2], ceil_mode=1)
+        y = g.node("AveragePool", [y], kernel_shape=[2, 2, 3], pads=[1, 0, 1, 0, 1, 1], count_include_pad=1)
+        return g, g.node("GlobalAveragePool", [y])
+    return build
+
+
 CASES = [
     ("audio_cnn_1d", audio_cnn()),
+    ("video_cnn_3d", video_cnn()),
     ("erf", unary("Erf")),
     ("gelu_none_opset20", unary("Gelu", 20)),
     ("gelu_tanh_opset20", unary("Gelu", 20, approximate="tanh")),

@@ -80,7 +80,7 @@ struct GraphReader {
         var dims: [Int]? = nil
         if v.type.tensorType.hasShape {
             dims = v.type.tensorType.shape.dim.map { d -> Int in
-                if case .dimValue(let n)? = d.value, n > 0 { return Int(n) }
+                if case .dimValue(let n)? = d.value, n >= 0 { return Int(n) }
                 return -1
             }
         }

@@ -28,7 +28,7 @@ final class ONNXRuntimeOperatorTests: XCTestCase {
         }
         let cases = Set(rows.compactMap { $0["case"] as? String })
         for pattern in ["se_block_gap", "se_block_reduce_mean_opset13", "se_block_reduce_mean_opset18",
-                        "convnext_block_gelu_opset20", "convnext_block_erf_opset17", "audio_cnn_1d"] {
+                        "convnext_block_gelu_opset20", "convnext_block_erf_opset17", "audio_cnn_1d", "video_cnn_3d"] {
             XCTAssertTrue(cases.contains(pattern), "pattern \(pattern) did not run")
         }
         for row in rows {

@@ -11,8 +11,9 @@ extension PlanBuilder {
         let t = computeType
         var src = try DNNL.any(xs, type: t), wts = try DNNL.any(wdims, type: t), dst = try DNNL.any(ys, type: t)
         var bias = step.inputs.count > 2 ? try DNNL.plain([ws[0]]) : dnnl_memory_desc_t()
+        let rank = a.kernel.count
         let strides = DNNL.dims(a.strides), dil = DNNL.dims(a.dilations.map { $0 - 1 })
-        let pl = DNNL.dims([a.pads[0], a.pads[1]]), pr = DNNL.dims([a.pads[2], a.pads[3]])
+        let pl = DNNL.dims(Array(a.pads[..<rank])), pr = DNNL.dims(Array(a.pads[rank...]))
         var cd = dnnl_convolution_desc_t()
         try DNNL.check(dnnl_dilated_convolution_forward_desc_init(
             &cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wts, &bias, &dst,
@@ -29,7 +30,8 @@ extension PlanBuilder {
         }
         let x = try locate(step.inputs[0], as: srcMd)
         let wTensor = program.constants[step.inputs[1]]!
-        let w = try constant(wTensor.scalars, from: DNNL.desc(wdims, tag: g > 1 ? dnnl_goihw : dnnl_oihw), as: wMd)
+        let tag = rank == 2 ? (g > 1 ? dnnl_goihw : dnnl_oihw) : (g > 1 ? dnnl_goidhw : dnnl_oidhw)
+        let w = try constant(wTensor.scalars, from: DNNL.desc(wdims, tag: tag), as: wMd)
         var args = [Argument(kind: Arg.src, desc: srcMd, ref: x.ref), Argument(kind: Arg.weights, desc: wMd, ref: w.ref)]
         if step.inputs.count > 2 {
             let b = try locate(step.inputs[2], as: bias)

@@ -32,8 +32,10 @@ struct Lowering {
         for input in graph.inputs {
             var shape = input.shape
             if let given = inputShapes[input.name] {
-                guard given.count == shape.count,
-                      zip(given, shape).allSatisfy({ $1 < 0 || $0 == $1 }), given.allSatisfy({ $0 > 0 }) else {
+                guard given.allSatisfy({ $0 >= 0 }) else {
+                    throw MetronomeError.invalidArgument("input '\(input.name)' has shape \(given) with a negative dimension")
+                }
+                guard given.count == shape.count, zip(given, shape).allSatisfy({ $1 < 0 || $0 == $1 }) else {
                     throw MetronomeError.inputShape(name: input.name, expected: input.shape, actual: given)
                 }
                 shape = given
@@ -88,6 +90,10 @@ struct Lowering {
         for name in dataInputs { inputIDs.append(try value(name, of: node)) }
         let shapes = inputIDs.map { program.shape($0) }
         let (resolved, outShapes) = try op.inferShapes(parsed, inputs: shapes, ShapeContext(node: node))
+        if !op.acceptsEmptyTensors(resolved), let empty = (shapes + outShapes).first(where: { $0.contains(0) }) {
+            throw MetronomeError.node(node: node.name, op: node.opType,
+                                      message: "an empty tensor (shape \(empty)) is not supported here; only reductions, Slice, Split, Concat and Identity take empty tensors")
+        }
         guard outShapes.count == node.outputs.count else {
             throw MetronomeError.node(node: node.name, op: node.opType,
                                       message: "produces \(outShapes.count) outputs but the node names \(node.outputs.count)")

@@ -98,17 +98,17 @@ struct NodeParser {
     mutating func spatial(_ key: String, default value: [Int]) throws -> [Int] {
         guard let v = try ints(key) else { return value }
         guard v.count == value.count else {
-            throw fail("attribute '\(key)' has \(v.count) values; only 2-D (NCHW) operators are supported, which need \(value.count)")
+            throw fail("attribute '\(key)' has \(v.count) values; this \(value.count)-D operator needs \(value.count)")
         }
         return v
     }
 
-    /// ONNX pads `[top, left, bottom, right]` (begins then ends), after `auto_pad`.
+    /// ONNX pads (all begins, then all ends: `[top, left, bottom, right]` in 2-D), after `auto_pad`.
     mutating func pads(kernelExtent: [Int]) throws -> [Int]? {
         let autoPad = try string("auto_pad", default: "NOTSET")
         switch autoPad {
         case "NOTSET", "VALID":
-            let p = try spatial("pads", default: [0, 0, 0, 0])
+            let p = try spatial("pads", default: Array(repeating: 0, count: 2 * kernelExtent.count))
             if autoPad == "VALID" && p.contains(where: { $0 != 0 }) { throw fail("auto_pad VALID with explicit pads") }
             guard p.allSatisfy({ $0 >= 0 }) else { throw fail("negative pads \(p) are not supported") }
             return p

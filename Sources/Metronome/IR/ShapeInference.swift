@@ -16,12 +16,13 @@ enum ShapeInference {
     /// Explicit pads, or the SAME_UPPER (`[-2]`) / SAME_LOWER (`[-1]`) markers resolved for this input.
     static func resolvePads(_ pads: [Int], input: [Int], kernel: [Int], strides: [Int], dilations: [Int],
                             fail: (String) -> MetronomeError) throws -> [Int] {
+        let n = kernel.count
         guard pads.count == 1 else {
-            guard pads.count == 4 else { throw fail("pads must have 4 values, got \(pads)") }
+            guard pads.count == 2 * n else { throw fail("pads must have \(2 * n) values, got \(pads)") }
             return pads
         }
-        var begin = [0, 0], end = [0, 0]
-        for i in 0..<2 {
+        var begin = Array(repeating: 0, count: n), end = Array(repeating: 0, count: n)
+        for i in 0..<n {
             let out = (input[i] + strides[i] - 1) / strides[i]
             let ext = (kernel[i] - 1) * dilations[i] + 1
             let total = max((out - 1) * strides[i] + ext - input[i], 0)

@@ -39,7 +39,9 @@ struct ActivationOperator: Operator {
             var hi = try p.float("max", default: .greatestFiniteMagnitude)
             if let v = try p.scalarInput(1, what: "min") { lo = v }
             if let v = try p.scalarInput(2, what: "max") { hi = v }
-            guard lo <= hi else { throw p.fail("min \(lo) is greater than max \(hi)") }
+            // ONNX computes min(max(x, min), max): with min > max every element becomes max.
+            guard !lo.isNaN, !hi.isNaN else { throw p.fail("the bounds must be numbers, got min \(lo) and max \(hi)") }
+            if lo > hi { lo = hi }
             if lo == 0 && hi == .greatestFiniteMagnitude { return (.eltwise(.relu), [n.inputs[0]]) }
             return (.eltwise(.clip(min: lo, max: hi)), [n.inputs[0]])
         default:

@@ -4,6 +4,9 @@ struct ConcatOperator: Operator {
 
     func attributes(of opType: String) -> [String] { ["axis"] }
 
+    /// Empty tensors: a slice may select nothing, and a concatenation may have empty parts.
+    func acceptsEmptyTensors(_ op: Op) -> Bool { true }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         guard !n.inputs.isEmpty else { throw p.fail("needs at least one input") }

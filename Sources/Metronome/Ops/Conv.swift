@@ -10,20 +10,27 @@ struct ConvOperator: Operator {
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         try p.requireInputs(2...3)
-        var kernel = try p.spatial("kernel_shape", default: [0, 0])
-        let strides = try p.spatial("strides", default: [1, 1])
-        let dilations = try p.spatial("dilations", default: [1, 1])
+        // 2-D (NCHW) or 3-D (NCDHW): the kernel_shape or the weight says which.
+        var rank = 2
+        if let k = n.attributes["kernel_shape"], case .ints(let v) = k { rank = v.count }
+        else if let w = p.input(1), let t = p.graph.initializers[w], t.rank >= 3 { rank = t.rank - 2 }
+        guard rank == 2 || rank == 3 else {
+            throw p.fail("\(rank)-D convolution is not supported (2-D NCHW and 3-D NCDHW are; 1-D NCW runs as 2-D)")
+        }
+        var kernel = try p.spatial("kernel_shape", default: Array(repeating: 0, count: rank))
+        let strides = try p.spatial("strides", default: Array(repeating: 1, count: rank))
+        let dilations = try p.spatial("dilations", default: Array(repeating: 1, count: rank))
         let group = try p.int("group", default: 1)
         guard group >= 1 else { throw p.fail("group must be at least 1, got \(group)") }
         guard strides.allSatisfy({ $0 >= 1 }), dilations.allSatisfy({ $0 >= 1 }) else {
             throw p.fail("strides and dilations must be positive")
         }
-        if let w = p.input(1), let t = p.graph.initializers[w], t.rank == 4 {
-            if kernel == [0, 0] { kernel = Array(t.shape[2...]) }
+        if let w = p.input(1), let t = p.graph.initializers[w], t.rank == rank + 2 {
+            if kernel.allSatisfy({ $0 == 0 }) { kernel = Array(t.shape[2...]) }
         }
         let autoPad = n.attributes["auto_pad"]
         let pads = try p.pads(kernelExtent: kernel)
-        var attrs = ConvAttributes(kernel: kernel, strides: strides, pads: pads ?? [0, 0, 0, 0],
+        var attrs = ConvAttributes(kernel: kernel, strides: strides, pads: pads ?? Array(repeating: 0, count: 2 * rank),
                                    dilations: dilations, groups: group)
         if pads == nil, case .string(let mode) = autoPad {
             attrs.pads = [mode == "SAME_LOWER" ? -1 : -2]  // marker resolved in shape inference
@@ -33,12 +40,14 @@ struct ConvOperator: Operator {
 
     func inferShapes(_ op: Op, inputs: [[Int]], _ c: ShapeContext) throws -> (Op, [[Int]]) {
         guard case .conv(var a) = op else { throw unexpected(op, c.node.name, c.node.opType) }
+        let rank = a.kernel.count
         let x = inputs[0]
-        guard x.count == 4 else { throw c.fail("input must be 4-D NCHW, got shape \(x)") }
+        let layout = rank == 2 ? "NCHW" : "NCDHW"
+        guard x.count == rank + 2 else { throw c.fail("input must be \(rank + 2)-D \(layout), got shape \(x)") }
         let w = inputs[1]
-        guard w.count == 4 else { throw c.fail("weight must be 4-D [M, C/group, kH, kW], got shape \(w)") }
-        if a.kernel == [0, 0] { a.kernel = [w[2], w[3]] }
-        guard a.kernel == [w[2], w[3]] else {
+        guard w.count == rank + 2 else { throw c.fail("weight must be \(rank + 2)-D [M, C/group, kernel...], got shape \(w)") }
+        if a.kernel.allSatisfy({ $0 == 0 }) { a.kernel = Array(w[2...]) }
+        guard a.kernel == Array(w[2...]) else {
             throw c.fail("kernel_shape \(a.kernel) does not match weight shape \(w)")
         }
         guard x[1] == w[1] * a.groups else {
@@ -50,11 +59,11 @@ struct ConvOperator: Operator {
         if inputs.count == 3 && inputs[2] != [w[0]] {
             throw c.fail("bias has shape \(inputs[2]) but must be [\(w[0])]")
         }
-        a.pads = try ShapeInference.resolvePads(a.pads, input: [x[2], x[3]], kernel: a.kernel, strides: a.strides,
+        a.pads = try ShapeInference.resolvePads(a.pads, input: Array(x[2...]), kernel: a.kernel, strides: a.strides,
                                                 dilations: a.dilations, fail: c.fail)
-        let out = try (0..<2).map { i -> Int in
+        let out = try (0..<rank).map { i -> Int in
             let ext = (a.kernel[i] - 1) * a.dilations[i] + 1
-            let padded = x[2 + i] + a.pads[i] + a.pads[i + 2]
+            let padded = x[2 + i] + a.pads[i] + a.pads[i + rank]
             guard padded >= ext else {
                 throw c.fail("kernel extent \(ext) is larger than the padded input \(padded) (input shape \(x))")
             }
@@ -66,7 +75,11 @@ struct ConvOperator: Operator {
     func reference(_ step: Step, _ x: [UnsafePointer<Float>], _ xs: [[Int]],
                    _ y: [UnsafeMutablePointer<Float>], _ ys: [[Int]]) throws {
         guard case .conv(let a) = step.op else { throw unexpected(step.op, step.name, step.opType) }
-        ReferenceKernels.conv(x[0], xs[0], weight: x[1], xs[1], bias: x.count > 2 ? x[2] : nil, a, out: y[0], ys[0])
+        if a.kernel.count == 2 {
+            ReferenceKernels.conv(x[0], xs[0], weight: x[1], xs[1], bias: x.count > 2 ? x[2] : nil, a, out: y[0], ys[0])
+        } else {
+            ReferenceKernels.convND(x[0], xs[0], weight: x[1], xs[1], bias: x.count > 2 ? x[2] : nil, a, out: y[0], ys[0])
+        }
     }
 
     func lowerToOneDNN(_ step: Step, into b: inout PlanBuilder) throws -> Bool {
@@ -83,13 +96,13 @@ struct ConvOperator: Operator {
         return KernelWindow(kernel: a.kernel, strides: a.strides, dilations: a.dilations, groups: a.groups)
     }
 
-    /// MACs = N·M·OH·OW·(C/group)·KH·KW; FLOPs = 2 × MACs plus one per output element for a bias.
+    /// MACs = N·M·OH·OW·(C/group)·KH·KW (and ·OD·KD in 3-D); FLOPs = 2 × MACs plus one per
+    /// output element for a bias.
     func cost(_ step: Step, in p: Program) -> OperatorCost {
         guard case .conv(let a) = step.op else { return OperatorCost(category: .convolution) }
-        let out = p.shape(step.outputs[0])
         let outCount = step.outputs.reduce(0) { $0 + p.values[$1].count }
         let w = p.shape(step.inputs[1])
-        let macs = out[0] * w[0] * out[2] * out[3] * w[1] * a.kernel[0] * a.kernel[1]
+        let macs = p.values[step.outputs[0]].count * w[1] * a.kernel.reduce(1, *)
         let bias = step.inputs.count > 2 ? outCount : 0
         return OperatorCost(category: .convolution, macs: macs, flops: 2 * macs + bias, biasFlops: bias,
                             kernelElements: p.values[step.inputs[1]].count)

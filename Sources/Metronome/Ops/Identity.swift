@@ -5,6 +5,9 @@ struct IdentityOperator: Operator {
 
     func attributes(of opType: String) -> [String] { opType == "Dropout" ? ["ratio", "seed"] : [] }
 
+    /// Empty tensors: the kernel loops over zero elements (a reduction writes its identity).
+    func acceptsEmptyTensors(_ op: Op) -> Bool { true }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         if n.opType == "Identity" {

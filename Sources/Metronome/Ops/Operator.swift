@@ -81,6 +81,11 @@ protocol Operator: Sendable {
     func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
                   _ memory: StepMemory, _ kernels: TrainingKernels) throws
 
+    /// Whether the step's kernels handle tensors with an empty dimension (a reduction over an
+    /// empty set, a zero-size split). Lowering refuses empty tensors elsewhere, naming the node,
+    /// so that no kernel meets a size it was not written for.
+    func acceptsEmptyTensors(_ op: Op) -> Bool
+
     /// The opset-17 ONNX form of a graph node: usually the node itself, with parameters
     /// moved from attributes to inputs or the node decomposed where opset 17 differs.
     func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node]
@@ -97,6 +102,7 @@ extension Operator {
     func channelResize(_ step: Step, in program: Program) -> ChannelResize { ChannelResize() }
     func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node] { [node] }
     func window(_ step: Step, in program: Program) -> KernelWindow? { nil }
+    func acceptsEmptyTensors(_ op: Op) -> Bool { false }
 
     /// The error for a step or op whose payload this operator does not produce: a bug in
     /// the pipeline, never a property of the model.

@@ -1,6 +1,6 @@
 import CDNNL
 
-/// `MaxPool`, `AveragePool` (2-D, `auto_pad`, `ceil_mode`, `count_include_pad`) and
+/// `MaxPool`, `AveragePool` (2-D and 3-D, `auto_pad`, `ceil_mode`, `count_include_pad`) and
 /// `GlobalAveragePool`.
 struct PoolingOperator: Operator {
     var onnxNames: [String] { ["MaxPool", "AveragePool", "GlobalAveragePool"] }
@@ -18,22 +18,24 @@ struct PoolingOperator: Operator {
         try p.requireInputs(1...1)
         if n.opType == "GlobalAveragePool" { return (.globalAveragePool, [n.inputs[0]]) }
         guard let kernel = try p.ints("kernel_shape") else { throw p.fail("missing attribute 'kernel_shape'") }
-        guard kernel.count == 2 else { throw p.fail("only 2-D pooling is supported, kernel_shape is \(kernel)") }
-        let strides = try p.spatial("strides", default: [1, 1])
-        let dilations = try p.spatial("dilations", default: [1, 1])
+        guard kernel.count == 2 || kernel.count == 3 else {
+            throw p.fail("only 2-D and 3-D pooling are supported (1-D runs as 2-D), kernel_shape is \(kernel)")
+        }
+        let rank = kernel.count
+        let strides = try p.spatial("strides", default: Array(repeating: 1, count: rank))
+        let dilations = try p.spatial("dilations", default: Array(repeating: 1, count: rank))
         let ceil = try p.int("ceil_mode", default: 0) != 0
         if n.opType == "MaxPool" {
             if try p.int("storage_order", default: 0) != 0 { throw p.fail("storage_order=1 is not supported") }
             guard n.outputs.count == 1 else { throw p.fail("the Indices output is not supported") }
         }
         let pads = try p.pads(kernelExtent: kernel)
-        var attrs = PoolAttributes(kernel: kernel, strides: strides, pads: pads ?? [0, 0, 0, 0],
+        var attrs = PoolAttributes(kernel: kernel, strides: strides, pads: pads ?? Array(repeating: 0, count: 2 * rank),
                                    dilations: dilations, ceilMode: ceil)
         if pads == nil, case .string(let mode)? = n.attributes["auto_pad"] {
             attrs.pads = [mode == "SAME_LOWER" ? -1 : -2]
         }
         if n.opType == "MaxPool" { return (.maxPool(attrs), [n.inputs[0]]) }
-        guard dilations == [1, 1] else { throw p.fail("dilated average pooling is not supported") }
         let include = try p.int("count_include_pad", default: 0) != 0
         return (.averagePool(attrs, countIncludePad: include), [n.inputs[0]])
     }
@@ -42,18 +44,19 @@ struct PoolingOperator: Operator {
         let x = inputs[0]
         switch op {
         case .maxPool(var a), .averagePool(var a, _):
-            guard x.count == 4 else { throw c.fail("input must be 4-D NCHW, got shape \(x)") }
-            a.pads = try ShapeInference.resolvePads(a.pads, input: [x[2], x[3]], kernel: a.kernel, strides: a.strides,
+            let rank = a.kernel.count
+            guard x.count == rank + 2 else { throw c.fail("input must be \(rank + 2)-D \(rank == 2 ? "NCHW" : "NCDHW"), got shape \(x)") }
+            a.pads = try ShapeInference.resolvePads(a.pads, input: Array(x[2...]), kernel: a.kernel, strides: a.strides,
                                                     dilations: a.dilations, fail: c.fail)
             guard a.kernel.allSatisfy({ $0 >= 1 }), a.strides.allSatisfy({ $0 >= 1 }) else {
                 throw c.fail("kernel and strides must be positive")
             }
-            for i in 0..<2 where a.pads[i] >= a.kernel[i] || a.pads[i + 2] >= a.kernel[i] {
+            for i in 0..<rank where a.pads[i] >= a.kernel[i] || a.pads[i + rank] >= a.kernel[i] {
                 throw c.fail("pads \(a.pads) must be smaller than the kernel \(a.kernel)")
             }
-            let out = try (0..<2).map { i -> Int in
+            let out = try (0..<rank).map { i -> Int in
                 let ext = (a.kernel[i] - 1) * a.dilations[i] + 1
-                let span = x[2 + i] + a.pads[i] + a.pads[i + 2] - ext
+                let span = x[2 + i] + a.pads[i] + a.pads[i + rank] - ext
                 guard span >= 0 else { throw c.fail("kernel \(a.kernel) is larger than the padded input \(x)") }
                 var o = (a.ceilMode ? (span + a.strides[i] - 1) / a.strides[i] : span / a.strides[i]) + 1
                 // A window may not start in the end padding (PyTorch's and ONNX's ceil rule).
@@ -64,8 +67,8 @@ struct PoolingOperator: Operator {
             if case .averagePool(_, let include) = op { return (.averagePool(a, countIncludePad: include), [shape]) }
             return (.maxPool(a), [shape])
         case .globalAveragePool:
-            guard x.count == 4 else { throw c.fail("input must be 4-D NCHW, got shape \(x)") }
-            return (op, [[x[0], x[1], 1, 1]])
+            guard x.count >= 3 else { throw c.fail("input must be at least 3-D (N, C, spatial...), got shape \(x)") }
+            return (op, [[x[0], x[1]] + Array(repeating: 1, count: x.count - 2)])
         default:
             throw unexpected(op, c.node.name, c.node.opType)
         }
@@ -74,10 +77,14 @@ struct PoolingOperator: Operator {
     func reference(_ step: Step, _ x: [UnsafePointer<Float>], _ xs: [[Int]],
                    _ y: [UnsafeMutablePointer<Float>], _ ys: [[Int]]) throws {
         switch step.op {
-        case .maxPool(let a):
+        case .maxPool(let a) where a.kernel.count == 2:
             ReferenceKernels.pool(x[0], xs[0], a, max: true, countIncludePad: false, out: y[0], ys[0])
-        case .averagePool(let a, let include):
+        case .averagePool(let a, let include) where a.kernel.count == 2 && a.dilations.allSatisfy({ $0 == 1 }):
             ReferenceKernels.pool(x[0], xs[0], a, max: false, countIncludePad: include, out: y[0], ys[0])
+        case .maxPool(let a):
+            ReferenceKernels.poolND(x[0], xs[0], a, max: true, countIncludePad: false, out: y[0], ys[0])
+        case .averagePool(let a, let include):
+            ReferenceKernels.poolND(x[0], xs[0], a, max: false, countIncludePad: include, out: y[0], ys[0])
         case .globalAveragePool:
             ReferenceKernels.globalAveragePool(x[0], xs[0], out: y[0])
         default:
@@ -93,11 +100,15 @@ struct PoolingOperator: Operator {
         case .maxPool(let a):
             return try b.pool(step, a, alg: dnnl_pooling_max)
         case .averagePool(let a, let include):
-            if include && a.ceilMode { return false }
+            // Dilated average windows run the reference kernel, which counts taps as ONNX does.
+            if (include && a.ceilMode) || a.dilations.contains(where: { $0 != 1 }) { return false }
             return try b.pool(step, a, alg: include ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding)
         case .globalAveragePool:
             let s = b.program.shape(step.inputs[0])
-            let a = PoolAttributes(kernel: [s[2], s[3]], strides: [1, 1], pads: [0, 0, 0, 0])
+            guard s.count == 4 || s.count == 5 else { return false }
+            let spatial = Array(s[2...])
+            let a = PoolAttributes(kernel: spatial, strides: spatial.map { _ in 1 }, pads: Array(repeating: 0, count: 2 * spatial.count),
+                                   dilations: spatial.map { _ in 1 })
             return try b.pool(step, a, alg: dnnl_pooling_avg_exclude_padding)
         default:
             return false
@@ -121,8 +132,8 @@ struct PoolingOperator: Operator {
     func cost(_ step: Step, in p: Program) -> OperatorCost {
         let outCount = step.outputs.reduce(0) { $0 + p.values[$1].count }
         switch step.op {
-        case .maxPool(let a): return OperatorCost(category: .pooling, flops: (a.kernel[0] * a.kernel[1] - 1) * outCount)
-        case .averagePool(let a, _): return OperatorCost(category: .pooling, flops: a.kernel[0] * a.kernel[1] * outCount)
+        case .maxPool(let a): return OperatorCost(category: .pooling, flops: (a.kernel.reduce(1, *) - 1) * outCount)
+        case .averagePool(let a, _): return OperatorCost(category: .pooling, flops: a.kernel.reduce(1, *) * outCount)
         default:
             let x = p.shape(step.inputs[0])
             return OperatorCost(category: .pooling, flops: x[2...].reduce(1, *) * outCount)

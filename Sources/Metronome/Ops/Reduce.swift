@@ -54,6 +54,9 @@ struct ReduceOperator: Operator {
 
     func parameterInputs(of opType: String) -> Set<Int> { [1] }
 
+    /// Empty tensors: the kernel loops over zero elements (a reduction writes its identity).
+    func acceptsEmptyTensors(_ op: Op) -> Bool { true }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         guard let kind = ReduceKind(rawValue: n.opType) else { throw p.unsupported() }

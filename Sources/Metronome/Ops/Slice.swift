@@ -6,6 +6,9 @@ struct SliceOperator: Operator {
 
     func parameterInputs(of opType: String) -> Set<Int> { [1, 2, 3, 4] }
 
+    /// Empty tensors: a slice may select nothing, and a concatenation may have empty parts.
+    func acceptsEmptyTensors(_ op: Op) -> Bool { true }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         try p.requireInputs(1...5)

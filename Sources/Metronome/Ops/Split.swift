@@ -6,6 +6,9 @@ struct SplitOperator: Operator {
 
     func parameterInputs(of opType: String) -> Set<Int> { [1] }
 
+    /// Empty tensors: the kernel loops over zero elements (a reduction writes its identity).
+    func acceptsEmptyTensors(_ op: Op) -> Bool { true }
+
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         try p.requireInputs(1...2)

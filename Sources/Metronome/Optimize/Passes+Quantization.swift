@@ -59,7 +59,7 @@ extension Program {
         var weights = wq
         switch s.op {
         case .conv(let c):
-            guard w.map.axis == nil || w.map.axis == 0 else { return nil }
+            guard c.kernel.count == 2, w.map.axis == nil || w.map.axis == 0 else { return nil }
             kind = .conv(c)
         case .gemm(let alpha, let beta, let transA, let transB):
             guard !transA, alpha == 1, beta == 1 || s.inputs.count < 3, wq.rank == 2, shape(s.inputs[0]).count == 2 else { return nil }

@@ -123,7 +123,7 @@ public enum ReferenceKernels {
     }
 
     public static func globalAveragePool(_ x: In, _ xs: [Int], out y: Out) {
-        let planes = xs[0] * xs[1], size = xs[2] * xs[3]
+        let planes = xs[0] * xs[1], size = xs[2...].reduce(1, *)
         for p in 0..<planes {
             var s: Float = 0
             for i in 0..<size { s += x[p * size + i] }
