@@ -275,9 +275,23 @@ def video_cnn():
     return build
 
 
+def gather_runtime():
+    """Gather of computed data with constant indices: a 2-D index tensor on a spatial axis,
+    then a scalar index that drops the last axis."""
+    def build(name):
+        g = Graph(name, 13)
+        y = g.node("Relu", [g.input(SHAPE)])
+        y = g.node("Gather", [y, g.ints([[2, 0], [1, 1]])], axis=2)
+        return g, g.node("Gather", [y, g.ints(3)], axis=-1)
+    return build
+
+
 CASES = [
+    ("gather_runtime", gather_runtime()),
     ("audio_cnn_1d", audio_cnn()),
     ("video_cnn_3d", video_cnn()),
+    ("lrn_size5", unary("LRN", size=5)),
+    ("lrn_size3_params", unary("LRN", size=3, alpha=0.01, beta=0.6, bias=2.0)),
     ("erf", unary("Erf")),
     ("gelu_none_opset20", unary("Gelu", 20)),
     ("gelu_tanh_opset20", unary("Gelu", 20, approximate="tanh")),

@@ -133,6 +133,23 @@ def resize_cubic(opset=13):
     return m
 
 
+def resize_crop(opset=13):
+    """tf_crop_and_resize in every mode: a region inside the input, one reaching outside it
+    (extrapolation value), and scales over the whole input."""
+    m = Model("resize_crop_opset%d" % opset, opset, [3, 6, 8], batch=2, batches=[2])
+    for mode in ["nearest", "linear", "cubic"]:
+        # With scales, implementations agree only on a whole-axis region (refused otherwise).
+        roi = m.floats([0, 0, 0, 0, 1, 1, 1, 1])
+        m.output(m.node("Resize", ["input", roi, m.floats([1, 1, 1.5, 2])], mode=mode,
+                        coordinate_transformation_mode="tf_crop_and_resize"), "crop_%s_scales" % mode)
+        m.output(m.node("Resize", ["input", m.floats([0, 0, 0.2, 0.1, 1, 1, 0.8, 0.9]), "", m.ints([2, 3, 7, 5])], mode=mode,
+                        coordinate_transformation_mode="tf_crop_and_resize"), "crop_%s_inside" % mode)
+        out = m.node("Resize", ["input", m.floats([0, 0, -0.2, 0.3, 1, 1, 1.1, 0.7]), "", m.ints([2, 3, 5, 4])],
+                     mode=mode, coordinate_transformation_mode="tf_crop_and_resize", extrapolation_value=-1.5)
+        m.output(out, "crop_%s_sizes_outside" % mode)
+    return m
+
+
 def resize_sizes(batch, opset):
     """Sizes instead of scales (sizes include the batch, so the batch is fixed). Opset 11
     writes the unused roi and scales as empty tensors, opset 13 as empty names."""
@@ -385,7 +402,7 @@ def infer(metronome, model_path, xin, outputs, d, tag, backend="onednn"):
 
 
 def all_models():
-    models = [resize_nearest(13), resize_nearest(19), resize_linear(13), resize_linear(11), resize_cubic(13)]
+    models = [resize_nearest(13), resize_nearest(19), resize_linear(13), resize_linear(11), resize_cubic(13), resize_crop(13)]
     models += [resize_sizes(1, 11), resize_sizes(2, 13), resize_pytorch_sizes(), resize_opset18(), resize_opset19(), resize_opset11_tf_half_pixel()]
     models += legacy_resize()
     models += [expand_tile(), depth_space(), depth_space_opset11(), pad_slice(13), pad_slice(9), pad_wrap(), conv_transpose()]

@@ -176,7 +176,7 @@ extension GraphReader {
             throw fail(node, "expects 2 inputs (data, indices)")
         }
         guard let indicesTensor = ints[idx], let indices = indicesTensor.constants else {
-            throw fail(node, "Gather is evaluated at import time only, with constant indices; here the indices '\(idx)' are computed")
+            throw fail(node, "Gather needs constant indices; here the indices '\(idx)' are computed")
         }
         let axis = try intAttr(node, "axis") ?? 0
         if let t = ints[x] {
@@ -185,8 +185,16 @@ extension GraphReader {
         } else if let t = graph.initializers[x] {
             let (shape, values) = try gatherArray(t.scalars, shape: t.shape, indices: indices, indicesShape: indicesTensor.shape, axis: axis, node: node)
             graph.initializers[node.outputs[0]] = try Tensor(shape: shape, scalars: values)
+        } else if runtime.contains(x) {
+            // Computed data: a run-time Gather with the indices as a constant.
+            let name = freshName(idx)
+            graph.integerConstants[name] = indices
+            var n = node
+            n.inputs = [x, name]
+            n.attributes["indices_shape"] = .ints(indicesTensor.shape)
+            emit(n)
         } else {
-            throw fail(node, "Gather is evaluated at import time on constants and shapes only; Gather of computed data is not a run-time operator")
+            throw fail(node, "input '\(x)' is not defined")
         }
     }
 

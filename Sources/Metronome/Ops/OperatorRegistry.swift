@@ -30,6 +30,8 @@ enum OperatorRegistry {
         SpaceDepthOperator(),
         QuantizeLinearOperator(),
         QuantizedLinearOperator(),
+        LRNOperator(),
+        GatherOperator(),
     ]
 
     static let byName: [String: any Operator] = {

@@ -16,6 +16,7 @@ struct ResizeAttributes: Hashable, Sendable {
         case alignCorners = "align_corners"
         case asymmetric
         case tfHalfPixelForNN = "tf_half_pixel_for_nn"
+        case tfCropAndResize = "tf_crop_and_resize"
     }
 
     /// ONNX `nearest_mode`, plus the rule of Upsample and Resize-10 (which had no
@@ -43,6 +44,10 @@ struct ResizeAttributes: Hashable, Sendable {
     /// (the others renormalized) instead of the edge value.
     var cubicCoefficient: Float = -0.75
     var excludeOutside = false
+    /// `tf_crop_and_resize`: the region of interest as given (starts, then ends, for `axes`),
+    /// resolved by shape inference to every axis; and the value of positions outside it.
+    var roi: [Float]?
+    var extrapolation: Float = 0
     /// The axes `scales`/`sizes` refer to (opset 18's `axes`); nil: every axis.
     var axes: [Int]?
     var scales: [Float]?
@@ -54,7 +59,7 @@ struct ResizeAttributes: Hashable, Sendable {
 }
 
 /// `Resize` and `Upsample`: nearest and (multi)linear interpolation with every
-/// `coordinate_transformation_mode` but `tf_crop_and_resize`, every `nearest_mode`, from
+/// `coordinate_transformation_mode` (`tf_crop_and_resize` with its roi and extrapolation value), every `nearest_mode`, from
 /// constant scales or sizes. Cubic interpolation and antialiasing are refused by name.
 ///
 /// oneDNN's resampling primitive maps output coordinates with the half-pixel rule and
@@ -102,9 +107,6 @@ struct ResizeOperator: Operator {
             return (.custom(CustomAttributes(a)), [n.inputs[0]])
         }
         let coordName = try p.string("coordinate_transformation_mode", default: "half_pixel")
-        if coordName == "tf_crop_and_resize" {
-            throw p.fail("coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
-        }
         guard let coordinates = ResizeAttributes.Coordinates(rawValue: coordName) else {
             throw p.fail("unsupported coordinate_transformation_mode '\(coordName)'")
         }
@@ -124,9 +126,14 @@ struct ResizeOperator: Operator {
         if try p.int("antialias", default: 0) != 0 && mode != .nearest {
             throw p.fail("antialiased \(mode.rawValue) resizing is not supported")
         }
-        // Crop-only attribute: it does not change the modes run here.
-        _ = try p.float("extrapolation_value", default: 0)
         var a = ResizeAttributes(mode: mode, coordinates: coordinates, rounding: rounding, policy: policy)
+        a.extrapolation = try p.float("extrapolation_value", default: 0)
+        if coordinates == .tfCropAndResize {
+            guard let roi = try p.floatInput(1, what: "roi"), !roi.isEmpty else {
+                throw p.fail("tf_crop_and_resize needs the region of interest (input 1, roi)")
+            }
+            a.roi = roi
+        }
         a.cubicCoefficient = try p.float("cubic_coeff_a", default: -0.75)
         a.excludeOutside = try p.int("exclude_outside", default: 0) != 0
         a.axes = try p.ints("axes")
@@ -162,9 +169,29 @@ struct ResizeOperator: Operator {
         }
         guard x.allSatisfy({ $0 > 0 }) else { throw c.fail("cannot resize the empty input \(x)") }
         var scales = Array(repeating: Float(1), count: r), out = x
+        if let roi = a.roi {
+            // One start and one end per axis: the given axes' from roi, the others whole.
+            guard roi.count == 2 * axes.count || roi.count == 2 * r else {
+                throw c.fail("roi has \(roi.count) values; it needs \(2 * axes.count) (starts, then ends)")
+            }
+            var full = Array(repeating: Float(0), count: r) + Array(repeating: Float(1), count: r)
+            let listed = roi.count == 2 * r ? Array(0..<r) : axes
+            for (i, axis) in listed.enumerated() {
+                full[axis] = roi[i]
+                full[r + axis] = roi[listed.count + i]
+            }
+            guard full.allSatisfy(\.isFinite) else { throw c.fail("roi \(roi) is not finite") }
+            a.roi = full
+        }
         if let s = a.scales {
             for (i, axis) in axes.enumerated() {
                 scales[axis] = s[i]
+                // tf_crop_and_resize with scales: ONNX's reference sizes the output from the
+                // region, floor(length · (end − start) · scale), ONNX Runtime from the whole
+                // length. Where they differ the node is refused.
+                if let roi = a.roi, roi[r + axis] - roi[axis] != 1 {
+                    throw c.fail("tf_crop_and_resize with scales and a region of \(roi[r + axis] - roi[axis]) of axis \(axis): ONNX implementations size the output differently; give sizes instead")
+                }
                 out[axis] = try extent((s[i] * Float(x[axis])).rounded(.down), c)
             }
         } else if let sizes = a.sizes {
@@ -378,7 +405,15 @@ extension ReferenceKernels {
             let length = xs[axis], outLength = ys[axis], scale = a.resolvedScales[axis]
             var axisTaps: [[(Int, Float)]] = []
             for o in 0..<outLength {
-                let c = resizeCoordinate(o, input: length, output: outLength, scale: scale, a.coordinates)
+                var c = resizeCoordinate(o, input: length, output: outLength, scale: scale, a.coordinates)
+                if let roi = a.roi {
+                    // tf_crop_and_resize: positions outside the input take the extrapolation value
+                    // (an empty tap list).
+                    let (start, end) = (roi[axis], roi[r + axis]), last = Float(length - 1)
+                    c = outLength > 1 ? start * last + Float(o) * (end - start) * last / Float(outLength - 1)
+                        : start * last + (end - start) * last / 2
+                    if c < 0 || c > last { axisTaps.append([]); continue }
+                }
                 var t: [(Int, Float)]
                 switch a.mode {
                 case .nearest:
@@ -402,8 +437,9 @@ extension ReferenceKernels {
         for i in 0..<count {
             // Every combination of one tap per axis.
             let lists = (0..<r).map { taps[$0][index[$0]] }
-            var sum: Float = 0
+            var sum: Float = a.extrapolation
             if lists.allSatisfy({ !$0.isEmpty }) {
+                sum = 0
                 for d in 0..<r { tapIndex[d] = 0 }
                 outer: while true {
                     var w: Float = 1, src = 0
@@ -459,6 +495,7 @@ extension ReferenceKernels {
         case .alignCorners: return outLength == 1 ? 0 : x * Float(length - 1) / Float(outLength - 1)
         case .asymmetric: return x / scale
         case .tfHalfPixelForNN: return (x + 0.5) / scale
+        case .tfCropAndResize: return x  // replaced by the kernel, which knows the region
         }
     }
 
