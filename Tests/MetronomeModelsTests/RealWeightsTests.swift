@@ -72,10 +72,7 @@ final class RealWeightsTests: XCTestCase {
     func testBF16KeepsTheTopClassOnPhotographs() throws {
         _ = try checkpointURL()
         let bin = try Harness.metronome()
-        let python = try Harness.python(modules: ["skimage"])
-        let dir = try Harness.run("/usr/bin/env", [python, "-c", "import skimage, os; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))"])
-        XCTAssertEqual(dir.status, 0, dir.stderr)
-        let data = dir.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let data = try Self.scikitImageData()
         let acceptable: [String: Set<Int>] = ["chelsea.png": [281, 282, 285, 287], "coffee.png": [504, 967, 968], "rocket.jpg": [657, 744, 812]]
         let r = try Harness.run(bin, ["classify", "--precision", "bf16", "--top", "1"] + acceptable.keys.sorted().map { data + "/" + $0 })
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -95,10 +92,7 @@ final class RealWeightsTests: XCTestCase {
     func testInt8KeepsTheTopClassOnPhotographs() throws {
         _ = try checkpointURL()
         let bin = try Harness.metronome()
-        let python = try Harness.python(modules: ["skimage"])
-        let dir = try Harness.run("/usr/bin/env", [python, "-c", "import skimage, os; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))"])
-        XCTAssertEqual(dir.status, 0, dir.stderr)
-        let data = dir.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let data = try Self.scikitImageData()
         let work = try Harness.temporaryDirectory("int8-photos")
         defer { try? FileManager.default.removeItem(at: work) }
         let quantized = work.appendingPathComponent("enl-int8.onnx").path
@@ -118,5 +112,13 @@ final class RealWeightsTests: XCTestCase {
         let acceptable: [Set<Int>] = [[281, 282, 285, 287], [504, 967, 968], [657, 744, 812]]
         for (c, ok) in zip(fp32, acceptable) { XCTAssertTrue(ok.contains(c), "fp32 top-1 \(c)") }
         XCTAssertEqual(int8, fp32)
+    }
+
+    /// The folder of sample photographs scikit-image ships (chelsea.png, coffee.png, rocket.jpg, …).
+    static func scikitImageData() throws -> String {
+        let python = try Harness.python(modules: ["skimage"])
+        let dir = try Harness.run("/usr/bin/env", [python, "-c", "import skimage, os; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))"])
+        XCTAssertEqual(dir.status, 0, dir.stderr)
+        return dir.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

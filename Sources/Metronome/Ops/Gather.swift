@@ -69,17 +69,6 @@ struct GatherOperator: Operator {
         return .passThrough
     }
 
-    func isDifferentiable(_ step: Step) -> Bool { false }
-
-    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
-        false
-    }
-
-    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
-                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
-        throw MetronomeError.node(node: step.name, op: step.opType, message: "Gather has no backward pass")
-    }
-
     /// The indices as an int32 tensor of their shape.
     func exportONNX(_ node: Node, _ context: inout ONNXExportContext) throws -> [Node] {
         var n = node

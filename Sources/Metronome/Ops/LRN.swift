@@ -75,14 +75,4 @@ struct LRNOperator: Operator {
         .pinned("LRN '\(step.name)' normalizes across neighbouring channels")
     }
 
-    func isDifferentiable(_ step: Step) -> Bool { false }
-
-    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
-        false
-    }
-
-    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
-                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
-        throw MetronomeError.node(node: step.name, op: step.opType, message: "LRN has no backward pass")
-    }
 }

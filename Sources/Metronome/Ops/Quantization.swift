@@ -176,17 +176,6 @@ struct QuantizeLinearOperator: Operator {
     /// Per-tensor maps pass channels through; a per-channel map on axis 1 follows them.
     func channelBehaviour(_ step: Step, in p: Program) -> ChannelBehaviour { .passThrough }
 
-    func isDifferentiable(_ step: Step) -> Bool { false }
-
-    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
-        false
-    }
-
-    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
-                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
-        throw MetronomeError.node(node: step.name, op: step.opType, message: "quantized models cannot be trained")
-    }
-
     /// The standard form: scale and zero point as constant inputs, the zero point's element
     /// type giving the integer type. A constant integer input (quantized weights) is written in
     /// its integer type too.

@@ -109,14 +109,4 @@ struct QuantizedLinearOperator: Operator {
         return KernelWindow(kernel: c.kernel, strides: c.strides, dilations: c.dilations, groups: c.groups)
     }
 
-    func isDifferentiable(_ step: Step) -> Bool { false }
-
-    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
-        false
-    }
-
-    func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
-                  _ memory: StepMemory, _ kernels: TrainingKernels) throws {
-        throw MetronomeError.node(node: step.name, op: step.opType, message: "quantized layers cannot be trained")
-    }
 }
