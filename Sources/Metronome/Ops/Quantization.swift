@@ -173,8 +173,12 @@ struct QuantizeLinearOperator: Operator {
         OperatorCost(category: .activation, flops: 2 * p.values[step.outputs[0]].count)
     }
 
-    /// Per-tensor maps pass channels through; a per-channel map on axis 1 follows them.
-    func channelBehaviour(_ step: Step, in p: Program) -> ChannelBehaviour { .passThrough }
+    /// A per-tensor map passes channels through; a map with one scale per index of an axis
+    /// fixes that axis (slimming would have to resize the scales with it).
+    func channelBehaviour(_ step: Step, in p: Program) -> ChannelBehaviour {
+        guard let a = Self.attributes(step.op), !a.map.isPerTensor else { return .passThrough }
+        return .pinned("\(step.opType) '\(step.name)' has one scale per index of axis \(a.map.axis ?? 0)")
+    }
 
     /// The standard form: scale and zero point as constant inputs, the zero point's element
     /// type giving the integer type. A constant integer input (quantized weights) is written in
