@@ -18,8 +18,8 @@ struct Quantize: ParsableCommand {
             percentile: that percentile of the magnitudes; entropy: the threshold of least KL \
             divergence), folds batch norms into the convolutions before them, and writes the model in the standard QDQ form: QuantizeLinear/DequantizeLinear \
             on those inputs, symmetric int8 weights (per output channel with --per-channel), int32 \
-            biases. Metronome runs it with oneDNN's int8 kernels (--precision int8, the default for \
-            quantized models); ONNX Runtime and OpenVINO run the same file.
+            biases. Metronome runs it with oneDNN's int8 kernels with --precision int8 (fp32 computes \
+            the same quantization in float); ONNX Runtime and OpenVINO run the same file.
 
             DATA is fashion-mnist[:train|:test], npy:IMAGES.npy,LABELS.npy, folder:DIR (one sub-folder \
             per class), an .npy batch [N, ...] of model inputs, or a directory of PNG/JPEG photographs \
