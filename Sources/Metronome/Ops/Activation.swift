@@ -132,7 +132,19 @@ extension ActivationOperator {
         let n = b.count(input: 0), chunk = 1 << 14
         ParallelFor.run((n + chunk - 1) / chunk) { c, _ in
             if case .relu = f {
-                for i in (c * chunk)..<min(n, (c + 1) * chunk) { d[i] += x[i] > 0 ? g[i] : 0 }
+                // 16 lanes at a time: the compiler cannot prove d, x and g apart, so it would
+                // not vectorize the plain loop.
+                var i = c * chunk
+                let end = min(n, (c + 1) * chunk)
+                while i + 16 <= end {
+                    let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+                    let gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self)
+                    var dv = UnsafeRawPointer(d + i).loadUnaligned(as: SIMD16<Float>.self)
+                    dv += gv.replacing(with: 0, where: xv .<= 0)
+                    UnsafeMutableRawPointer(d + i).storeBytes(of: dv, as: SIMD16<Float>.self)
+                    i += 16
+                }
+                while i < end { d[i] += x[i] > 0 ? g[i] : 0; i += 1 }
             } else {
                 for i in (c * chunk)..<min(n, (c + 1) * chunk) { d[i] += g[i] * (f.derivative(x[i], y[i]) ?? 0) }
             }

@@ -65,14 +65,14 @@ public enum GemmKernels {
                         let iy = oy * sh + ky * dh - pt
                         let line = dst + oy * s.ow
                         if iy < 0 || iy >= s.h || lo >= hi {
-                            line.update(repeating: 0, count: s.ow)
+                            zero(line, s.ow)
                             continue
                         }
-                        if lo > 0 { line.update(repeating: 0, count: lo) }
-                        if hi < s.ow { (line + hi).update(repeating: 0, count: s.ow - hi) }
+                        if lo > 0 { zero(line, lo) }
+                        if hi < s.ow { zero(line + hi, s.ow - hi) }
                         let srow = src + iy * s.w + offset
                         if sw == 1 {
-                            (line + lo).update(from: srow + lo, count: hi - lo)
+                            copy(srow + lo, to: line + lo, hi - lo)
                         } else {
                             for ox in lo..<hi { line[ox] = srow[ox * sw] }
                         }
@@ -81,6 +81,29 @@ public enum GemmKernels {
                 }
             }
         }
+    }
+
+    /// Rows here are short (an output row of a few dozen floats): inline eight-lane loops
+    /// instead of a memmove or memset call per row.
+    @inline(__always)
+    static func copy(_ from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            UnsafeMutableRawPointer(to + i).storeBytes(of: UnsafeRawPointer(from + i).loadUnaligned(as: SIMD8<Float>.self),
+                                                       as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { to[i] = from[i]; i += 1 }
+    }
+
+    @inline(__always)
+    static func zero(_ to: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            UnsafeMutableRawPointer(to + i).storeBytes(of: SIMD8<Float>(repeating: 0), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { to[i] = 0; i += 1 }
     }
 
     /// Adds `col` back onto input channels `c0..<c0+cPerG` of gradient image `dx` (the adjoint of im2col).
@@ -101,7 +124,15 @@ public enum GemmKernels {
                         let drow = dst + iy * s.w + offset
                         let line = src + oy * s.ow
                         if sw == 1 {
-                            for ox in lo..<hi { drow[ox] += line[ox] }
+                            // Eight lanes at a time (the compiler cannot prove the rows apart).
+                            var ox = lo
+                            while ox + 8 <= hi {
+                                let v = UnsafeRawPointer(drow + ox).loadUnaligned(as: SIMD8<Float>.self)
+                                    + UnsafeRawPointer(line + ox).loadUnaligned(as: SIMD8<Float>.self)
+                                UnsafeMutableRawPointer(drow + ox).storeBytes(of: v, as: SIMD8<Float>.self)
+                                ox += 8
+                            }
+                            while ox < hi { drow[ox] += line[ox]; ox += 1 }
                         } else {
                             for ox in lo..<hi { drow[ox * sw] += line[ox] }
                         }
