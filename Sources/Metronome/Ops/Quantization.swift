@@ -125,6 +125,10 @@ struct QuantizeLinearOperator: Operator {
         for s in scales where !(s.isFinite && s > 0) {
             throw p.fail("scale \(s) is not a positive finite number")
         }
+        // The kernels multiply by 1/scale: a subnormal scale would make that infinite.
+        for s in scales where !dequantize && !(1 / s).isFinite {
+            throw p.fail("scale \(s) is too small: its reciprocal overflows float32")
+        }
         for z in zeroPoints where !type.range.contains(z) {
             throw p.fail("zero point \(z) is outside the range of \(type.rawValue)")
         }
