@@ -278,9 +278,16 @@ extension ReferenceKernels {
             stats[ch] = mu
             stats[c + ch] = sigma2
             let k = scale[ch] / (sigma2 + epsilon).squareRoot(), shift = bias[ch] - mu * k
+            let kv = SIMD8<Float>(repeating: k), sv = SIMD8<Float>(repeating: shift)
             for b in 0..<n {
                 let base = (b * c + ch) * inner
-                for i in 0..<inner { y[base + i] = x[base + i] * k + shift }
+                var i = 0
+                while i + 8 <= inner {
+                    let v = UnsafeRawPointer(x + base + i).loadUnaligned(as: SIMD8<Float>.self) * kv + sv
+                    UnsafeMutableRawPointer(y + base + i).storeBytes(of: v, as: SIMD8<Float>.self)
+                    i += 8
+                }
+                while i < inner { y[base + i] = x[base + i] * k + shift; i += 1 }
             }
         }
         return (Array(UnsafeBufferPointer(start: stats, count: c)), Array(UnsafeBufferPointer(start: stats + c, count: c)))
