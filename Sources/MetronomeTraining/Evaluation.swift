@@ -16,11 +16,7 @@ public enum Evaluation {
         var top1 = 0, top5 = 0
         try forEachBatch(graph, on: data, batch: batch, fold: fold, threads: threads, precision: precision) { start, n, scores, k in
             for i in 0..<n {
-                let label = Int(data.labels[start + i])
-                guard label < k else {
-                    throw MetronomeError.invalidArgument("image \(start + i) of \(data.name) has label \(label); the model scores \(k) classes")
-                }
-                let rank = Ranking.rank(of: label, in: scores + i * k, classes: k)
+                let rank = try labelRank(Int(data.labels[start + i]), image: start + i, of: data.name, in: scores + i * k, classes: k)
                 if rank == 0 { top1 += 1 }
                 if rank < 5 { top5 += 1 }
             }
@@ -39,36 +35,42 @@ public enum Evaluation {
         return logits
     }
 
-    /// A reduced-precision compile against fp32 on every image of `data`: both accuracies,
-    /// top-1 agreement, and the logits' relative error per image (largest difference over the
-    /// largest fp32 logit), its maximum and mean.
-    public struct PrecisionComparison: Sendable, Codable, Equatable {
-        public var precision: String
-        public var fp32: Accuracy
-        public var reduced: Accuracy
+    /// The rank of image `image`'s label among its scores (0: the top class); a label the model
+    /// cannot score is an error naming the image and the data.
+    static func labelRank(_ label: Int, image: Int, of name: String, in scores: UnsafePointer<Float>, classes k: Int) throws -> Int {
+        guard label >= 0 && label < k else {
+            throw MetronomeError.invalidArgument("image \(image) of \(name) has label \(label); the model scores \(k) classes")
+        }
+        return Ranking.rank(of: label, in: scores, classes: k)
+    }
+
+    /// How far one model's logits are from a reference's on the same images: top-1 agreement,
+    /// the per-image relative error (largest difference over the largest reference logit), its
+    /// maximum and mean, and with labels both accuracies.
+    public struct LogitComparison: Sendable, Equatable {
+        public var images: Int
         public var top1Agreement: Double
         public var maxRelativeError: Double
         public var meanRelativeError: Double
+        public var reference: Accuracy?
+        public var other: Accuracy?
     }
 
-    public static func compare(_ graph: Graph, on data: LabelledImages, precision: Precision, batch: Int = 100,
-                               threads: Int = 1) throws -> PrecisionComparison {
-        let reference = try logits(graph, on: data, batch: batch, threads: threads)
-        let reduced = try logits(graph, on: data, batch: batch, threads: threads, precision: precision)
-        let n = data.count, k = reference.count / max(n, 1)
+    /// `reference` and `other` hold `images × classes` logits, row by row.
+    public static func compareLogits(_ reference: [Float], _ other: [Float], classes k: Int, labels: [Int]?,
+                                     of name: String) throws -> LogitComparison {
+        let n = reference.count / max(k, 1)
         var agree = 0, maxError = 0.0, sumError = 0.0
-        var top = [[0, 0], [0, 0]]  // [fp32, reduced] × [top-1, top-5]
+        var top = [[0, 0], [0, 0]]  // [reference, other] × [top-1, top-5]
         try reference.withUnsafeBufferPointer { r in
-            try reduced.withUnsafeBufferPointer { q in
+            try other.withUnsafeBufferPointer { q in
                 for i in 0..<n {
-                    let label = Int(data.labels[i])
-                    guard label < k else {
-                        throw MetronomeError.invalidArgument("image \(i) of \(data.name) has label \(label); the model scores \(k) classes")
-                    }
-                    for (j, p) in [r, q].enumerated() {
-                        let rank = Ranking.rank(of: label, in: p.baseAddress! + i * k, classes: k)
-                        if rank == 0 { top[j][0] += 1 }
-                        if rank < 5 { top[j][1] += 1 }
+                    if let labels {
+                        for (j, p) in [r, q].enumerated() {
+                            let rank = try labelRank(labels[i], image: i, of: name, in: p.baseAddress! + i * k, classes: k)
+                            if rank == 0 { top[j][0] += 1 }
+                            if rank < 5 { top[j][1] += 1 }
+                        }
                     }
                     var scale: Float = 0, diff: Float = 0, best = (0, 0)
                     for c in 0..<k {
@@ -84,12 +86,32 @@ public enum Evaluation {
                 }
             }
         }
-        func accuracy(_ j: Int) -> Accuracy {
-            Accuracy(images: n, top1: Double(top[j][0]) / Double(n), top5: Double(top[j][1]) / Double(n))
+        func accuracy(_ j: Int) -> Accuracy? {
+            labels == nil ? nil : Accuracy(images: n, top1: Double(top[j][0]) / Double(n), top5: Double(top[j][1]) / Double(n))
         }
-        return PrecisionComparison(precision: precision.rawValue, fp32: accuracy(0), reduced: accuracy(1),
-                                   top1Agreement: Double(agree) / Double(n), maxRelativeError: maxError,
-                                   meanRelativeError: sumError / Double(n))
+        return LogitComparison(images: n, top1Agreement: Double(agree) / Double(n), maxRelativeError: maxError,
+                               meanRelativeError: sumError / Double(n), reference: accuracy(0), other: accuracy(1))
+    }
+
+    /// A reduced-precision compile against fp32 on every image of `data`.
+    public struct PrecisionComparison: Sendable, Codable, Equatable {
+        public var precision: String
+        public var fp32: Accuracy
+        public var reduced: Accuracy
+        public var top1Agreement: Double
+        public var maxRelativeError: Double
+        public var meanRelativeError: Double
+    }
+
+    public static func compare(_ graph: Graph, on data: LabelledImages, precision: Precision, batch: Int = 100,
+                               threads: Int = 1) throws -> PrecisionComparison {
+        let reference = try logits(graph, on: data, batch: batch, threads: threads)
+        let reduced = try logits(graph, on: data, batch: batch, threads: threads, precision: precision)
+        let c = try compareLogits(reference, reduced, classes: reference.count / max(data.count, 1),
+                                  labels: data.labels.map(Int.init), of: data.name)
+        return PrecisionComparison(precision: precision.rawValue, fp32: c.reference!, reduced: c.other!,
+                                   top1Agreement: c.top1Agreement, maxRelativeError: c.maxRelativeError,
+                                   meanRelativeError: c.meanRelativeError)
     }
 
     /// Compiles `graph` for `batch` images (`batch / fold` input rows), checks that it takes

@@ -1,5 +1,6 @@
 import Foundation
 import Metronome
+import MetronomeTraining
 import MetronomeTransforms
 
 /// How closely a quantized model (int8 kernels) follows its float original (fp32) on the same
@@ -20,31 +21,18 @@ struct QuantizationFidelity: Codable, Equatable {
         let reference = try Executor(plan: Plan.compile(float, inputShapes: shapes, options: CompileOptions(threads: threads)))
         let int8 = try Executor(plan: Plan.compile(quantized, inputShapes: [quantized.inputs[0].name: [b] + data.sampleShape],
                                                    options: CompileOptions(threads: threads, precision: .int8)))
-        var agree = 0, floatRight = 0, int8Right = 0
-        var maxError = 0.0, sumError = 0.0
-        try data.forEachBatch(b) { tensor, start, real in
+        var floatLogits: [Float] = [], int8Logits: [Float] = []
+        try data.forEachBatch(b) { tensor, _, real in
             let f = try reference.run([tensor])[0], q = try int8.run([tensor])[0]
-            let k = f.count / b
-            for i in 0..<real {
-                let fr = f.scalars[(i * k)..<((i + 1) * k)], qr = q.scalars[(i * k)..<((i + 1) * k)]
-                let scale = Double(fr.map(abs).max() ?? 0)
-                let diff = Double(zip(fr, qr).map { abs($0 - $1) }.max() ?? 0)
-                let e = scale > 0 ? diff / scale : diff
-                maxError = max(maxError, e)
-                sumError += e
-                let ft = fr.indices.max { fr[$0] < fr[$1] }!, qt = qr.indices.max { qr[$0] < qr[$1] }!
-                if ft == qt { agree += 1 }
-                if let labels = data.labels {
-                    if ft - fr.startIndex == labels[start + i] { floatRight += 1 }
-                    if qt - qr.startIndex == labels[start + i] { int8Right += 1 }
-                }
-            }
+            let rows = f.count / b * real
+            floatLogits += f.scalars[..<rows]
+            int8Logits += q.scalars[..<rows]
         }
-        let n = Double(data.count)
-        return QuantizationFidelity(data: data.name, images: data.count, top1Agreement: Double(agree) / n,
-                                    maxRelativeError: maxError, meanRelativeError: sumError / n,
-                                    floatAccuracy: data.labels == nil ? nil : Double(floatRight) / n,
-                                    int8Accuracy: data.labels == nil ? nil : Double(int8Right) / n)
+        let c = try Evaluation.compareLogits(floatLogits, int8Logits, classes: floatLogits.count / max(data.count, 1),
+                                             labels: data.labels, of: data.name)
+        return QuantizationFidelity(data: data.name, images: c.images, top1Agreement: c.top1Agreement,
+                                    maxRelativeError: c.maxRelativeError, meanRelativeError: c.meanRelativeError,
+                                    floatAccuracy: c.reference?.top1, int8Accuracy: c.other?.top1)
     }
 
     var text: String {

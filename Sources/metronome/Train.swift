@@ -243,6 +243,13 @@ struct Accuracy: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
+    /// One JSON object on one line, keys sorted.
+    func printJSON(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
     func run() throws {
         let graph = try ModelSource.load(model)
         let set = try LabelledImages.load(data)
@@ -250,9 +257,7 @@ struct Accuracy: ParsableCommand {
             // Reduced precision: both compiles on the same images, and how far apart they are.
             let c = try Evaluation.compare(graph, on: set, precision: precision, batch: batch, threads: threads)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(c), as: UTF8.self))
+                try printJSON(c)
             } else {
                 print(String(format: "%@ on %@ (%d images, %@): top-1 %.2f%%, top-5 %.2f%%", model, set.name, c.reduced.images,
                              precision.rawValue, 100 * c.reduced.top1, 100 * c.reduced.top5))
@@ -266,9 +271,7 @@ struct Accuracy: ParsableCommand {
         }
         let a = try Evaluation.accuracy(graph, on: set, batch: batch, fold: fold, threads: threads, precision: precision)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(a), as: UTF8.self))
+            try printJSON(a)
         } else {
             print(String(format: "%@ on %@ (%d images%@): top-1 %.2f%%, top-5 %.2f%%", model, set.name, a.images,
                          precision == .fp32 ? "" : ", \(precision.rawValue)", 100 * a.top1, 100 * a.top5))
