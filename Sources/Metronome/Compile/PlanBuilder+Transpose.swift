@@ -8,8 +8,7 @@ extension PlanBuilder {
     mutating func transpose(_ step: Step, perm: [Int]) throws -> Bool {
         let xs = program.shape(step.inputs[0]), ys = program.shape(step.outputs[0])
         guard xs.count == perm.count, (1...6).contains(xs.count), xs.allSatisfy({ $0 > 0 }) else { return false }
-        var strides = Array(repeating: 1, count: xs.count)
-        for i in stride(from: xs.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * xs[i + 1] }
+        let strides = ReferenceKernels.rowMajorStrides(xs)
         var src = dnnl_memory_desc_t()
         let dims = DNNL.dims(ys)
         let permuted = perm.map { Int64(strides[$0]) }

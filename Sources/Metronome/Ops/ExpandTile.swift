@@ -114,8 +114,7 @@ extension ReferenceKernels {
     static func tile(_ x: In, _ xs: [Int], out y: Out, _ ys: [Int]) {
         let count = ys.reduce(1, *)
         guard count > 0 else { return }
-        var inStrides = Array(repeating: 1, count: xs.count)
-        for i in stride(from: xs.count - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * xs[i + 1] }
+        let inStrides = ReferenceKernels.rowMajorStrides(xs)
         var index = Array(repeating: 0, count: ys.count)
         for i in 0..<count {
             var src = 0

@@ -102,8 +102,7 @@ extension ReferenceKernels {
         let r = xs.count
         let count = ys.reduce(1, *)
         guard count > 0 else { return }
-        var inStrides = Array(repeating: 1, count: r)
-        for i in stride(from: r - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * xs[i + 1] }
+        let inStrides = ReferenceKernels.rowMajorStrides(xs)
         let tables = (0..<r).map { d -> [Int] in
             let length = xs[d]
             return (0..<ys[d]).map { o -> Int in

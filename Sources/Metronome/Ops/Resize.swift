@@ -397,8 +397,7 @@ extension ReferenceKernels {
     static func resize(_ x: In, _ xs: [Int], _ a: ResizeAttributes, out y: Out, _ ys: [Int]) {
         let r = xs.count
         guard ys.reduce(1, *) > 0 else { return }
-        var inStrides = Array(repeating: 1, count: r)
-        for i in stride(from: r - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * xs[i + 1] }
+        let inStrides = rowMajorStrides(xs)
         // taps[axis][o] = [(offset, weight)]
         var taps: [[[(Int, Float)]]] = []
         for axis in 0..<r {

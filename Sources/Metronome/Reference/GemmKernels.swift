@@ -96,6 +96,18 @@ public enum GemmKernels {
         while i < n { to[i] = from[i]; i += 1 }
     }
 
+    /// `to[i] += from[i]` (the compiler cannot prove the rows apart, so it would not vectorize).
+    @inline(__always)
+    static func add(_ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(to + i).loadUnaligned(as: SIMD8<Float>.self) + UnsafeRawPointer(from + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(to + i).storeBytes(of: v, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { to[i] += from[i]; i += 1 }
+    }
+
     @inline(__always)
     static func zero(_ to: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
@@ -124,15 +136,7 @@ public enum GemmKernels {
                         let drow = dst + iy * s.w + offset
                         let line = src + oy * s.ow
                         if sw == 1 {
-                            // Eight lanes at a time (the compiler cannot prove the rows apart).
-                            var ox = lo
-                            while ox + 8 <= hi {
-                                let v = UnsafeRawPointer(drow + ox).loadUnaligned(as: SIMD8<Float>.self)
-                                    + UnsafeRawPointer(line + ox).loadUnaligned(as: SIMD8<Float>.self)
-                                UnsafeMutableRawPointer(drow + ox).storeBytes(of: v, as: SIMD8<Float>.self)
-                                ox += 8
-                            }
-                            while ox < hi { drow[ox] += line[ox]; ox += 1 }
+                            add(line + lo, into: drow + lo, hi - lo)
                         } else {
                             for ox in lo..<hi { drow[ox * sw] += line[ox] }
                         }

@@ -2,13 +2,6 @@
 /// kernels in ReferenceKernels.swift stay the faster path for images). Windows walk an
 /// odometer over the kernel's axes; pads are all begins, then all ends.
 extension ReferenceKernels {
-    /// Row-major strides of `shape`.
-    static func rowMajorStrides(_ shape: [Int]) -> [Int] {
-        var strides = Array(repeating: 1, count: shape.count)
-        for i in stride(from: shape.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * shape[i + 1] }
-        return strides
-    }
-
     /// Calls `body` with each multi-index of `extent` in row-major order.
     static func forEachIndex(_ extent: [Int], _ body: ([Int]) -> Void) {
         guard extent.allSatisfy({ $0 > 0 }) else { return }

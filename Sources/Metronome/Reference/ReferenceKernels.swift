@@ -131,6 +131,13 @@ public enum ReferenceKernels {
         }
     }
 
+    /// Row-major strides of `shape`.
+    static func rowMajorStrides(_ shape: [Int]) -> [Int] {
+        var strides = Array(repeating: 1, count: shape.count)
+        for i in stride(from: shape.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * shape[i + 1] }
+        return strides
+    }
+
     /// Row-major strides of `shape`, with 0 for broadcast (size-1) dimensions of a shape
     /// right-aligned against `outShape`.
     static func broadcastStrides(_ shape: [Int], to outShape: [Int]) -> [Int] {
@@ -208,8 +215,7 @@ public enum ReferenceKernels {
     static func strided(_ x: In, _ xs: [Int], start: [Int], step: [Int], perm: [Int], out y: Out, _ ys: [Int]) {
         let count = ys.reduce(1, *)
         guard count > 0 else { return }
-        var inStrides = Array(repeating: 1, count: xs.count)
-        for i in stride(from: xs.count - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * xs[i + 1] }
+        let inStrides = rowMajorStrides(xs)
         let walk = perm.map { inStrides[$0] * step[$0] }
         var base = 0
         for d in 0..<xs.count { base += start[d] * inStrides[d] }
@@ -235,8 +241,7 @@ public enum ReferenceKernels {
         let rank = xs.count
         let inCount = xs.reduce(1, *)
         guard inCount > 0 else { return }
-        var outStrides = Array(repeating: 1, count: rank)
-        for i in stride(from: rank - 2, through: 0, by: -1) { outStrides[i] = outStrides[i + 1] * ys[i + 1] }
+        let outStrides = rowMajorStrides(ys)
         var index = Array(repeating: 0, count: rank)
         for i in 0..<inCount {
             var o = 0
