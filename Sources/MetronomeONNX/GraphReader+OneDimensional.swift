@@ -1,12 +1,11 @@
 import Metronome
 
-/// 1-D sliding-window operators (Conv, ConvTranspose, MaxPool, AveragePool on NCW data, as
-/// audio and sequence CNNs export them) become their 2-D form on a height of one:
-/// `Reshape [N, C, 1, W] → op (kernel [1, k], pads [0, b, 0, e], …) → Reshape [N, C', W']`.
-/// The engine's kernels, fusions and oneDNN lowering are the 2-D ones; the reshapes only
-/// rename bytes.
+/// 1-D ConvTranspose (NCW data, as audio and sequence CNNs export it) becomes its 2-D form on a
+/// height of one: `Reshape [N, C, 1, W] → ConvTranspose (kernel [1, k], pads [0, b, 0, e], …) →
+/// Reshape [N, C', W']`; the reshapes only rename bytes. (Conv and pooling take 1-D data
+/// themselves; ConvTranspose's engine is 2-D.)
 extension GraphReader {
-    static let oneDimensionalOperators: Set<String> = ["Conv", "ConvTranspose", "MaxPool", "AveragePool"]
+    static let oneDimensionalOperators: Set<String> = ["ConvTranspose"]
 
     /// Whether `node` is one of those operators on rank-3 data.
     mutating func isOneDimensional(_ node: Node) throws -> Bool {

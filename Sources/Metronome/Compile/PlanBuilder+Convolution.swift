@@ -30,7 +30,8 @@ extension PlanBuilder {
         }
         let x = try locate(step.inputs[0], as: srcMd)
         let wTensor = program.constants[step.inputs[1]]!
-        let tag = rank == 2 ? (g > 1 ? dnnl_goihw : dnnl_oihw) : (g > 1 ? dnnl_goidhw : dnnl_oidhw)
+        let tags: [(dnnl_format_tag_t, dnnl_format_tag_t)] = [(dnnl_oiw, dnnl_goiw), (dnnl_oihw, dnnl_goihw), (dnnl_oidhw, dnnl_goidhw)]
+        let tag = g > 1 ? tags[rank - 1].1 : tags[rank - 1].0
         let w = try constant(wTensor.scalars, from: DNNL.desc(wdims, tag: tag), as: wMd)
         var args = [Argument(kind: Arg.src, desc: srcMd, ref: x.ref), Argument(kind: Arg.weights, desc: wMd, ref: w.ref)]
         if step.inputs.count > 2 {

@@ -10,12 +10,19 @@ struct ConvOperator: Operator {
     func parse(_ p: inout NodeParser) throws -> (Op, [String]) {
         let n = p.node
         try p.requireInputs(2...3)
-        // 2-D (NCHW) or 3-D (NCDHW): the kernel_shape or the weight says which.
-        var rank = 2
-        if let k = n.attributes["kernel_shape"], case .ints(let v) = k { rank = v.count }
+        // 1-D (NCW), 2-D (NCHW) or 3-D (NCDHW): the kernel_shape, the weight or the other
+        // per-axis attributes say which; if none does (a computed weight and defaults
+        // everywhere), shape inference takes it from the input's rank.
+        var rank = 0
+        func count(_ key: String) -> Int? {
+            if case .ints(let v)? = n.attributes[key] { return v.count }
+            return nil
+        }
+        if let k = count("kernel_shape") { rank = k }
         else if let w = p.input(1), let t = p.graph.initializers[w], t.rank >= 3 { rank = t.rank - 2 }
-        guard rank == 2 || rank == 3 else {
-            throw p.fail("\(rank)-D convolution is not supported (2-D NCHW and 3-D NCDHW are; 1-D NCW runs as 2-D)")
+        else if let k = count("strides") ?? count("dilations") ?? count("pads").map({ $0 / 2 }) { rank = k }
+        guard rank == 0 || (1...3).contains(rank) else {
+            throw p.fail("\(rank)-D convolution is not supported (1-D NCW, 2-D NCHW and 3-D NCDHW are)")
         }
         var kernel = try p.spatial("kernel_shape", default: Array(repeating: 0, count: rank))
         let strides = try p.spatial("strides", default: Array(repeating: 1, count: rank))
@@ -40,9 +47,18 @@ struct ConvOperator: Operator {
 
     func inferShapes(_ op: Op, inputs: [[Int]], _ c: ShapeContext) throws -> (Op, [[Int]]) {
         guard case .conv(var a) = op else { throw unexpected(op, c.node.name, c.node.opType) }
-        let rank = a.kernel.count
         let x = inputs[0]
-        let layout = rank == 2 ? "NCHW" : "NCDHW"
+        if a.kernel.isEmpty {
+            // Spatial rank unknown at parse time: the input's.
+            let r = x.count - 2
+            guard (1...3).contains(r) else { throw c.fail("input must be 3-D, 4-D or 5-D (N, C, spatial...), got shape \(x)") }
+            a.kernel = Array(repeating: 0, count: r)
+            a.strides = Array(repeating: 1, count: r)
+            a.dilations = Array(repeating: 1, count: r)
+            if a.pads.isEmpty { a.pads = Array(repeating: 0, count: 2 * r) }
+        }
+        let rank = a.kernel.count
+        let layout = ["NCW", "NCHW", "NCDHW"][rank - 1]
         guard x.count == rank + 2 else { throw c.fail("input must be \(rank + 2)-D \(layout), got shape \(x)") }
         let w = inputs[1]
         guard w.count == rank + 2 else { throw c.fail("weight must be \(rank + 2)-D [M, C/group, kernel...], got shape \(w)") }

@@ -1,6 +1,6 @@
 import CDNNL
 
-/// `MaxPool`, `AveragePool` (2-D and 3-D, `auto_pad`, `ceil_mode`, `count_include_pad`) and
+/// `MaxPool`, `AveragePool` (1-D, 2-D and 3-D, `auto_pad`, `ceil_mode`, `count_include_pad`) and
 /// `GlobalAveragePool`.
 struct PoolingOperator: Operator {
     var onnxNames: [String] { ["MaxPool", "AveragePool", "GlobalAveragePool"] }
@@ -18,8 +18,8 @@ struct PoolingOperator: Operator {
         try p.requireInputs(1...1)
         if n.opType == "GlobalAveragePool" { return (.globalAveragePool, [n.inputs[0]]) }
         guard let kernel = try p.ints("kernel_shape") else { throw p.fail("missing attribute 'kernel_shape'") }
-        guard kernel.count == 2 || kernel.count == 3 else {
-            throw p.fail("only 2-D and 3-D pooling are supported (1-D runs as 2-D), kernel_shape is \(kernel)")
+        guard (1...3).contains(kernel.count) else {
+            throw p.fail("only 1-D, 2-D and 3-D pooling are supported, kernel_shape is \(kernel)")
         }
         let rank = kernel.count
         let strides = try p.spatial("strides", default: Array(repeating: 1, count: rank))
@@ -45,7 +45,7 @@ struct PoolingOperator: Operator {
         switch op {
         case .maxPool(var a), .averagePool(var a, _):
             let rank = a.kernel.count
-            guard x.count == rank + 2 else { throw c.fail("input must be \(rank + 2)-D \(rank == 2 ? "NCHW" : "NCDHW"), got shape \(x)") }
+            guard x.count == rank + 2 else { throw c.fail("input must be \(rank + 2)-D \(["NCW", "NCHW", "NCDHW"][rank - 1]), got shape \(x)") }
             a.pads = try ShapeInference.resolvePads(a.pads, input: Array(x[2...]), kernel: a.kernel, strides: a.strides,
                                                     dilations: a.dilations, fail: c.fail)
             guard a.kernel.allSatisfy({ $0 >= 1 }), a.strides.allSatisfy({ $0 >= 1 }) else {
@@ -105,7 +105,7 @@ struct PoolingOperator: Operator {
             return try b.pool(step, a, alg: include ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding)
         case .globalAveragePool:
             let s = b.program.shape(step.inputs[0])
-            guard s.count == 4 || s.count == 5 else { return false }
+            guard (3...5).contains(s.count) else { return false }
             let spatial = Array(s[2...])
             let a = PoolAttributes(kernel: spatial, strides: spatial.map { _ in 1 }, pads: Array(repeating: 0, count: 2 * spatial.count),
                                    dilations: spatial.map { _ in 1 })
