@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev zlib1g
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-bf16 bench-int8 bench-branch bench-train bench-realtime bench-overload profile-dataset predictor swap-study pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-bf16 bench-int8 bench-branch bench-train bench-realtime bench-overload profile-dataset predictor train-predictor swap-study pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -103,6 +103,17 @@ profile-dataset: build weights
 # `analyze --predicted` look for it. About 6 minutes on 2 cores; progress on stderr.
 predictor: profile-dataset
 	.build/release/metronome fit $(PROFILE_DIR)/profile.csv --force
+
+# The default training-step predictor: 6 small families (28x28 to 50x50 inputs) pruned at
+# 0..0.8 (l1 and random), each variant's training step (forward, loss, backward, Adam) profiled
+# at batch 16 and 64 with 1 and 2 threads with per-step rows, then `fit --stage train` into
+# train-predictor.json in the cache directory, where `predict --stage train` looks. Resumable.
+# About 12 minutes on 2 cores.
+TRAIN_PROFILE_MODELS ?= lenet5,resnet8,noscope-taipei,noscope-roundabout,game-lol-goldnumber-int,resnet18-cifar10
+train-predictor: build
+	.build/release/metronome dataset --models $(TRAIN_PROFILE_MODELS) --amounts 0:0.8:0.2 --modes l1,random --out $(PROFILE_DIR)/train-dataset
+	.build/release/metronome profile $(PROFILE_DIR)/train-dataset --stage train --batch 16,64 --threads 1,2 --runs 3 --warmup 1 --layers --out $(PROFILE_DIR)/train-profile.csv
+	.build/release/metronome fit $(PROFILE_DIR)/train-profile.csv --stage train --force
 
 # RT-Swap's metric on generated task sets (README, "Memory budget and swapping"): writes
 # docs/swap-schedulability{,-u02}.{csv,svg} with this machine's measured swap-in time.

@@ -39,6 +39,8 @@ public enum KernelFamily: String, Codable, CaseIterable, Sendable {
             self = .elementwise
         case "concat", "sum": self = .concat
         case "reorder": self = .reorder
+        // A trainer's reshapes and its gradient zeroing move memory without arithmetic.
+        case "copy", "gradients": self = .copy
         default: self = .other
         }
     }

@@ -19,21 +19,41 @@ public struct ProfiledConfiguration: Sendable {
     /// Successful fp32 model rows that have their kernel rows (profiles made with `--layers`), in
     /// file order. Reduced-precision rows (`profile --precision bf16`) are left out: the
     /// predictor's features describe fp32 kernels.
-    public static func group(_ records: [ProfileRecord]) -> [ProfiledConfiguration] {
-        var order: [String] = [], models: [String: ProfileRecord] = [:], layers: [String: [ProfileRecord]] = [:]
-        // Inference predictors learn from fp32 inference rows (training steps are another task).
-        for r in records where r.status == .ok && r.precision == "fp32" && r.stage == "inference" {
+    ///
+    /// `stage` picks inference rows or training-step rows (`profile --stage train --layers`):
+    /// a predictor learns one of the two, since a training step's kernels are the trainer's
+    /// forward and backward passes, not the compiled inference kernels.
+    ///
+    /// A configuration measured more than once (the same key in several profiles, e.g. passes
+    /// made at different times) becomes one, with the median of its measurements: the
+    /// model's median latency, and each kernel's median time by kernel index. On a shared
+    /// machine whose speed drifts over minutes, that is what makes the target repeatable.
+    public static func group(_ records: [ProfileRecord], stage: String = "inference") -> [ProfiledConfiguration] {
+        var order: [String] = [], models: [String: [ProfileRecord]] = [:], layers: [String: [Int: [ProfileRecord]]] = [:]
+        for r in records where r.status == .ok && r.precision == "fp32" && r.stage == stage {
             switch r.row {
             case .model:
+                guard r.medianMs != nil else { continue }
                 if models[r.key] == nil { order.append(r.key) }
-                models[r.key] = r
+                models[r.key, default: []].append(r)
             case .layer:
-                layers[r.key, default: []].append(r)
+                layers[r.key, default: [:]][r.kernelIndex ?? 0, default: []].append(r)
             }
         }
+        func median(_ values: [Double]) -> Double {
+            let s = values.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
         return order.compactMap { key in
-            guard let m = models[key], let l = layers[key], !l.isEmpty, m.medianMs != nil else { return nil }
-            return ProfiledConfiguration(model: m, layers: l.sorted { ($0.kernelIndex ?? 0) < ($1.kernelIndex ?? 0) })
+            guard let runs = models[key], var m = runs.first, let l = layers[key], !l.isEmpty else { return nil }
+            if runs.count > 1 { m.medianMs = median(runs.compactMap(\.medianMs)) }
+            let kernels = l.keys.sorted().compactMap { index -> ProfileRecord? in
+                guard var row = l[index]?.first else { return nil }
+                let times = l[index]!.compactMap(\.layerMedianMs)
+                if times.count > 1 { row.layerMedianMs = median(times) }
+                return row
+            }
+            return ProfiledConfiguration(model: m, layers: kernels)
         }
     }
 }
@@ -104,8 +124,15 @@ public struct LatencyPredictor: Codable, Sendable {
     public var trainingKernels: Int
     public var batches: [Int]
     public var threads: [Int]
+    /// What the predictor learned: nil or `inference` (compiled inference kernels), or `train`
+    /// (training steps, ``KernelInfo/describe(trainingSteps:kernelSet:gradientElements:parameterElements:)``).
+    public var stage: String?
+
+    /// The stage, `inference` for files written before the field existed.
+    public var stageName: String { stage ?? "inference" }
 
     enum CodingKeys: String, CodingKey {
+        case stage
         case version, machine, created, parameters, families
         case overheadPerKernelMs = "overhead_per_kernel_ms", overheadConstantMs = "overhead_constant_ms"
         case overallMedianLogCost = "overall_median_log_cost", sumScale = "sum_scale"
@@ -122,6 +149,10 @@ public struct LatencyPredictor: Codable, Sendable {
                            threads: Int = 1) throws -> LatencyPredictor {
         guard let first = configurations.first else {
             throw Failure(description: "no successful configuration with kernel rows to fit on (profile with --layers)")
+        }
+        let stages = Set(configurations.map(\.model.stage))
+        guard stages.count == 1 else {
+            throw Failure(description: "the configurations mix stages (\(stages.sorted().joined(separator: ", "))); a predictor learns inference or training steps, not both")
         }
         var rowsByFamily: [KernelFamily: [(KernelInfo, Int, Double, KernelFeatures.Context)]] = [:]
         for c in configurations {
@@ -155,7 +186,8 @@ public struct LatencyPredictor: Codable, Sendable {
             overallMedianLogCost: allTargets.isEmpty ? 0 : Double(allTargets.sorted()[allTargets.count / 2]), baselines: [],
             validation: nil, trainingConfigurations: configurations.count, trainingKernels: kernelCount,
             batches: Array(Set(configurations.map(\.model.batch))).sorted(),
-            threads: Array(Set(configurations.map(\.model.threads))).sorted())
+            threads: Array(Set(configurations.map(\.model.threads))).sorted(),
+            stage: first.model.stage == "inference" ? nil : first.model.stage)
         // How a run's latency relates to the sum of its kernels' times, measured: latency ≈
         // α·Σ kernel times + β·kernels (β the per-kernel dispatch overhead, α what waiting
         // between kernels in the instrumented runs hides or adds), fitted by least squares on

@@ -16,6 +16,9 @@ public struct PredictorEvaluation: Codable, Sendable {
         /// Fit on one set of profiles, test on another (``holdout(train:test:)``): batch sizes,
         /// thread counts or networks outside the training grid.
         case test
+        /// No predictor: a second profile of the same configurations in the place of the
+        /// predictions (``retest(first:second:)``), the ceiling any predictor is held to.
+        case retest
     }
 
     public struct Prediction: Codable, Sendable {
@@ -140,6 +143,8 @@ public struct PredictorEvaluation: Codable, Sendable {
             for c in configurations { assignment[c.model.model] = c.family }
         case .test:
             throw Failure(description: "the test split needs a separate test profile (holdout(train:test:))")
+        case .retest:
+            throw Failure(description: "the retest split compares two profiles (retest(first:second:))")
         case .amount:
             for c in configurations {
                 guard !c.model.amount.isEmpty else {

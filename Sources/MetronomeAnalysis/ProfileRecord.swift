@@ -190,7 +190,8 @@ public struct ProfileRecord: Equatable, Sendable {
                 srcLayout: try text("src_layout"), dstLayout: try text("dst_layout"), kernelShape: try dims("kernel_shape"),
                 strides: try dims("strides"), dilations: try dims("dilations"), groups: try int("groups") ?? 1,
                 postOps: post.isEmpty ? [] : post.split(separator: "+").map(String.init))
-            k.backend = k.primitive == "reference" ? "reference" : k.primitive == "copy" ? "copy" : "onednn"
+            k.backend = k.implementation.hasPrefix("\(KernelInfo.trainingBackend):") ? KernelInfo.trainingBackend
+                : k.primitive == "reference" ? "reference" : k.primitive == "copy" ? "copy" : "onednn"
             kernel = k
             layerMedianMs = try double("layer_median_ms"); layerMeanMs = try double("layer_mean_ms")
             layerShare = try double("layer_share")

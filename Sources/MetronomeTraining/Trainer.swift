@@ -29,6 +29,12 @@ public final class Trainer {
     private var gradients: [UnsafeMutablePointer<Float>?]
     private let counts: [Int]
     private var memories: [StepMemory]
+    /// When set (to `program.steps.count + 2` zeros), every pass adds each step's time in
+    /// nanoseconds to its entry — forward and backward together —, then the gradient zeroing
+    /// and the loss to the next entry and the optimizer's update to the last: the per-kernel
+    /// times of `profile --stage train --layers`, in the order of
+    /// ``KernelInfo/describe(trainingSteps:kernelSet:gradientElements:parameterElements:)``.
+    public var stepNanoseconds: [UInt64]?
 
     public init(graph: Graph, batch: Int, fold: Int = 1, kernels: TrainingKernels = .fast, momentum: Float = 0.1) throws {
         guard batch >= 1 else { throw MetronomeError.invalidArgument("the training batch must be at least 1, got \(batch)") }
@@ -97,6 +103,8 @@ public final class Trainer {
     public func forward(_ images: UnsafePointer<Float>, training: Bool) throws -> UnsafePointer<Float> {
         storage[program.inputs[0]].update(from: images, count: counts[program.inputs[0]])
         for (i, step) in program.steps.enumerated() {
+            let t0 = stepNanoseconds == nil ? 0 : MonotonicClock.now()
+            defer { if stepNanoseconds != nil { stepNanoseconds![i] &+= MonotonicClock.now() - t0 } }
             memories[i].training = training
             let b = buffers(step)
             try Autograd.forward(step, b, memory: &memories[i], kernels: kernels)
@@ -112,10 +120,14 @@ public final class Trainer {
     /// Back-propagates `outputGradient` (the loss's gradient for the logits of the last
     /// forward pass) into the parameters' gradients.
     public func backward(outputGradient: UnsafePointer<Float>) throws {
+        let zeroing = stepNanoseconds == nil ? 0 : MonotonicClock.now()
         for (v, g) in gradients.enumerated() { g?.update(repeating: 0, count: counts[v]) }
+        if stepNanoseconds != nil { stepNanoseconds![program.steps.count] &+= MonotonicClock.now() - zeroing }
         guard let top = gradients[program.outputs[0]] else { return }
         top.update(from: outputGradient, count: counts[program.outputs[0]])
         for (i, step) in program.steps.enumerated().reversed() {
+            let t0 = stepNanoseconds == nil ? 0 : MonotonicClock.now()
+            defer { if stepNanoseconds != nil { stepNanoseconds![i] &+= MonotonicClock.now() - t0 } }
             let dy = try step.outputs.map { v -> UnsafePointer<Float> in
                 guard let g = gradients[v] else { throw MetronomeError.node(node: step.name, op: step.opType, message: "output without a gradient") }
                 return UnsafePointer(g)
@@ -132,6 +144,7 @@ public final class Trainer {
     public func trainStep(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, targets: UnsafePointer<Float>? = nil,
                           optimizer: inout Optimizer, lr: Float) throws -> (loss: Double, correct: Int) {
         let logits = try forward(images, training: true)
+        let lossStart = stepNanoseconds == nil ? 0 : MonotonicClock.now()
         let grad = UnsafeMutablePointer<Float>.allocate(capacity: batch * classes)
         defer { grad.deallocate() }
         var (loss, correct) = Loss.softmaxCrossEntropy(logits, batch: batch, classes: classes, labels: labels, gradient: grad)
@@ -141,9 +154,12 @@ public final class Trainer {
         guard loss.isFinite else {
             throw MetronomeError.invalidArgument("the loss became \(loss); lower the learning rate (--lr)")
         }
+        if stepNanoseconds != nil { stepNanoseconds![program.steps.count] &+= MonotonicClock.now() - lossStart }
         try backward(outputGradient: grad)
+        let update = stepNanoseconds == nil ? 0 : MonotonicClock.now()
         optimizer.step(parameters.map { storage[$0] }, gradients: parameters.map { UnsafePointer(gradients[$0]!) },
                        counts: parameters.map { counts[$0] }, lr: lr)
+        if stepNanoseconds != nil { stepNanoseconds![program.steps.count + 1] &+= MonotonicClock.now() - update }
         return (loss, correct)
     }
 
@@ -155,6 +171,14 @@ public final class Trainer {
         let all = counts.reduce(0, +) * 4
         let g = gradients.indices.reduce(0) { $0 + (gradients[$1] == nil ? 0 : counts[$1]) } * 4
         return (p, all - p, g)
+    }
+
+    /// The trainer's steps as kernels, with the gradient and optimizer pseudo-kernels, for
+    /// training-step profiles and predictors.
+    public func kernelInfo() throws -> [KernelInfo] {
+        let gradientElements = gradients.indices.reduce(0) { $0 + (gradients[$1] == nil ? 0 : counts[$1]) }
+        return try KernelInfo.describe(trainingSteps: program, kernelSet: "\(kernels)", gradientElements: gradientElements,
+                                       parameterElements: parameters.reduce(0) { $0 + counts[$1] })
     }
 
     /// The values of a parameter or running statistic.

@@ -20,12 +20,20 @@ struct Evaluate: ParsableCommand {
             measured, one colour per family). With --test FILE the predictor is fitted on all \
             of PROFILES and tested on FILE instead (--split test): batch sizes, thread counts or \
             networks outside the training grid.
+
+            With --retest SECOND, nothing is fitted: SECOND, another profile of the same \
+            configurations (run later, e.g. `metronome profile … --out SECOND`), is scored as \
+            if it predicted the first, with the same metrics (method retest, and per kernel \
+            family with --layers profiles). That is the measurement's own repeatability, the \
+            ceiling any predictor is held to on this machine. predictions.csv then has \
+            first_ms and second_ms.
             """)
 
     @OptionGroup var inputs: ProfileInputs
     @OptionGroup var trees: TreeOptions
     @Option(help: "random, family or amount (test with --test).") var split: PredictorEvaluation.Split = .random
     @Option(help: "A profile to test on after fitting on all of PROFILES (implies --split test).") var test: String?
+    @Option(help: "A second profile of the same configurations: report how well it agrees with the first (implies --split retest; nothing is fitted).") var retest: String?
     @Option(help: "Folds of the random split.") var folds = 5
     @Option(help: "Seed of the random split.") var seed: UInt64 = 1
     @Option(help: "Output directory.") var out: String
@@ -35,7 +43,11 @@ struct Evaluate: ParsableCommand {
     func validate() throws {
         guard folds >= 2 else { throw ValidationError("--folds must be at least 2") }
         if split == .test && test == nil { throw ValidationError("--split test needs --test FILE") }
-        if let test, !FileManager.default.fileExists(atPath: test) { throw ValidationError("\(test) does not exist") }
+        if split == .retest && retest == nil { throw ValidationError("--split retest needs --retest SECOND.csv") }
+        if test != nil && retest != nil { throw ValidationError("--test and --retest cannot be combined") }
+        for file in [test, retest].compactMap({ $0 }) where !FileManager.default.fileExists(atPath: file) {
+            throw ValidationError("\(file) does not exist")
+        }
         if !force {
             for name in ["predictions.csv", "metrics.csv", "scatter.svg", "kernels.csv"] {
                 let path = (out as NSString).appendingPathComponent(name)
@@ -47,6 +59,10 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
+        if let retest {
+            try write(Self.retestEvaluation(first: inputs, second: retest))
+            return
+        }
         let configurations = try inputs.configurations()
         var bar: ProgressBar?
         var evaluation: PredictorEvaluation
@@ -71,18 +87,44 @@ struct Evaluate: ParsableCommand {
         } catch let error as PredictorEvaluation.Failure {
             throw ValidationError(error.description)
         }
+        try write(evaluation)
+    }
+
+    /// The two profiles read and paired; machines are checked as for fitting.
+    static func retestEvaluation(first: ProfileInputs, second: String) throws -> PredictorEvaluation {
+        var records: [ProfileRecord] = [], again: [ProfileRecord] = []
+        do {
+            for p in first.profiles { records += try ProfileRecord.read(path: p) }
+            again = try ProfileRecord.read(path: second)
+        } catch { throw ValidationError("\(error)") }
+        let machines = Set((records + again).map(\.machine.fingerprint))
+        if machines.count > 1 && !first.mixMachines {
+            throw ValidationError("\(second) comes from another machine than \(first.profiles.joined(separator: ", ")); a retest compares two measurements on one machine (pass --mix-machines to compare machines)")
+        }
+        do { return try PredictorEvaluation.retest(first: records, second: again) } catch let error as PredictorEvaluation.Failure {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func write(_ evaluation: PredictorEvaluation) throws {
+        let isRetest = evaluation.split == .retest
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        var predictions = CSV.line(["model", "family", "amount", "batch", "threads", "fold", "measured_ms", "predicted_ms", "baseline_ms"])
+        var predictions = CSV.line(["model", "family", "amount", "batch", "threads", "fold"]
+                                   + (isRetest ? ["first_ms", "second_ms"] : ["measured_ms", "predicted_ms", "baseline_ms"]))
         for p in evaluation.predictions {
-            predictions += CSV.line([p.model, p.family, p.amount, String(p.batch), String(p.threads), p.fold,
-                                     String(format: "%.6f", p.measuredMs), String(format: "%.6f", p.predictedMs),
-                                     String(format: "%.6f", p.baselineMs)])
+            predictions += CSV.line([p.model, p.family, p.amount, String(p.batch), String(p.threads), p.fold]
+                                    + (isRetest ? [p.measuredMs, p.predictedMs] : [p.measuredMs, p.predictedMs, p.baselineMs])
+                                        .map { String(format: "%.6f", $0) })
         }
         var metrics = CSV.line(["method", "subset", "count", "within_5", "within_10", "mape", "rmspe", "spearman"])
         for m in evaluation.metrics {
             metrics += CSV.line([m.method, m.subset, String(m.count)] + [m.within5, m.within10, m.mape, m.rmspe, m.spearman].map { String(format: "%.4f", $0) })
         }
-        let svg = ScatterPlot.svg([
+        let svg = isRetest ? ScatterPlot.svg([
+            ("second measurement against the first", evaluation.predictions.map {
+                ScatterPlot.Point(measured: $0.measuredMs, predicted: $0.predictedMs, group: $0.family, label: "\($0.model) b\($0.batch) t\($0.threads)")
+            }),
+        ]) : ScatterPlot.svg([
             ("kernel-level predictor (\(evaluation.split.rawValue) split)", evaluation.predictions.map {
                 ScatterPlot.Point(measured: $0.measuredMs, predicted: $0.predictedMs, group: $0.family, label: "\($0.model) b\($0.batch) t\($0.threads)")
             }),
@@ -107,7 +149,11 @@ struct Evaluate: ParsableCommand {
             print(String(decoding: try encoder.encode(evaluation.metrics), as: UTF8.self))
             return
         }
-        print("\(evaluation.split.rawValue) split: \(evaluation.folds) folds over \(evaluation.networks) networks, \(evaluation.configurations) configurations")
+        if isRetest {
+            print("retest: \(evaluation.configurations) configurations of \(evaluation.networks) networks measured twice")
+        } else {
+            print("\(evaluation.split.rawValue) split: \(evaluation.folds) folds over \(evaluation.networks) networks, \(evaluation.configurations) configurations")
+        }
         print(Self.render(evaluation.metrics))
         print("wrote \(out)/predictions.csv, metrics.csv, kernels.csv, scatter.svg")
     }

@@ -19,20 +19,27 @@ struct Fit: ParsableCommand {
             including the 99th-percentile relative error that `analyze --predicted` inflates \\
             by, is stored in the JSON with the machine the profiles were measured on. Profiles \\
             from different machines are refused unless --mix-machines.
+
+            With --stage train it learns training steps instead, from the rows of \
+            `profile --stage train --layers`: each step of the trainer's program (forward and \
+            backward) is a kernel, plus the gradient zeroing and the optimizer's update. Its \
+            default file is train-predictor.json, which `predict --stage train` reads.
             """)
 
     @OptionGroup var inputs: ProfileInputs
     @OptionGroup var trees: TreeOptions
-    @Option(help: "The predictor JSON to write (default: predictor.json in the cache directory, where `predict` looks).")
+    @Option(help: "The predictor JSON to write (default: predictor.json, or train-predictor.json with --stage train, in the cache directory, where `predict` looks).")
     var out: String?
     @Option(help: "Folds of the cross-validation stored with the predictor (0 skips it).") var folds = 5
     @Flag(help: "Overwrite --out.") var force = false
 
-    static var defaultPath: String { PretrainedWeights.cacheDirectory.appendingPathComponent("predictor.json").path }
+    static func defaultPath(stage: ProfileStage) -> String {
+        PretrainedWeights.cacheDirectory.appendingPathComponent(stage == .train ? "train-predictor.json" : "predictor.json").path
+    }
 
     func validate() throws {
         guard folds == 0 || folds >= 2 else { throw ValidationError("--folds must be 0 or at least 2") }
-        let path = out ?? Self.defaultPath
+        let path = out ?? Self.defaultPath(stage: inputs.stage)
         if !force && FileManager.default.fileExists(atPath: path) {
             throw ValidationError("\(path) already exists; choose another --out or pass --force")
         }
@@ -59,7 +66,7 @@ struct Fit: ParsableCommand {
         } else if folds > 0 {
             FileHandle.standardError.write(Data("warning: \(networks) network(s) are too few for \(folds)-fold cross-validation; the predictor has no validated error, and `analyze --predicted` will refuse it\n".utf8))
         }
-        let path = out ?? Self.defaultPath
+        let path = out ?? Self.defaultPath(stage: inputs.stage)
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         do { try predictor.encoded().write(to: URL(fileURLWithPath: path)) } catch {
@@ -70,7 +77,7 @@ struct Fit: ParsableCommand {
             table.append([name, String(family.rows), family.trees == nil ? "median cost (too few rows)" : "boosted trees",
                           String(family.implementations.count)])
         }
-        print("fitted on \(predictor.trainingConfigurations) configurations (\(networks) networks, \(predictor.trainingKernels) kernels), batch \(predictor.batches.map(String.init).joined(separator: ",")), threads \(predictor.threads.map(String.init).joined(separator: ","))")
+        print("fitted on \(predictor.trainingConfigurations) \(predictor.stageName == "train" ? "training-step " : "")configurations (\(networks) networks, \(predictor.trainingKernels) kernels), batch \(predictor.batches.map(String.init).joined(separator: ",")), threads \(predictor.threads.map(String.init).joined(separator: ","))")
         print("machine \(predictor.machine.fingerprint): \(predictor.machine.cpuModel), oneDNN \(predictor.machine.onednnVersion) \(predictor.machine.onednnISA)")
         print(table.render())
         print(String(format: "latency ≈ %.4f × Σ kernel predictions + %.5f ms per kernel (dispatch overhead)", predictor.sumScale,

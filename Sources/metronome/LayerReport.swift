@@ -31,8 +31,13 @@ struct LayerReport: Codable {
     }
 
     init(plan: Plan, samples: [[Double]]) throws {
+        try self.init(kernels: plan.kernelInfo, samples: samples)
+    }
+
+    /// `samples[k]`: the durations of `kernels[k]` in milliseconds.
+    init(kernels: [KernelInfo], samples: [[Double]]) throws {
         var layers: [Layer] = []
-        for (info, s) in zip(plan.kernelInfo, samples) {
+        for (info, s) in zip(kernels, samples) {
             let stats = try LatencyStatistics(s)
             layers.append(Layer(kernel: info, medianMs: stats.median, meanMs: stats.mean, minMs: stats.minimum,
                                 maxMs: stats.maximum, share: 0))
@@ -40,7 +45,7 @@ struct LayerReport: Codable {
         totalMs = layers.reduce(0) { $0 + $1.medianMs }
         for i in layers.indices { layers[i].share = totalMs > 0 ? layers[i].medianMs / totalMs : 0 }
         self.layers = layers
-        referenceImplementations = plan.kernelInfo.filter(\.isOneDNNReference).count
+        referenceImplementations = kernels.filter(\.isOneDNNReference).count
     }
 
     /// One row per kernel: index, name, fused nodes, primitive and implementation, shapes,

@@ -4,6 +4,7 @@ import Metronome
 import MetronomeAnalysis
 import MetronomeModels
 import MetronomeRealtime
+import MetronomeTraining
 
 /// What `metronome predict` reports: the predicted latency with its per-kernel breakdown, the
 /// FLOPs baseline, and the memory the compiled plan needs.
@@ -46,8 +47,11 @@ struct PredictionReport: Codable {
     var p99RelativeError: Double?
     /// Batch or thread counts outside those the predictor was fitted on.
     var extrapolated: Bool
+    /// `inference`, or `train` for one training step (forward, loss, backward, Adam update).
+    var stage = "inference"
 
     enum CodingKeys: String, CodingKey {
+        case stage
         case model, batch, threads, latencyMs = "latency_ms", baselineMs = "flops_baseline_ms", overheadMs = "overhead_ms"
         case memoryBytes = "memory_bytes", memory, kernels, predictor, machineMatches = "machine_matches"
         case p99RelativeError = "p99_relative_error", extrapolated
@@ -55,24 +59,43 @@ struct PredictionReport: Codable {
 
     /// Predicts `plan` (compiled for `batch` and `threads`) with `predictor`.
     init(model: String, plan: Plan, batch: Int, flops: Int, predictor: LatencyPredictor, predictorPath: String) throws {
-        let infos = plan.kernelInfo
-        let times = try predictor.kernelMilliseconds(infos, threads: plan.threads)
+        let io = (plan.program.inputs + plan.program.outputs).reduce(0) { $0 + plan.program.values[$1].count * 4 }
+        try self.init(model: model, kernels: plan.kernelInfo, batch: batch, threads: plan.threads, flops: flops,
+                      memory: Memory(weightBytes: plan.weightBytes, arenaBytes: plan.arenaBytes, scratchpadBytes: plan.scratchpadBytes,
+                                     ioBytes: io),
+                      predictor: predictor, predictorPath: predictorPath)
+    }
+
+    /// Predicts a training step of `trainer` with a training-step predictor. Memory is the
+    /// trainer's, as `profile --stage train` plans it: parameters as weights, every value and
+    /// gradient as the arena, Adam's two moments as scratchpad, the images as I/O.
+    init(model: String, trainer: Trainer, threads: Int, flops: Int, predictor: LatencyPredictor, predictorPath: String) throws {
+        let m = trainer.memory
+        try self.init(model: model, kernels: try trainer.kernelInfo(), batch: trainer.batch, threads: threads, flops: flops,
+                      memory: Memory(weightBytes: m.parameters, arenaBytes: m.activations + m.gradients, scratchpadBytes: 2 * m.parameters,
+                                     ioBytes: trainer.batch * trainer.imageSize * 4),
+                      predictor: predictor, predictorPath: predictorPath)
+        stage = "train"
+    }
+
+    init(model: String, kernels infos: [KernelInfo], batch: Int, threads: Int, flops: Int, memory: Memory,
+         predictor: LatencyPredictor, predictorPath: String) throws {
+        let times = try predictor.kernelMilliseconds(infos, threads: threads)
         self.model = model
         self.batch = batch
-        threads = plan.threads
+        self.threads = threads
         latencyMs = predictor.milliseconds(composing: times)
         overheadMs = latencyMs - times.reduce(0, +)
-        baselineMs = predictor.baselineMilliseconds(flops: flops, threads: plan.threads)
-        let io = (plan.program.inputs + plan.program.outputs).reduce(0) { $0 + plan.program.values[$1].count * 4 }
-        memory = Memory(weightBytes: plan.weightBytes, arenaBytes: plan.arenaBytes, scratchpadBytes: plan.scratchpadBytes, ioBytes: io)
-        memoryBytes = plan.weightBytes + plan.arenaBytes + plan.scratchpadBytes + io
+        baselineMs = predictor.baselineMilliseconds(flops: flops, threads: threads)
+        self.memory = memory
+        memoryBytes = memory.weightBytes + memory.arenaBytes + memory.scratchpadBytes + memory.ioBytes
         kernels = zip(infos, times).map {
             Kernel(index: $0.index, name: $0.name, family: KernelFamily($0).rawValue, implementation: $0.implementation, predictedMs: $1)
         }
         self.predictor = predictorPath
         machineMatches = MachineInfo.current().fingerprint == predictor.machine.fingerprint
         p99RelativeError = predictor.validation?.p99RelativeError
-        extrapolated = !predictor.batches.contains(batch) || !predictor.threads.contains(plan.threads)
+        extrapolated = !predictor.batches.contains(batch) || !predictor.threads.contains(threads)
     }
 
     func render() -> String {
@@ -83,14 +106,14 @@ struct PredictionReport: Codable {
                           String(format: "%.4f", k.predictedMs), String(format: "%.1f%%", k.predictedMs / total * 100)])
         }
         var lines = [table.render(), ""]
-        lines.append(String(format: "%@ at batch %d, %d thread(s): predicted %.3f ms (kernels %.3f + dispatch overhead %.3f)",
-                            model, batch, threads, latencyMs, latencyMs - overheadMs, overheadMs))
+        lines.append(String(format: "%@%@ at batch %d, %d thread(s): predicted %.3f ms (kernels %.3f + dispatch overhead %.3f)",
+                            model, stage == "train" ? " training step" : "", batch, threads, latencyMs, latencyMs - overheadMs, overheadMs))
         if let baselineMs { lines.append(String(format: "FLOPs-only linear baseline: %.3f ms", baselineMs)) }
         if let p99RelativeError {
             lines.append(String(format: "cross-validated p99 relative error of this predictor: %.1f%%", p99RelativeError * 100))
         }
         func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }
-        lines.append("memory (computed from the plan): \(mib(memoryBytes)) = weights \(mib(memory.weightBytes)) + arena \(mib(memory.arenaBytes)) + scratchpad \(mib(memory.scratchpadBytes)) + inputs/outputs \(mib(memory.ioBytes))")
+        lines.append("memory (computed from the \(stage == "train" ? "trainer" : "plan")): \(mib(memoryBytes)) = weights \(mib(memory.weightBytes)) + arena \(mib(memory.arenaBytes)) + scratchpad \(mib(memory.scratchpadBytes)) + inputs/outputs \(mib(memory.ioBytes))")
         return lines.joined(separator: "\n")
     }
 }
@@ -113,6 +136,7 @@ struct Predict: ParsableCommand {
     @Option(help: "The predictor JSON (default: predictor.json in the cache directory).") var predictor: String?
     @Option(help: "Images per inference.") var batch = 1
     @Option(help: "Threads per inference.") var threads = 1
+    @Option(help: "What to predict: inference, or train (one training step).") var stage: ProfileStage = .inference
     @Flag(help: "Print one JSON object (latency_ms, memory_bytes, kernels, …).") var json = false
 
     func validate() throws {
@@ -120,23 +144,39 @@ struct Predict: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
-    static func loadPredictor(_ path: String?) throws -> (LatencyPredictor, String) {
-        let file = path ?? Fit.defaultPath
+    static func loadPredictor(_ path: String?, stage: ProfileStage = .inference) throws -> (LatencyPredictor, String) {
+        let file = path ?? Fit.defaultPath(stage: stage)
         guard FileManager.default.fileExists(atPath: file) else {
             throw ValidationError(path == nil
-                ? "no predictor at \(file): run `make predictor` (or `metronome fit`) first, or pass --predictor"
+                ? (stage == .train
+                    ? "no training-step predictor at \(file): run `make train-predictor` (or `metronome fit --stage train`) first, or pass --predictor"
+                    : "no predictor at \(file): run `make predictor` (or `metronome fit`) first, or pass --predictor")
                 : "\(file) does not exist")
         }
-        do { return (try LatencyPredictor.load(file), file) } catch { throw ValidationError("\(error)") }
+        let predictor: LatencyPredictor
+        do { predictor = try LatencyPredictor.load(file) } catch { throw ValidationError("\(error)") }
+        guard predictor.stageName == stage.rawValue else {
+            throw ValidationError(predictor.stageName == "train"
+                ? "\(file) predicts training steps (fitted with --stage train); it cannot predict inference"
+                : "\(file) predicts inference; a training step needs a predictor fitted on `profile --stage train --layers` rows (`fit --stage train`)")
+        }
+        return (predictor, file)
     }
 
     func run() throws {
-        let (p, path) = try Self.loadPredictor(predictor)
+        let (p, path) = try Self.loadPredictor(predictor, stage: stage)
         let graph = try ModelSource.load(model)
         let program = try Program(lowering: graph, batch: batch)
         let cost = try CostModel.analyze(program: program)
-        let plan = try Plan.compile(program, options: CompileOptions(threads: threads))
-        let report = try PredictionReport(model: model, plan: plan, batch: batch, flops: cost.flops, predictor: p, predictorPath: path)
+        let report: PredictionReport
+        if stage == .train {
+            // The trainer's buffers are allocated (their sizes are its memory); nothing runs.
+            report = try PredictionReport(model: model, trainer: try Trainer(graph: graph, batch: batch), threads: threads,
+                                          flops: cost.flops, predictor: p, predictorPath: path)
+        } else {
+            let plan = try Plan.compile(program, options: CompileOptions(threads: threads))
+            report = try PredictionReport(model: model, plan: plan, batch: batch, flops: cost.flops, predictor: p, predictorPath: path)
+        }
         if !report.machineMatches {
             FileHandle.standardError.write(Data("warning: \(path) was fitted on another machine (\(p.machine.cpuModel), oneDNN \(p.machine.onednnVersion) \(p.machine.onednnISA), fingerprint \(p.machine.fingerprint)); this one is \(MachineInfo.current().fingerprint). Its predictions describe that machine.\n".utf8))
         }

@@ -18,7 +18,8 @@ struct Profile: ParsableCommand {
             SOURCE is a zoo name, an .onnx file, a directory written by `metronome dataset` \
             (its manifest.csv is used; without one, every .onnx file in it), or a manifest.csv. \
             For every model, thread count and batch size (ascending), a child process compiles \
-            the model, runs --warmup untimed and --runs timed inferences on the given cores and \
+            the model, runs --warmup untimed and --runs timed inferences (more, until --min-time \
+            has passed) on the given cores and \
             reports mean, median, p99, min and max latency, the planned memory (weights, arena, \
             scratchpad, inputs/outputs) and the measured peak resident set above its baseline.
 
@@ -33,8 +34,11 @@ struct Profile: ParsableCommand {
             flags, oneDNN version and ISA, governor, clock, Metronome version) on every row. \
             Rerunning with the same --out skips configurations already in it for this machine. \
             --layers adds one row per compiled kernel (kind, shapes, geometry, post-ops, \
-            oneDNN implementation, time): the training data for kernel-level predictors. The \
-            columns are described in the README.
+            oneDNN implementation, time): the training data for kernel-level predictors. With \
+            --stage train it adds one row per step of the trainer's program (its forward and \
+            backward together, backend train) and two for the gradient zeroing with the loss \
+            and the optimizer's update, timed in separate instrumented steps. The columns are \
+            described in the README.
             """)
 
     @Argument(help: "A zoo name, an .onnx file, a dataset directory or a manifest.csv.")
@@ -49,6 +53,8 @@ struct Profile: ParsableCommand {
     var runs = 20
     @Option(help: "Untimed warm-up runs per configuration.")
     var warmup = 5
+    @Option(help: "Keep timing a configuration until at least this many seconds have passed (after --runs), and warm up for a fifth of it: small models get enough runs for a stable median. The runs column records the runs made.")
+    var minTime: Double = 0.3
     @Option(help: "Memory limit per configuration, e.g. 2GiB or 512MiB (default: none).")
     var memoryLimit: ByteCountArgument?
     @Option(help: "How --memory-limit is enforced: auto (a memory cgroup where possible, else rlimit), cgroup, or rlimit (an address-space limit).")
@@ -81,14 +87,15 @@ struct Profile: ParsableCommand {
     }
 
     func validate() throws {
-        if stage == .train && (precision != .fp32 || layers) {
-            throw ValidationError("--stage train profiles fp32 training steps of the whole model: leave out --precision and --layers")
+        if stage == .train && precision != .fp32 {
+            throw ValidationError("--stage train profiles fp32 training steps: leave out --precision")
         }
         _ = try batches()
         _ = try threadCounts()
         if let cores { try Affinity.validate(try Affinity.parse(cores)) }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
+        guard minTime >= 0, minTime <= 3600 else { throw ValidationError("--min-time must be between 0 and 3600 seconds") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         if let memoryLimit, memoryLimit.bytes < 16 << 20 {
             throw ValidationError("--memory-limit must be at least 16MiB (the runtime alone needs about that)")
@@ -254,7 +261,7 @@ struct Profile: ParsableCommand {
         defer { group?.remove() }
         record.limitMethod = limit == 0 ? "" : group?.version.rawValue ?? "rlimit-as"
         var arguments = ["profile-worker", "--model", target.spec, "--batch", String(b), "--threads", String(t),
-                         "--runs", String(runs), "--warmup", String(warmup)]
+                         "--runs", String(runs), "--warmup", String(warmup), "--min-time", String(minTime)]
         if !record.cores.isEmpty { arguments += ["--cores", record.cores] }
         if layers { arguments.append("--layers") }
         if precision != .fp32 { arguments += ["--precision", precision.rawValue] }
@@ -267,6 +274,7 @@ struct Profile: ParsableCommand {
             record.status = .ok
             record.meanMs = result.meanMs; record.medianMs = result.medianMs; record.p99Ms = result.p99Ms
             record.minMs = result.minMs; record.maxMs = result.maxMs
+            if let done = result.timedRuns { record.runs = done }
             record.params = result.params; record.macs = result.macs; record.flops = result.flops
             record.plannedWeightBytes = result.plannedWeightBytes; record.plannedArenaBytes = result.plannedArenaBytes
             record.plannedScratchpadBytes = result.plannedScratchpadBytes; record.plannedIOBytes = result.plannedIOBytes
@@ -280,7 +288,8 @@ struct Profile: ParsableCommand {
                 row.model = record.model; row.baseModel = record.baseModel; row.mode = record.mode
                 row.amount = record.amount; row.seed = record.seed; row.batch = b; row.threads = t
                 row.precision = record.precision
-                row.cores = record.cores; row.runs = runs; row.warmup = warmup
+                row.stage = record.stage
+                row.cores = record.cores; row.runs = min(record.runs, 5000); row.warmup = warmup
                 row.memoryLimitBytes = record.memoryLimitBytes; row.limitMethod = record.limitMethod
                 row.kernelIndex = layer.kernel.index; row.kernel = layer.kernel
                 row.layerMedianMs = layer.medianMs; row.layerMeanMs = layer.meanMs; row.layerShare = layer.share

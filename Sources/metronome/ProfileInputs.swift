@@ -11,6 +11,9 @@ struct ProfileInputs: ParsableArguments {
     @Flag(help: "Accept profiles from different machines (their kernels' speeds will be mixed).")
     var mixMachines = false
 
+    @Option(help: "Which rows to learn from: inference, or train (training steps from `profile --stage train --layers`).")
+    var stage: ProfileStage = .inference
+
     func validate() throws {
         guard !profiles.isEmpty else { throw ValidationError("give at least one profile CSV") }
         for p in profiles where !FileManager.default.fileExists(atPath: p) {
@@ -29,9 +32,11 @@ struct ProfileInputs: ParsableArguments {
                 .sorted().joined(separator: "; ")
             throw ValidationError("the profiles come from \(machines.count) machines: \(list); a predictor is for one machine (pass --mix-machines to fit across them anyway)")
         }
-        let configurations = ProfiledConfiguration.group(records)
+        let configurations = ProfiledConfiguration.group(records, stage: stage.rawValue)
         guard !configurations.isEmpty else {
-            throw ValidationError("no successful configuration with kernel rows in \(profiles.joined(separator: ", ")); profile with --layers")
+            let other = ProfiledConfiguration.group(records, stage: stage == .train ? "inference" : "train")
+            let hint = other.isEmpty ? "profile with --layers" : "the profiles have \(stage == .train ? "inference" : "training-step") rows: pass --stage \(stage == .train ? "inference" : "train")"
+            throw ValidationError("no successful \(stage.rawValue) configuration with kernel rows in \(profiles.joined(separator: ", ")); \(hint)")
         }
         return configurations
     }

@@ -26,6 +26,7 @@ struct ProfileWorker: ParsableCommand {
     @Option var cores: String?
     @Option var runs: Int
     @Option var warmup: Int
+    @Option var minTime: Double = 0
     @Flag var layers = false
     @Option var precision: Precision = .fp32
     @Option var stage: ProfileStage = .inference
@@ -69,7 +70,9 @@ struct ProfileWorker: ParsableCommand {
         let executor = try Executor(plan: plan, cores: coreList)
         var generator = SplitMix64(seed: 42)
         let buffers = PlanBuffers(plan: plan, generator: &generator)
-        let stats = try LatencyStatistics(executor.timedRuns(runs, warmup: warmup, on: buffers))
+        let samples = try executor.timedRuns(atLeast: runs, seconds: minTime, warmup: warmup, on: buffers)
+        let stats = try LatencyStatistics(samples)
+        result.timedRuns = samples.count
         result.peakRSSBytes = max(0, ProcessMemory.peakResidentBytes() - baseline)
         // The executor allocates nothing while running, so the anonymous memory after the runs
         // is its peak too; unlike the resident set it excludes the library code paged in.
@@ -80,7 +83,7 @@ struct ProfileWorker: ParsableCommand {
         result.minMs = stats.minimum
         result.maxMs = stats.maximum
         if layers {
-            result.layers = try LayerReport(plan: plan, samples: executor.kernelTimes(runs: runs, warmup: 1, on: buffers))
+            result.layers = try LayerReport(plan: plan, samples: executor.kernelTimes(runs: min(samples.count, 5000), warmup: 1, on: buffers))
         }
         let data = try JSONEncoder().encode(result)
         FileHandle.standardOutput.write(data)
@@ -117,10 +120,25 @@ extension ProfileWorker {
         ProcessMemory.resetPeak()
         for _ in 0..<warmup { try step() }
         var samples: [Double] = []
-        for _ in 0..<runs {
+        let end = MonotonicClock.now() + UInt64(max(0, minTime) * 1e9)
+        while samples.count < runs || (MonotonicClock.now() < end && samples.count < 100_000) {
             let t0 = MonotonicClock.now()
             try step()
             samples.append(Double(MonotonicClock.now() - t0) / 1e6)
+        }
+        result.timedRuns = samples.count
+        if layers {
+            // Separate, instrumented steps, as for inference: the clock reads between steps
+            // stay out of the step latency above.
+            let kernels = try trainer.kernelInfo()
+            var perKernel = [[Double]](repeating: [], count: kernels.count)
+            for _ in 0..<min(samples.count, 5000) {
+                trainer.stepNanoseconds = [UInt64](repeating: 0, count: kernels.count)
+                try step()
+                for (k, ns) in (trainer.stepNanoseconds ?? []).enumerated() { perKernel[k].append(Double(ns) / 1e6) }
+            }
+            trainer.stepNanoseconds = nil
+            result.layers = try LayerReport(kernels: kernels, samples: perKernel)
         }
         let stats = try LatencyStatistics(samples)
         let memory = trainer.memory
@@ -137,6 +155,8 @@ extension ProfileWorker {
 /// What one configuration measured, as the worker reports it to `metronome profile`.
 struct ProfileWorkerResult: Codable {
     var meanMs = 0.0, medianMs = 0.0, p99Ms = 0.0, minMs = 0.0, maxMs = 0.0
+    /// Timed runs done: `--runs`, or more where `--min-time` asked for them.
+    var timedRuns: Int?
     var params = 0, macs = 0, flops = 0
     var plannedWeightBytes = 0, plannedArenaBytes = 0, plannedScratchpadBytes = 0, plannedIOBytes = 0
     var baselineRSSBytes = 0, peakRSSBytes = 0, anonymousRSSBytes = 0

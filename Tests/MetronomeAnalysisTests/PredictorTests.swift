@@ -119,7 +119,8 @@ final class PredictorTests: XCTestCase {
         let configurations = Self.configurations(networks: 15, seed: 11)
         // The test split needs a second profile (holdout(train:test:)); run refuses it.
         XCTAssertThrowsError(try PredictorEvaluation.run(configurations, split: .test, folds: 3))
-        for split in PredictorEvaluation.Split.allCases where split != .test {
+        XCTAssertThrowsError(try PredictorEvaluation.run(configurations, split: .retest, folds: 3))
+        for split in PredictorEvaluation.Split.allCases where split != .test && split != .retest {
             let e = try PredictorEvaluation.run(configurations, split: split, folds: 3)
             XCTAssertEqual(e.predictions.count, configurations.count, "\(split)")
             let all = e.metrics.filter { $0.subset == "all" }
@@ -132,6 +133,71 @@ final class PredictorTests: XCTestCase {
             if split == .amount { XCTAssertEqual(e.folds, 5) }
         }
         XCTAssertThrowsError(try PredictorEvaluation.run(Array(configurations.prefix(4)), split: .random, folds: 5))
+    }
+
+    /// Profiles measured in several passes merge into one configuration each, with the
+    /// median of the passes for the model and for every kernel.
+    func testRepeatedMeasurementsMergeToTheirMedian() throws {
+        let configurations = Self.configurations(networks: 2, seed: 9)
+        var records: [ProfileRecord] = []
+        for factor in [1.0, 1.3, 0.9] {
+            for c in configurations {
+                var m = c.model
+                m.medianMs! *= factor
+                records.append(m)
+                records += c.layers.map { var l = $0; l.layerMedianMs! *= factor * factor; return l }
+            }
+        }
+        let merged = ProfiledConfiguration.group(records)
+        XCTAssertEqual(merged.count, configurations.count)
+        for (m, c) in zip(merged, configurations) {
+            XCTAssertEqual(m.model.medianMs!, c.model.medianMs!, accuracy: 1e-12)
+            XCTAssertEqual(m.layers.count, c.layers.count)
+            for (a, b) in zip(m.layers, c.layers) {
+                XCTAssertEqual(a.kernelIndex, b.kernelIndex)
+                XCTAssertEqual(a.layerMedianMs!, b.layerMedianMs!, accuracy: 1e-12)
+            }
+        }
+        // Two passes: the mean of the two.
+        let two = ProfiledConfiguration.group(Array(records.prefix(records.count * 2 / 3)))
+        XCTAssertEqual(two[0].model.medianMs!, configurations[0].model.medianMs! * 1.15, accuracy: 1e-9)
+    }
+
+    /// A retest pairs configurations by key and kernels by index, and scores the second profile
+    /// as if it predicted the first: checked against the relative differences worked by hand.
+    func testRetestScoresTheSecondMeasurementAgainstTheFirst() throws {
+        let first = Self.configurations(networks: 2, seed: 5)
+        // Second measurement: configuration i scaled by factors[i]; its kernels by 1.2.
+        let factors = [1.0, 1.04, 0.92, 1.3, 1.08, 0.97, 1.11, 0.5]
+        XCTAssertEqual(first.count, factors.count)
+        var a: [ProfileRecord] = [], b: [ProfileRecord] = []
+        for (c, f) in zip(first, factors) {
+            a += [c.model] + c.layers
+            var m = c.model
+            m.medianMs! *= f
+            b.append(m)
+            b += c.layers.map { var l = $0; l.layerMedianMs! *= 1.2; return l }
+        }
+        // A configuration only the first has, and a failed one in the second, are left out.
+        var extra = first[0].model
+        extra.model = "only-first.onnx"
+        a.append(extra)
+        var failed = first[1].model
+        failed.status = .failed
+        b.append(failed)
+        let e = try PredictorEvaluation.retest(first: a, second: b)
+        XCTAssertEqual(e.split, .retest)
+        XCTAssertEqual(e.configurations, 8)
+        let all = try XCTUnwrap(e.metrics.first { $0.method == "retest" && $0.subset == "all" })
+        // |f − 1| = 0, .04, .08, .3, .08, .03, .11, .5: three within 5%, five within 10%.
+        XCTAssertEqual(all.within5, 3 / 8)
+        XCTAssertEqual(all.within10, 5 / 8)
+        XCTAssertEqual(all.mape, (0 + 0.04 + 0.08 + 0.3 + 0.08 + 0.03 + 0.11 + 0.5) / 8, accuracy: 1e-9)
+        let kernels = e.metrics.filter { $0.method == "kernels" }
+        XCTAssertFalse(kernels.isEmpty)
+        for k in kernels { XCTAssertEqual(k.mape, 0.2, accuracy: 1e-9, k.subset); XCTAssertEqual(k.within10, 0) }
+        XCTAssertEqual(e.kernels.count, first.reduce(0) { $0 + $1.layers.count })
+        XCTAssertThrowsError(try PredictorEvaluation.retest(first: a, second: [failed]))
     }
 
     /// The profile CSV written by `fields` reads back through `read` (and Python's csv module

@@ -69,6 +69,74 @@ final class PredictorCLITests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
     }
 
+    /// Training steps: `profile --stage train --layers` times each step of the trainer's program
+    /// plus the gradient and optimizer pseudo-kernels; `fit --stage train` learns them and
+    /// `predict --stage train` predicts a step and computes the trainer's memory, which the
+    /// profile measured; predictors of one stage are refused for the other.
+    func testTrainingStepPredictor() throws {
+        let bin = try Harness.metronome()
+        let dir = try Harness.temporaryDirectory("train-predictor")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("ds").path
+        let d = try Harness.run(bin, ["dataset", "--models", "lenet5,game-sot-timer3", "--amounts", "0,0.4,0.7", "--out", data])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let csv = dir.appendingPathComponent("train.csv").path
+        let p = try Harness.run(bin, ["profile", data, "--stage", "train", "--batch", "4,8", "--runs", "2", "--warmup", "1",
+                                      "--min-time", "0", "--layers", "--out", csv])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        let py = try Harness.python(modules: ["csv", "json"])
+        let r = try Harness.run("/usr/bin/env", [py, "-c", "import csv, json, sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1])))))", csv])
+        let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: String]])
+        XCTAssertTrue(rows.allSatisfy { $0["stage"] == "train" })
+        let lenet = rows.filter { $0["model"] == "lenet5-l1-0.00.onnx" && $0["batch"] == "8" }
+        let layers = lenet.filter { $0["row"] == "layer" }
+        // LeNet-5: 12 steps (2 conv, 4 ReLU, 2 max pool, flatten, 3 Gemm) + gradients + optimizer.
+        XCTAssertEqual(layers.map { $0["op_type"]! },
+                       ["Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm", "Relu", "Gemm",
+                        "Gradients", "Optimizer"])
+        XCTAssertTrue(layers.allSatisfy { $0["implementation"] == "train:fast" && Double($0["layer_median_ms"] ?? "") ?? 0 > 0 })
+
+        let predictor = dir.appendingPathComponent("t.json").path
+        let inferenceOnly = try Harness.run(bin, ["fit", csv, "--folds", "0", "--out", predictor])
+        XCTAssertNotEqual(inferenceOnly.status, 0)
+        XCTAssertTrue(inferenceOnly.stderr.contains("--stage train"), inferenceOnly.stderr)
+        let f = try Harness.run(bin, ["fit", csv, "--stage", "train", "--folds", "0", "--out", predictor])
+        XCTAssertEqual(f.status, 0, f.stderr)
+        XCTAssertTrue(f.stdout.contains("fitted on 12 training-step configurations (6 networks"), f.stdout)
+        let t = try Harness.run(bin, ["predict", "lenet5", "--stage", "train", "--predictor", predictor, "--batch", "8", "--json"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let report = try json(t.stdout)
+        XCTAssertEqual(report["stage"] as? String, "train")
+        let kernels = try XCTUnwrap(report["kernels"] as? [[String: Any]])
+        XCTAssertEqual(kernels.map { $0["family"] as? String },
+                       ["conv_dense", "elementwise", "pooling", "conv_dense", "elementwise", "pooling", "copy", "inner_product",
+                        "elementwise", "inner_product", "elementwise", "inner_product", "copy", "other"])
+        XCTAssertGreaterThan(try XCTUnwrap(report["latency_ms"] as? Double), 0)
+        // The trainer's memory, as the profile planned it for the same model and batch.
+        let model = try XCTUnwrap(lenet.first { $0["row"] == "model" })
+        let memory = try XCTUnwrap(report["memory"] as? [String: Int])
+        XCTAssertEqual(memory["weight_bytes"], Int(model["planned_weight_bytes"]!))
+        XCTAssertEqual(memory["arena_bytes"], Int(model["planned_arena_bytes"]!))
+        XCTAssertEqual(memory["scratchpad_bytes"], Int(model["planned_scratchpad_bytes"]!))
+        XCTAssertEqual(report["memory_bytes"] as? Int, Int(model["planned_bytes"]!))
+        // LeNet-5 by hand: 61,706 parameters; Adam keeps two moments of each.
+        XCTAssertEqual(memory["weight_bytes"], 61_706 * 4)
+        XCTAssertEqual(memory["scratchpad_bytes"], 2 * 61_706 * 4)
+        XCTAssertEqual(memory["io_bytes"], 8 * 28 * 28 * 4)
+        // Each stage's predictor is refused for the other.
+        let wrongStage = try Harness.run(bin, ["predict", "lenet5", "--predictor", predictor])
+        XCTAssertNotEqual(wrongStage.status, 0)
+        XCTAssertTrue(wrongStage.stderr.contains("predicts training steps"), wrongStage.stderr)
+        let (_, _, inferenceCSV) = try profile()
+        let inference = dir.appendingPathComponent("i.json").path
+        XCTAssertEqual(try Harness.run(bin, ["fit", inferenceCSV, "--folds", "0", "--out", inference]).status, 0)
+        let wrongStage2 = try Harness.run(bin, ["predict", "lenet5", "--stage", "train", "--predictor", inference])
+        XCTAssertTrue(wrongStage2.stderr.contains("fit --stage train"), wrongStage2.stderr)
+        let e = try Harness.run(bin, ["evaluate", csv, "--stage", "train", "--split", "family", "--out", dir.appendingPathComponent("ev").path])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(e.stdout.contains("family split: 2 folds over 6 networks, 12 configurations"), e.stdout)
+    }
+
     /// Profiles from two machines are refused unless --mix-machines; a predictor from another
     /// machine makes `predict` warn and `analyze --predicted` refuse unless --force.
     func testOtherMachines() throws {

@@ -196,8 +196,30 @@ final class ProfileCLITests: XCTestCase {
         XCTAssertGreaterThan(step, inference, "a training step includes the forward pass")
         // Parameters, every value and its gradient are held: more than the inference arena.
         XCTAssertGreaterThan(Int(models[1]["planned_bytes"]!)!, Int(models[0]["planned_bytes"]!)!)
-        let refused = try Harness.run(bin, base + ["--stage", "train", "--layers"])
+        let refused = try Harness.run(bin, base + ["--stage", "train", "--precision", "bf16"])
         XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("--precision"), refused.stderr)
+    }
+
+    /// `--min-time`: a 0.1 ms network keeps being timed past --runs until the time has passed,
+    /// and the runs column records how many runs were made; `--min-time 0` makes exactly --runs.
+    func testMinimumTimeSetsTheRunCount() throws {
+        let bin = try Harness.metronome()
+        let timed = path("timed.csv"), counted = path("counted.csv")
+        let a = try Harness.run(bin, ["profile", "noscope-coral", "--runs", "3", "--warmup", "1", "--min-time", "0.25", "--layers", "--out", timed])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let b = try Harness.run(bin, ["profile", "noscope-coral", "--runs", "3", "--warmup", "1", "--min-time", "0", "--out", counted])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let model = try XCTUnwrap(try rows(timed).first { $0["row"] == "model" })
+        let runs = try XCTUnwrap(Int(model["runs"] ?? ""))
+        let mean = try XCTUnwrap(Double(model["mean_ms"] ?? ""))
+        XCTAssertGreaterThan(runs, 3)
+        // The timed runs together last about the minimum time (their sum leaves out the clock
+        // reads between runs), and not many runs more.
+        XCTAssertGreaterThanOrEqual(Double(runs) * mean, 250 * 0.9)
+        XCTAssertLessThan(Double(runs - 1) * mean, 250 * 1.5 + 2 * mean)
+        XCTAssertTrue(try rows(timed).filter { $0["row"] == "layer" }.allSatisfy { Int($0["runs"] ?? "") == min(runs, 5000) })
+        XCTAssertEqual(try rows(counted).first { $0["row"] == "model" }?["runs"], "3")
     }
 
     func testRefusals() throws {
@@ -209,7 +231,8 @@ final class ProfileCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("cannot be resumed") && r.stderr.contains("--force"), r.stderr)
         XCTAssertEqual(try String(contentsOfFile: bad, encoding: .utf8), "a,b\n1,2\n")
         for (args, message) in [(["--memory-limit", "1MiB"], "at least 16MiB"), (["--memory-limit", "lots"], "memory-limit"),
-                                (["--batch", "0"], "--batch"), (["--threads", "x"], "--threads"), (["--runs", "0"], "--runs")] {
+                                (["--batch", "0"], "--batch"), (["--threads", "x"], "--threads"), (["--runs", "0"], "--runs"),
+                                (["--min-time", "-1"], "--min-time")] {
             let e = try Harness.run(bin, ["profile", "noscope-coral", "--out", path("x.csv")] + args)
             XCTAssertNotEqual(e.status, 0)
             XCTAssertTrue(e.stderr.contains(message), "\(args): \(e.stderr)")

@@ -42,4 +42,31 @@ extension Executor {
         }
         return samples
     }
+
+    /// Runs `warmup` untimed iterations and then timed ones until at least `runs` are done
+    /// *and* `minimumSeconds` have passed (at most `maximumRuns`); returns each timed run's
+    /// duration in milliseconds.
+    ///
+    /// A fixed count is a different measurement for every model: 15 runs of a 0.1 ms network
+    /// last 1.5 ms, shorter than a scheduler tick, so one preemption or a core's clock ramp
+    /// moves its median by tens of percent. A time floor gives small models as many samples as
+    /// they need for a stable median and costs large ones nothing.
+    public func timedRuns(atLeast runs: Int, seconds minimumSeconds: Double, maximumRuns: Int = 100_000,
+                          warmup: Int, on buffers: PlanBuffers) throws -> [Double] {
+        let warmupEnd = MonotonicClock.now() + UInt64(max(0, minimumSeconds) * 0.2e9)
+        var warmed = 0
+        while warmed < warmup || MonotonicClock.now() < warmupEnd {
+            try run(inputs: buffers.inputPointers, outputs: buffers.outputPointers)
+            warmed += 1
+        }
+        let end = MonotonicClock.now() + UInt64(max(0, minimumSeconds) * 1e9)
+        var samples: [Double] = []
+        samples.reserveCapacity(max(runs, 1024))
+        while samples.count < runs || (MonotonicClock.now() < end && samples.count < maximumRuns) {
+            let t0 = MonotonicClock.now()
+            try run(inputs: buffers.inputPointers, outputs: buffers.outputPointers)
+            samples.append(Double(MonotonicClock.now() - t0) / 1e6)
+        }
+        return samples
+    }
 }

@@ -163,9 +163,88 @@ extension PoolingOperator {
         }
     }
 
+    /// Fast kernels: planes are split over the OpenMP team, and max pooling records where each
+    /// window's maximum was (the first, as the reference kernel and PyTorch choose) while it
+    /// pools, so that its backward pass scatters without searching the windows again. (The
+    /// reference kernels pooled on one thread and searched twice: a quarter of LeNet-5's
+    /// training step.)
+    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
+        guard kernels == .fast else { return false }
+        let xs = b.inputShapes[0], ys = b.outputShapes[0]
+        guard xs.count == 4, ys.count == 4 else { return false }
+        let planes = xs[0] * xs[1], (h, w, oh, ow) = (xs[2], xs[3], ys[2], ys[3])
+        let x = b.inputs[0], y = b.outputs[0]
+        switch step.op {
+        case .maxPool(let a) where a.kernel.count == 2:
+            let count = planes * oh * ow
+            if memory.indices.count != count { memory.indices = [Int32](repeating: -1, count: count) }
+            let (kh, kw, sh, sw) = (a.kernel[0], a.kernel[1], a.strides[0], a.strides[1])
+            let (dh, dw, ph, pw) = (a.dilations[0], a.dilations[1], a.pads[0], a.pads[1])
+            memory.indices.withUnsafeMutableBufferPointer { buffer in
+                let indices = buffer.baseAddress!
+                ParallelFor.run(planes) { plane, _ in
+                    let src = x + plane * h * w, dst = y + plane * oh * ow, at = indices + plane * oh * ow
+                    for oy in 0..<oh {
+                        let y0 = oy * sh - ph
+                        for ox in 0..<ow {
+                            let x0 = ox * sw - pw
+                            var best = -Float.infinity, position: Int32 = -1
+                            for ky in 0..<kh {
+                                let iy = y0 + ky * dh
+                                if iy < 0 || iy >= h { continue }
+                                for kx in 0..<kw {
+                                    let ix = x0 + kx * dw
+                                    if ix < 0 || ix >= w { continue }
+                                    let v = src[iy * w + ix]
+                                    if v > best { best = v; position = Int32(iy * w + ix) }
+                                }
+                            }
+                            dst[oy * ow + ox] = best
+                            at[oy * ow + ox] = position
+                        }
+                    }
+                }
+            }
+            return true
+        case .averagePool(let a, let include) where a.kernel.count == 2:
+            ParallelFor.run(planes) { plane, _ in
+                ReferenceKernels.pool(x + plane * h * w, [1, 1, h, w], a, max: false, countIncludePad: include,
+                                      out: y + plane * oh * ow, [1, 1, oh, ow])
+            }
+            return true
+        default:
+            return false
+        }
+    }
+
     func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
                   _ memory: StepMemory, _ kernels: TrainingKernels) throws {
         guard let d = dx[0] else { return }
+        let xs = b.inputShapes[0], ys = b.outputShapes[0]
+        if kernels == .fast, xs.count == 4, ys.count == 4 {
+            let planes = xs[0] * xs[1], (h, w, oh, ow) = (xs[2], xs[3], ys[2], ys[3])
+            let g = dy[0]
+            switch step.op {
+            case .maxPool(let a) where a.kernel.count == 2 && memory.indices.count == planes * oh * ow:
+                memory.indices.withUnsafeBufferPointer { buffer in
+                    let indices = buffer.baseAddress!
+                    ParallelFor.run(planes) { plane, _ in
+                        let grad = g + plane * oh * ow, at = indices + plane * oh * ow, dst = d + plane * h * w
+                        for o in 0..<(oh * ow) where at[o] >= 0 { dst[Int(at[o])] += grad[o] }
+                    }
+                }
+                return
+            case .averagePool(let a, let include) where a.kernel.count == 2:
+                let x = b.inputs[0]
+                ParallelFor.run(planes) { plane, _ in
+                    ReferenceKernels.poolBackward(x + plane * h * w, [1, 1, h, w], a, max: false, countIncludePad: include,
+                                                  dy: g + plane * oh * ow, [1, 1, oh, ow], dx: d + plane * h * w)
+                }
+                return
+            default:
+                break
+            }
+        }
         switch step.op {
         case .maxPool(let a):
             ReferenceKernels.poolBackward(b.inputs[0], b.inputShapes[0], a, max: true, countIncludePad: false,
