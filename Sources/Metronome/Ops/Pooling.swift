@@ -185,22 +185,27 @@ extension PoolingOperator {
                 ParallelFor.run(planes) { plane, _ in
                     let src = x + plane * h * w, dst = y + plane * oh * ow, at = indices + plane * oh * ow
                     for oy in 0..<oh {
-                        let y0 = oy * sh - ph
+                        let y0 = oy &* sh &- ph
                         for ox in 0..<ow {
-                            let x0 = ox * sw - pw
+                            let x0 = ox &* sw &- pw
                             var best = -Float.infinity, position: Int32 = -1
                             for ky in 0..<kh {
-                                let iy = y0 + ky * dh
+                                let iy = y0 &+ ky &* dh
                                 if iy < 0 || iy >= h { continue }
                                 for kx in 0..<kw {
-                                    let ix = x0 + kx * dw
+                                    let ix = x0 &+ kx &* dw
                                     if ix < 0 || ix >= w { continue }
-                                    let v = src[iy * w + ix]
-                                    if v > best { best = v; position = Int32(iy * w + ix) }
+                                    let offset = iy &* w &+ ix
+                                    let v = src[offset]
+                                    // Selects, not a branch: which element wins is data, and a
+                                    // branch on it mispredicts about every other time.
+                                    let better = v > best
+                                    position = better ? Int32(truncatingIfNeeded: offset) : position
+                                    best = better ? v : best
                                 }
                             }
-                            dst[oy * ow + ox] = best
-                            at[oy * ow + ox] = position
+                            dst[oy &* ow &+ ox] = best
+                            at[oy &* ow &+ ox] = position
                         }
                     }
                 }
