@@ -90,7 +90,7 @@ bench-realtime: build pydeps weights
 
 # perf4sight's flow on this machine: 6 families pruned at 0..0.9 (l1), each variant profiled at
 # batch 1 and 8 with 1 and 2 threads (model and per-kernel rows), and the latency-vs-MACs plot.
-# Resumable: rerunning skips what is done. About 6 minutes on 2 cores.
+# Resumable: rerunning skips what is done. About 5 minutes on 2 cores (4 min 58 s for `make predictor`, build included, measured).
 PROFILE_DIR ?= .build-profile
 PROFILE_MODELS ?= resnet18,resnet50,mobilenet_v2,efficientnet-lite0,resnet18-cifar10,noscope-taipei
 profile-dataset: build weights
@@ -100,7 +100,7 @@ profile-dataset: build weights
 
 # The default latency predictor for this machine: the profile-dataset grid (resumed if it is
 # already there), then `metronome fit` into the cache directory, where `metronome predict` and
-# `analyze --predicted` look for it. About 6 minutes on 2 cores; progress on stderr.
+# `analyze --predicted` look for it. About 5 minutes on 2 cores; progress on stderr.
 predictor: profile-dataset
 	.build/release/metronome fit $(PROFILE_DIR)/profile.csv --force
 
@@ -108,7 +108,7 @@ predictor: profile-dataset
 # 0..0.8 (l1 and random), each variant's training step (forward, loss, backward, Adam) profiled
 # at batch 16 and 64 with 1 and 2 threads with per-step rows, then `fit --stage train` into
 # train-predictor.json in the cache directory, where `predict --stage train` looks. Resumable.
-# About 12 minutes on 2 cores.
+# About 11 minutes on 2 cores.
 TRAIN_PROFILE_MODELS ?= lenet5,resnet8,noscope-taipei,noscope-roundabout,game-lol-goldnumber-int,resnet18-cifar10
 train-predictor: build
 	.build/release/metronome dataset --models $(TRAIN_PROFILE_MODELS) --amounts 0:0.8:0.2 --modes l1,random --out $(PROFILE_DIR)/train-dataset
