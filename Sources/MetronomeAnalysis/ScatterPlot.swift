@@ -29,7 +29,9 @@ public enum ScatterPlot {
     }
 
     /// Panels side by side, one per (title, points).
-    public static func svg(_ panels: [(title: String, points: [Point])]) -> String {
+    /// `axes` names the two quantities: (x, y), as the axis titles and the tooltips say them.
+    public static func svg(_ panels: [(title: String, points: [Point])],
+                           axes: (x: String, y: String) = ("measured", "predicted")) -> String {
         let size = 380.0, margin = 60.0, top = 40.0
         let groups = Array(Set(panels.flatMap { $0.points.map(\.group) })).sorted()
         let colour = Dictionary(uniqueKeysWithValues: groups.enumerated().map { ($1, palette[$0 % palette.count]) })
@@ -62,11 +64,11 @@ public enum ScatterPlot {
                 .map { "\(px($0.0)),\(py($0.1))" }.joined(separator: " ")
             out.append("<polygon points=\"\(band)\" fill=\"#999\" fill-opacity=\"0.15\"/>")
             out.append("<line x1=\"\(px(lo))\" y1=\"\(py(lo))\" x2=\"\(px(hi))\" y2=\"\(py(hi))\" stroke=\"#666\" stroke-dasharray=\"4 3\"/>")
-            out.append("<text x=\"\(ox + size / 2)\" y=\"\(oy + size + 32)\" text-anchor=\"middle\">measured median latency (ms)</text>")
-            out.append("<text x=\"\(ox - 44)\" y=\"\(oy + size / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 \(ox - 44) \(oy + size / 2))\">predicted (ms)</text>")
+            out.append("<text x=\"\(ox + size / 2)\" y=\"\(oy + size + 32)\" text-anchor=\"middle\">\(axes.x) median latency (ms)</text>")
+            out.append("<text x=\"\(ox - 44)\" y=\"\(oy + size / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 \(ox - 44) \(oy + size / 2))\">\(axes.y) (ms)</text>")
             for p in panel.points where p.measured > 0 && p.predicted > 0 {
                 let c = colour[p.group] ?? "#000"
-                out.append("<circle cx=\(String(format: "\"%.1f\"", px(p.measured))) cy=\(String(format: "\"%.1f\"", py(min(max(p.predicted, lo), hi)))) r=\"3\" fill=\"\(c)\" fill-opacity=\"0.75\"><title>\(escape(p.label)): measured \(String(format: "%.3f", p.measured)) ms, predicted \(String(format: "%.3f", p.predicted)) ms</title></circle>")
+                out.append("<circle cx=\(String(format: "\"%.1f\"", px(p.measured))) cy=\(String(format: "\"%.1f\"", py(min(max(p.predicted, lo), hi)))) r=\"3\" fill=\"\(c)\" fill-opacity=\"0.75\"><title>\(escape(p.label)): \(axes.x) \(String(format: "%.3f", p.measured)) ms, \(axes.y) \(String(format: "%.3f", p.predicted)) ms</title></circle>")
             }
         }
         var lx = 20 + margin

@@ -124,7 +124,7 @@ struct Evaluate: ParsableCommand {
             ("second measurement against the first", evaluation.predictions.map {
                 ScatterPlot.Point(measured: $0.measuredMs, predicted: $0.predictedMs, group: $0.family, label: "\($0.model) b\($0.batch) t\($0.threads)")
             }),
-        ]) : ScatterPlot.svg([
+        ], axes: ("first", "second")) : ScatterPlot.svg([
             ("kernel-level predictor (\(evaluation.split.rawValue) split)", evaluation.predictions.map {
                 ScatterPlot.Point(measured: $0.measuredMs, predicted: $0.predictedMs, group: $0.family, label: "\($0.model) b\($0.batch) t\($0.threads)")
             }),

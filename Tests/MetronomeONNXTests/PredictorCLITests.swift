@@ -255,5 +255,25 @@ final class PredictorCLITests: XCTestCase {
         XCTAssertEqual(svg.components(separatedBy: "<circle cx=").count - 1, 2 * 18 + 3)  // two panels, three legend dots
         let again = try Harness.run(bin, ["evaluate", csv, "--out", out])
         XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
+
+        // --retest: the CLI's files and columns (the metrics are checked by hand in
+        // PredictorTests); a profile without a configuration in common is refused by name.
+        let retest = dir.appendingPathComponent("retest").path
+        let r2 = try Harness.run(bin, ["evaluate", csv, "--retest", csv, "--out", retest])
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertTrue(r2.stdout.contains("retest: 18 configurations of 9 networks measured twice"), r2.stdout)
+        let header = try String(contentsOfFile: retest + "/predictions.csv", encoding: .utf8).split(separator: "\n").first
+        XCTAssertEqual(header, "model,family,amount,batch,threads,fold,first_ms,second_ms")
+        let retestMetrics = try String(contentsOfFile: retest + "/metrics.csv", encoding: .utf8)
+        XCTAssertTrue(retestMetrics.contains("retest,all,18,1.0000,1.0000,0.0000"), retestMetrics)
+        XCTAssertTrue(try String(contentsOfFile: retest + "/scatter.svg", encoding: .utf8).contains("first median latency (ms)"))
+        let empty = dir.appendingPathComponent("empty.csv").path
+        let text = try String(contentsOfFile: csv, encoding: .utf8)
+        try String(text.prefix { $0 != "\n" } + "\n").write(toFile: empty, atomically: true, encoding: .utf8)
+        let none = try Harness.run(bin, ["evaluate", csv, "--retest", empty, "--out", retest, "--force"])
+        XCTAssertNotEqual(none.status, 0)
+        XCTAssertTrue(none.stderr.contains("no successful configuration in common"), none.stderr)
+        let both = try Harness.run(bin, ["evaluate", csv, "--retest", csv, "--test", csv, "--out", retest, "--force"])
+        XCTAssertTrue(both.stderr.contains("cannot be combined"), both.stderr)
     }
 }
