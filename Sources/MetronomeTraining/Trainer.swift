@@ -52,7 +52,6 @@ public final class Trainer {
                 "training needs a model with one output of logits [batch, classes] (\(fold) images' classes per row when folded); \(graph.name) gives \(program.outputs.map(program.shape))")
         }
         self.graph = graph
-        self.program = program
         self.batch = batch
         self.fold = fold
         self.kernels = kernels
@@ -81,6 +80,9 @@ public final class Trainer {
         }
         memories = program.steps.map { _ in StepMemory(training: true, momentum: momentum) }
         for (v, t) in program.constants { storage[v].initialize(from: t.scalars, count: t.count) }
+        // The program's constants share their storage with the graph's initializers (arrays
+        // are copied on write), so keeping both costs one copy, which plannedMemory counts.
+        self.program = program
     }
 
     deinit {
@@ -171,6 +173,37 @@ public final class Trainer {
         let all = counts.reduce(0, +) * 4
         let g = gradients.indices.reduce(0) { $0 + (gradients[$1] == nil ? 0 : counts[$1]) } * 4
         return (p, all - p, g)
+    }
+
+    /// A training step's memory as `profile --stage train` plans it and `predict --stage
+    /// train` reports it:
+    /// - weights: the parameters, twice — the trainer's working copy and the graph's
+    ///   initializers, which it keeps to write the trained model out;
+    /// - arena: every other value and every gradient;
+    /// - scratchpad: Adam's two moments, the largest convolution's per-thread buffers at
+    ///   `threads` threads (fast kernels), max pooling's recorded positions and the loss's
+    ///   gradient;
+    /// - I/O: the batch's images.
+    public func plannedMemory(threads: Int) throws -> (weights: Int, arena: Int, scratchpad: Int, io: Int) {
+        let m = memory
+        let graphBytes = graph.initializers.values.reduce(0) { $0 + $1.count } * 4
+        var convolution = 0, positions = 0
+        if kernels == .fast {
+            for step in program.steps {
+                switch step.op {
+                case .conv(let a):
+                    convolution = max(convolution, GemmKernels.convBackwardScratchBytes(
+                        program.shape(step.inputs[0]), program.shape(step.inputs[1]), program.shape(step.outputs[0]), a,
+                        threads: threads))
+                case .maxPool(let a) where a.kernel.count == 2:
+                    positions += counts[step.outputs[0]] * 4
+                default:
+                    break
+                }
+            }
+        }
+        return (m.parameters + graphBytes, m.activations + m.gradients,
+                2 * m.parameters + convolution + positions + batch * classes * 4, batch * imageSize * 4)
     }
 
     /// The trainer's steps as kernels, with the gradient and optimizer pseudo-kernels, for

@@ -67,13 +67,11 @@ struct PredictionReport: Codable {
     }
 
     /// Predicts a training step of `trainer` with a training-step predictor. Memory is the
-    /// trainer's, as `profile --stage train` plans it: parameters as weights, every value and
-    /// gradient as the arena, Adam's two moments as scratchpad, the images as I/O.
+    /// trainer's, as `profile --stage train` plans it (``Trainer/plannedMemory(threads:)``).
     init(model: String, trainer: Trainer, threads: Int, flops: Int, predictor: LatencyPredictor, predictorPath: String) throws {
-        let m = trainer.memory
+        let m = try trainer.plannedMemory(threads: threads)
         try self.init(model: model, kernels: try trainer.kernelInfo(), batch: trainer.batch, threads: threads, flops: flops,
-                      memory: Memory(weightBytes: m.parameters, arenaBytes: m.activations + m.gradients, scratchpadBytes: 2 * m.parameters,
-                                     ioBytes: trainer.batch * trainer.imageSize * 4),
+                      memory: Memory(weightBytes: m.weights, arenaBytes: m.arena, scratchpadBytes: m.scratchpad, ioBytes: m.io),
                       predictor: predictor, predictorPath: predictorPath)
         stage = "train"
     }

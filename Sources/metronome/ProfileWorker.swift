@@ -141,11 +141,11 @@ extension ProfileWorker {
             result.layers = try LayerReport(kernels: kernels, samples: perKernel)
         }
         let stats = try LatencyStatistics(samples)
-        let memory = trainer.memory
-        result.plannedWeightBytes = memory.parameters
-        result.plannedArenaBytes = memory.activations + memory.gradients
-        result.plannedScratchpadBytes = memory.parameters * 2
-        result.plannedIOBytes = batch * trainer.imageSize * 4
+        let memory = try trainer.plannedMemory(threads: threads)
+        result.plannedWeightBytes = memory.weights
+        result.plannedArenaBytes = memory.arena
+        result.plannedScratchpadBytes = memory.scratchpad
+        result.plannedIOBytes = memory.io
         result.peakRSSBytes = max(0, ProcessMemory.peakResidentBytes() - baseline)
         result.anonymousRSSBytes = max(0, ProcessMemory.status("RssAnon") - baselineAnonymous)
         (result.meanMs, result.medianMs, result.p99Ms, result.minMs, result.maxMs) = (stats.mean, stats.median, stats.p99, stats.minimum, stats.maximum)

@@ -185,6 +185,17 @@ public enum GemmKernels {
         if let failure { throw failure }
     }
 
+    /// Bytes ``convBackward(_:_:_:_:_:_:_:dx:dw:dbias:)`` allocates for one call with
+    /// `threads` OpenMP threads (a column matrix and a weight-gradient accumulator per
+    /// thread), the most any training convolution holds at once; the forward's column
+    /// matrices are smaller. The trainer's memory account adds the largest over its steps.
+    public static func convBackwardScratchBytes(_ xs: [Int], _ ws: [Int], _ ys: [Int], _ a: ConvAttributes, threads: Int) -> Int {
+        guard xs.count == 4, ws.count == 4, ys.count == 4 else { return 0 }
+        let s = ConvShape(xs, ws, ys, a)
+        let teams = max(1, min(threads, s.n))
+        return 4 * (max(1, s.k * s.columns) + s.m * s.k) * teams
+    }
+
     /// Convolution backward: adds the gradients of the input, weight and bias (each when
     /// wanted) from the output gradient `dy`. Images are split over the OpenMP team; each
     /// thread sums its weight gradient apart, and the sums are added at the end.
