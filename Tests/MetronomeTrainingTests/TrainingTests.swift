@@ -30,6 +30,35 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(last.correct, 32)
     }
 
+    /// The trainer with its fast kernels (parallel pooling with recorded maxima, the vectorized
+    /// residual add, gradients zeroed in pieces over the team) gives the reference kernels'
+    /// parameter gradients on LeNet-5 (max pooling) and ResNet-8 (residual adds, batch norms),
+    /// also on a second backward pass, which must not add to the first.
+    func testFastTrainerGradientsEqualTheReferenceOnes() throws {
+        let data = try Self.fashion.get().subset(0..<8)
+        for graph in [TrainableCNNs.lenet5(seed: 3), TrainableCNNs.resnet(seed: 3)] {
+            let fast = try Trainer(graph: graph, batch: 8, kernels: .fast)
+            let reference = try Trainer(graph: graph, batch: 8, kernels: .reference)
+            var gradients: [[Float]] = []
+            for trainer in [fast, reference] {
+                var passes: [[Float]] = []
+                for _ in 0..<2 {
+                    _ = try data.pixels.withUnsafeBufferPointer { try trainer.forward($0.baseAddress!, training: true) }
+                    let grad: [Float] = (0..<80).map { (i: Int) -> Float in Float((i * 7) % 11) / 11 - 0.5 }
+                    try grad.withUnsafeBufferPointer { try trainer.backward(outputGradient: $0.baseAddress!) }
+                    passes.append(trainer.parameters.flatMap { trainer.gradient($0)! })
+                }
+                let drift = zip(passes[0], passes[1]).map { abs($0 - $1) }.max() ?? .infinity
+                XCTAssertEqual(drift, 0, "\(graph.name): a second backward pass must give the same gradients")
+                gradients.append(passes[0])
+            }
+            let scale = gradients[1].map { abs($0) }.max() ?? 0
+            XCTAssertGreaterThan(scale, 0)
+            let worst = zip(gradients[0], gradients[1]).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "\(graph.name): fast against reference gradients")
+        }
+    }
+
     func testResumingGivesTheUninterruptedResult() throws {
         let all = try Self.fashion.get()
         let train = try all.subset(0..<640), valid = try all.subset(640..<840)

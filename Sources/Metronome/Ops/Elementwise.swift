@@ -68,9 +68,35 @@ struct BinaryOperator: Operator {
 extension BinaryOperator {
     func isDifferentiable(_ step: Step) -> Bool { true }
 
+    /// Fast kernels, for the residual add (two operands of the output's shape): eight lanes at
+    /// a time, split over the OpenMP team. Broadcasting and the other kinds take the
+    /// reference kernels.
+    func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
+        guard kernels == .fast, case .binary(.add) = step.op, b.inputShapes[0] == b.outputShapes[0],
+              b.inputShapes[1] == b.outputShapes[0] else { return false }
+        let x = b.inputs[0], z = b.inputs[1], y = b.outputs[0]
+        let n = b.outputShapes[0].reduce(1, *), chunk = 1 << 14
+        ParallelFor.run((n + chunk - 1) / chunk) { c, _ in
+            let start = c * chunk, count = min(n, start + chunk) - start
+            GemmKernels.copy(x + start, to: y + start, count)
+            GemmKernels.add(z + start, into: y + start, count)
+        }
+        return true
+    }
+
     func backward(_ step: Step, _ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?],
                   _ memory: StepMemory, _ kernels: TrainingKernels) throws {
         guard case .binary(let kind) = step.op else { throw unexpected(step.op, step.name, step.opType) }
+        if kernels == .fast, kind == .add, b.inputShapes[0] == b.outputShapes[0], b.inputShapes[1] == b.outputShapes[0] {
+            // Both operands' gradients are the output's: added in place, as every backward adds.
+            let g = dy[0], n = b.outputShapes[0].reduce(1, *), chunk = 1 << 14
+            let targets = dx.compactMap { $0 }
+            ParallelFor.run((n + chunk - 1) / chunk) { c, _ in
+                let start = c * chunk, count = min(n, start + chunk) - start
+                for d in targets { GemmKernels.add(g + start, into: d + start, count) }
+            }
+            return
+        }
         ReferenceKernels.binaryBackward(kind, b.inputs[0], b.inputShapes[0], b.inputs[1], b.inputShapes[1],
                                         dy: dy[0], b.outputShapes[0], da: dx[0], db: dx[1])
     }
