@@ -90,19 +90,24 @@ bench-realtime: build pydeps weights
 
 # perf4sight's flow on this machine: 6 families pruned at 0..0.9 (l1), each variant profiled at
 # batch 1 and 8 with 1 and 2 threads (model and per-kernel rows), and the latency-vs-MACs plot.
-# Resumable: rerunning skips what is done. About 5 minutes on 2 cores (4 min 58 s for `make predictor`, build included, measured).
+# PROFILE_PASSES passes over the grid, one after another (profile.csv, profile-pass2.csv, …):
+# this machine's speed drifts over minutes, and `fit` takes the median of the passes.
+# Resumable: rerunning skips what is done. About 4 minutes per pass on 2 cores.
 PROFILE_DIR ?= .build-profile
 PROFILE_MODELS ?= resnet18,resnet50,mobilenet_v2,efficientnet-lite0,resnet18-cifar10,noscope-taipei
+PROFILE_PASSES ?= 3
+PROFILE_FILES = $(PROFILE_DIR)/profile.csv $(foreach p,$(wordlist 2,$(PROFILE_PASSES),1 2 3 4 5 6 7 8 9),$(PROFILE_DIR)/profile-pass$(p).csv)
 profile-dataset: build weights
 	.build/release/metronome dataset --models $(PROFILE_MODELS) --amounts 0:0.9:0.1 --modes l1 --out $(PROFILE_DIR)/dataset
-	.build/release/metronome profile $(PROFILE_DIR)/dataset --batch 1,8 --threads 1,2 --runs 10 --warmup 2 --layers --out $(PROFILE_DIR)/profile.csv
+	for f in $(PROFILE_FILES); do .build/release/metronome profile $(PROFILE_DIR)/dataset --batch 1,8 --threads 1,2 --runs 10 --warmup 2 --layers --out $$f || exit 1; done
 	$(PYTHON) scripts/plot_profile.py $(PROFILE_DIR)/profile.csv $(PROFILE_DIR)/latency-vs-macs.svg --force
 
-# The default latency predictor for this machine: the profile-dataset grid (resumed if it is
-# already there), then `metronome fit` into the cache directory, where `metronome predict` and
-# `analyze --predicted` look for it. About 5 minutes on 2 cores; progress on stderr.
+# The default latency predictor for this machine: the profile-dataset passes (resumed if they
+# are already there), merged to their medians by `metronome fit` into the cache directory,
+# where `metronome predict` and `analyze --predicted` look for it. 12 min 28 s on 2 cores with
+# 3 passes (measured; one pass: 4 min 58 s), build included; progress on stderr.
 predictor: profile-dataset
-	.build/release/metronome fit $(PROFILE_DIR)/profile.csv --force
+	.build/release/metronome fit $(PROFILE_FILES) --force
 
 # The default training-step predictor: 6 small families (28x28 to 50x50 inputs) pruned at
 # 0..0.8 (l1 and random), each variant's training step (forward, loss, backward, Adam) profiled
