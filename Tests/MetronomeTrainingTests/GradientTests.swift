@@ -164,6 +164,11 @@ final class GradientTests: XCTestCase {
         })
         try check(single("depthwise", input: [5, 6, 6]) { b, x in b.conv(x, in: 5, out: 5, kernel: 3, stride: 2, groups: 5) })
         try check(single("pointwise", input: [6, 4, 4]) { b, x in b.conv(x, in: 6, out: 3, kernel: 1, bias: true) })
+        // Stride 1 with eight or more input channels: the fast kernels' shifted products over a
+        // padded image (asymmetric pads, a non-square kernel, an output narrower than the input).
+        try check(single("conv-shifted", input: [8, 6, 7]) { b, x in
+            b.conv(x, in: 8, out: 5, kernel: [5, 3], stride: [1, 1], padding: [2, 0, 1, 1], bias: true)
+        })
     }
 
     func testMatrixProducts() throws {

@@ -160,6 +160,23 @@ public enum GemmKernels {
                                    _ y: UnsafeMutablePointer<Float>, _ ys: [Int]) throws {
         let s = ConvShape(xs, ws, ys, a)
         let teams = min(ParallelFor.threads, s.n)
+        if let geometry = ShiftedGeometry(s) {
+            let taps = tapWeights(w, s)
+            let padSize = geometry.imageCount(s), per = padSize + geometry.gridCount(s)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: per * teams)
+            defer { scratch.deallocate() }
+            var failure: Error?
+            try taps.withUnsafeBufferPointer { tp in
+                ParallelFor.run(s.n) { b, t in
+                    do {
+                        try shiftedForward(x + b * s.c * s.h * s.w, s, geometry, taps: tp.baseAddress!, bias: bias,
+                                           padded: scratch + t * per, grid: scratch + t * per + padSize, y + b * s.m * s.columns)
+                    } catch { failure = error }
+                }
+                if let failure { throw failure }
+            }
+            return
+        }
         let colSize = max(1, s.isPointwise ? 1 : s.k * s.columns)
         let cols = UnsafeMutablePointer<Float>.allocate(capacity: colSize * teams)
         defer { cols.deallocate() }
@@ -187,12 +204,17 @@ public enum GemmKernels {
 
     /// Bytes ``convBackward(_:_:_:_:_:_:_:dx:dw:dbias:)`` allocates for one call with
     /// `threads` OpenMP threads (a column matrix and a weight-gradient accumulator per
-    /// thread), the most any training convolution holds at once; the forward's column
-    /// matrices are smaller. The trainer's memory account adds the largest over its steps.
+    /// thread; for stride-1 convolutions a padded image, an output grid and tap-major weight
+    /// gradients per thread and the regrouped weights), the most any training convolution
+    /// holds at once; the forward's buffers are smaller. The trainer's memory account adds the largest over its steps.
     public static func convBackwardScratchBytes(_ xs: [Int], _ ws: [Int], _ ys: [Int], _ a: ConvAttributes, threads: Int) -> Int {
         guard xs.count == 4, ws.count == 4, ys.count == 4 else { return 0 }
         let s = ConvShape(xs, ws, ys, a)
         let teams = max(1, min(threads, s.n))
+        if let g = ShiftedGeometry(s) {
+            let wSize = s.kh * s.kw * s.m * s.c
+            return 4 * ((g.imageCount(s) + g.gridCount(s) + wSize) * teams + wSize)
+        }
         return 4 * (max(1, s.k * s.columns) + s.m * s.k) * teams
     }
 
@@ -205,6 +227,11 @@ public enum GemmKernels {
                                     dbias: UnsafeMutablePointer<Float>?) throws {
         let s = ConvShape(xs, ws, ys, a)
         let teams = min(ParallelFor.threads, s.n)
+        if let geometry = ShiftedGeometry(s) {
+            try shiftedConvBackward(x, s, geometry, w, dy, teams: teams, dx: dx, dw: dw)
+            if let dbias { biasGradient(dy, s, into: dbias) }
+            return
+        }
         let colSize = max(1, s.k * s.columns), wSize = s.m * s.k
         let cols = UnsafeMutablePointer<Float>.allocate(capacity: colSize * teams)
         let dws = UnsafeMutablePointer<Float>.allocate(capacity: dw == nil ? 1 : wSize * teams)
@@ -243,13 +270,50 @@ public enum GemmKernels {
                 for i in 0..<wSize { dw[i] += part[i] }
             }
         }
-        if let dbias {
-            for b in 0..<s.n {
-                for oc in 0..<s.m {
-                    let line = dy + (b * s.m + oc) * s.columns
-                    var sum: Float = 0
-                    for i in 0..<s.columns { sum += line[i] }
-                    dbias[oc] += sum
+        if let dbias { biasGradient(dy, s, into: dbias) }
+    }
+
+    static func biasGradient(_ dy: UnsafePointer<Float>, _ s: ConvShape, into dbias: UnsafeMutablePointer<Float>) {
+        for b in 0..<s.n {
+            for oc in 0..<s.m {
+                let line = dy + (b * s.m + oc) * s.columns
+                var sum: Float = 0
+                for i in 0..<s.columns { sum += line[i] }
+                dbias[oc] += sum
+            }
+        }
+    }
+
+    /// The shifted-product backward over the batch: per-thread buffers and tap-major weight
+    /// gradients, summed and regrouped into `dw` at the end.
+    static func shiftedConvBackward(_ x: UnsafePointer<Float>, _ s: ConvShape, _ geometry: ShiftedGeometry, _ w: UnsafePointer<Float>,
+                                    _ dy: UnsafePointer<Float>, teams: Int, dx: UnsafeMutablePointer<Float>?,
+                                    dw: UnsafeMutablePointer<Float>?) throws {
+        let taps = tapWeights(w, s)
+        let tapCount = s.kh * s.kw, wSize = tapCount * s.m * s.c
+        let padSize = geometry.imageCount(s), gridSize = geometry.gridCount(s)
+        let per = padSize + gridSize + (dw == nil ? 0 : wSize)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: per * teams)
+        defer { scratch.deallocate() }
+        if dw != nil { for t in 0..<teams { zero(scratch + t * per + padSize + gridSize, wSize) } }
+        var failure: Error?
+        try taps.withUnsafeBufferPointer { tp in
+            ParallelFor.run(s.n) { b, t in
+                let base = scratch + t * per
+                do {
+                    try shiftedBackward(x + b * s.c * s.h * s.w, s, geometry, taps: tp.baseAddress!, dy + b * s.m * s.columns,
+                                        padded: base, grid: base + padSize, dtaps: dw == nil ? nil : base + padSize + gridSize,
+                                        dimage: dx.map { $0 + b * s.c * s.h * s.w })
+                } catch { failure = error }
+            }
+            if let failure { throw failure }
+        }
+        guard let dw else { return }
+        for t in 0..<teams {
+            let part = scratch + t * per + padSize + gridSize
+            for tap in 0..<tapCount {
+                for mi in 0..<s.m {
+                    for ci in 0..<s.c { dw[(mi * s.c + ci) * tapCount + tap] += part[tap * s.m * s.c + mi * s.c + ci] }
                 }
             }
         }
