@@ -40,17 +40,14 @@ public struct ProfiledConfiguration: Sendable {
                 layers[r.key, default: [:]][r.kernelIndex ?? 0, default: []].append(r)
             }
         }
-        func median(_ values: [Double]) -> Double {
-            let s = values.sorted()
-            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
+        func median(_ values: [Double]) -> Double? { try? LatencyStatistics(values).median }
         return order.compactMap { key in
             guard let runs = models[key], var m = runs.first, let l = layers[key], !l.isEmpty else { return nil }
-            if runs.count > 1 { m.medianMs = median(runs.compactMap(\.medianMs)) }
+            if runs.count > 1 { m.medianMs = median(runs.compactMap(\.medianMs)) ?? m.medianMs }
             let kernels = l.keys.sorted().compactMap { index -> ProfileRecord? in
                 guard var row = l[index]?.first else { return nil }
                 let times = l[index]!.compactMap(\.layerMedianMs)
-                if times.count > 1 { row.layerMedianMs = median(times) }
+                if times.count > 1 { row.layerMedianMs = median(times) ?? row.layerMedianMs }
                 return row
             }
             return ProfiledConfiguration(model: m, layers: kernels)

@@ -119,13 +119,7 @@ extension ProfileWorker {
         ProcessMemory.returnFreedMemory()
         ProcessMemory.resetPeak()
         for _ in 0..<warmup { try step() }
-        var samples: [Double] = []
-        let end = MonotonicClock.now() + UInt64(max(0, minTime) * 1e9)
-        while samples.count < runs || (MonotonicClock.now() < end && samples.count < 100_000) {
-            let t0 = MonotonicClock.now()
-            try step()
-            samples.append(Double(MonotonicClock.now() - t0) / 1e6)
-        }
+        let samples = try MonotonicClock.timeRepeatedly(atLeast: runs, seconds: minTime, step)
         result.timedRuns = samples.count
         if layers {
             // Separate, instrumented steps, as for inference: the clock reads between steps

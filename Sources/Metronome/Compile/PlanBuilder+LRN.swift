@@ -10,11 +10,6 @@ extension PlanBuilder {
         guard dnnl_lrn_forward_desc_init(&d, dnnl_forward_inference, dnnl_lrn_across_channels, &data, Int64(size),
                                          alpha, beta, bias) == dnnl_success,
               let pd = DNNL.primitiveDesc(&d, attr: try DNNL.Attributes(), engine: engine) else { return false }
-        guard let dst = DNNL.query(pd, dnnl_query_dst_md) else { dnnl_primitive_desc_destroy(pd); return false }
-        let y = newArena(dst, holding: step.outputs[0])
-        location[step.outputs[0]] = y
-        try emit(pd, [Argument(kind: Arg.src, desc: data, ref: x.ref), Argument(kind: Arg.dst, desc: dst, ref: y.ref)],
-                 name: step.name)
-        return true
+        return try emitIntoNewOutput(pd, source: data, at: x, step: step)
     }
 }

@@ -18,11 +18,6 @@ extension PlanBuilder {
             DNNL.dims(a.dilations.map { $0 - 1 }), DNNL.dims(Array(a.pads[..<rank])),
             DNNL.dims((0..<rank).map { max(padR[$0], a.pads[rank + $0]) })), "pooling \(step.name)")
         guard let pd = DNNL.primitiveDesc(&d, attr: try DNNL.Attributes(), engine: engine) else { return false }
-        guard let dstMd = DNNL.query(pd, dnnl_query_dst_md) else { dnnl_primitive_desc_destroy(pd); return false }
-        let y = newArena(dstMd, holding: step.outputs[0])
-        location[step.outputs[0]] = y
-        try emit(pd, [Argument(kind: Arg.src, desc: src, ref: x.ref), Argument(kind: Arg.dst, desc: dstMd, ref: y.ref)],
-                 name: step.name)
-        return true
+        return try emitIntoNewOutput(pd, source: src, at: x, step: step)
     }
 }

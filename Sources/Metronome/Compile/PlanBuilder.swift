@@ -212,6 +212,18 @@ struct PlanBuilder {
         return loc
     }
 
+    /// For a primitive with one source whose destination oneDNN lays out (pooling, resampling,
+    /// LRN): gives that destination a new arena buffer holding `step`'s output and emits
+    /// `source → destination`. False, with `pd` released, when oneDNN reports no destination.
+    mutating func emitIntoNewOutput(_ pd: OpaquePointer, source: dnnl_memory_desc_t, at x: Location, step: Step) throws -> Bool {
+        guard let dst = DNNL.query(pd, dnnl_query_dst_md) else { dnnl_primitive_desc_destroy(pd); return false }
+        let y = newArena(dst, holding: step.outputs[0])
+        location[step.outputs[0]] = y
+        try emit(pd, [Argument(kind: Arg.src, desc: source, ref: x.ref), Argument(kind: Arg.dst, desc: dst, ref: y.ref)],
+                 name: step.name)
+        return true
+    }
+
     /// Creates the primitive for `pd` (which it takes ownership of) and records its kernel.
     mutating func emit(_ pd: OpaquePointer, _ args: [Argument], name: String) throws {
         defer { dnnl_primitive_desc_destroy(pd) }

@@ -32,15 +32,7 @@ extension Executor {
     /// Runs `warmup` untimed iterations, then `runs` timed ones on the monotonic clock;
     /// returns each timed run's duration in milliseconds.
     public func timedRuns(_ runs: Int, warmup: Int, on buffers: PlanBuffers) throws -> [Double] {
-        for _ in 0..<warmup { try run(inputs: buffers.inputPointers, outputs: buffers.outputPointers) }
-        var samples: [Double] = []
-        samples.reserveCapacity(runs)
-        for _ in 0..<runs {
-            let t0 = MonotonicClock.now()
-            try run(inputs: buffers.inputPointers, outputs: buffers.outputPointers)
-            samples.append(Double(MonotonicClock.now() - t0) / 1e6)
-        }
-        return samples
+        try timedRuns(atLeast: runs, seconds: 0, warmup: warmup, on: buffers)
     }
 
     /// Runs `warmup` untimed iterations and then timed ones until at least `runs` are done
@@ -59,14 +51,8 @@ extension Executor {
             try run(inputs: buffers.inputPointers, outputs: buffers.outputPointers)
             warmed += 1
         }
-        let end = MonotonicClock.now() + UInt64(max(0, minimumSeconds) * 1e9)
-        var samples: [Double] = []
-        samples.reserveCapacity(max(runs, 1024))
-        while samples.count < runs || (MonotonicClock.now() < end && samples.count < maximumRuns) {
-            let t0 = MonotonicClock.now()
+        return try MonotonicClock.timeRepeatedly(atLeast: runs, seconds: minimumSeconds, maximumRuns: maximumRuns) {
             try run(inputs: buffers.inputPointers, outputs: buffers.outputPointers)
-            samples.append(Double(MonotonicClock.now() - t0) / 1e6)
         }
-        return samples
     }
 }

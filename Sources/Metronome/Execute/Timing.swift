@@ -12,6 +12,24 @@ public enum MonotonicClock {
     }
 }
 
+extension MonotonicClock {
+    /// Runs `body` at least `runs` times and, beyond that, until `seconds` have passed (at most
+    /// `maximumRuns` times); returns each run's duration in milliseconds. The time floor gives
+    /// short workloads enough samples for a stable median.
+    public static func timeRepeatedly(atLeast runs: Int, seconds: Double, maximumRuns: Int = 100_000,
+                                      _ body: () throws -> Void) rethrows -> [Double] {
+        let end = now() + UInt64(max(0, seconds) * 1e9)
+        var samples: [Double] = []
+        samples.reserveCapacity(max(runs, 1024))
+        while samples.count < runs || (now() < end && samples.count < maximumRuns) {
+            let t0 = now()
+            try body()
+            samples.append(Double(now() - t0) / 1e6)
+        }
+        return samples
+    }
+}
+
 /// Order statistics of a set of latency samples.
 public struct LatencyStatistics: Equatable, Sendable, Codable {
     public var count: Int
