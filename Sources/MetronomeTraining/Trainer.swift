@@ -80,7 +80,8 @@ public final class Trainer {
             if program.isConstant(v) && !trainable.contains(v) { return nil }
             return UnsafeMutablePointer<Float>.allocate(capacity: max(program.values[v].count, 1))
         }
-        memories = program.steps.map { _ in StepMemory(training: true, momentum: momentum) }
+        let engine = kernels == .fast ? try TrainingEngine() : nil
+        memories = program.steps.map { _ in StepMemory(training: true, momentum: momentum, engine: engine) }
         var pieces: [(pointer: UnsafeMutablePointer<Float>, count: Int)] = []
         for (v, g) in gradients.enumerated() {
             guard let g else { continue }
@@ -195,30 +196,29 @@ public final class Trainer {
     /// - weights: the parameters, twice — the trainer's working copy and the graph's
     ///   initializers, which it keeps to write the trained model out;
     /// - arena: every other value and every gradient;
-    /// - scratchpad: Adam's two moments, the largest convolution's per-thread buffers at
-    ///   `threads` threads (fast kernels), max pooling's recorded positions and the loss's
-    ///   gradient;
+    /// - scratchpad: Adam's two moments, the oneDNN convolutions' blocked copies of their
+    ///   inputs and weights and their shared workspace at `threads` threads (fast kernels),
+    ///   max pooling's recorded positions and the loss's gradient;
     /// - I/O: the batch's images.
     public func plannedMemory(threads: Int) throws -> (weights: Int, arena: Int, scratchpad: Int, io: Int) {
         let m = memory
         let graphBytes = graph.initializers.values.reduce(0) { $0 + $1.count } * 4
         var convolution = 0, positions = 0
         if kernels == .fast {
+            let c = try Autograd.fastConvolutionBytes(program, threads: threads)
+            convolution = c.kept + c.workspace
             for step in program.steps {
-                switch step.op {
-                case .conv(let a):
-                    convolution = max(convolution, GemmKernels.convBackwardScratchBytes(
-                        program.shape(step.inputs[0]), program.shape(step.inputs[1]), program.shape(step.outputs[0]), a,
-                        threads: threads))
-                case .maxPool(let a) where a.kernel.count == 2:
-                    positions += counts[step.outputs[0]] * 4
-                default:
-                    break
-                }
+                if case .maxPool(let a) = step.op, a.kernel.count == 2 { positions += counts[step.outputs[0]] * 4 }
             }
         }
         return (m.parameters + graphBytes, m.activations + m.gradients,
                 2 * m.parameters + convolution + positions + batch * classes * 4, batch * imageSize * 4)
+    }
+
+    /// What the fast kernels' convolutions hold after a step: their blocked copies and the
+    /// engine's shared workspace (``plannedMemory(threads:)`` plans both without running).
+    public var convolutionBytes: (kept: Int, workspace: Int) {
+        (memories.reduce(0) { $0 + $1.convolutionKeptBytes }, memories.first?.engine?.workspaceBytes ?? 0)
     }
 
     /// The trainer's steps as kernels, with the gradient and optimizer pseudo-kernels, for

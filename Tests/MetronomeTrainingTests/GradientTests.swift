@@ -164,10 +164,20 @@ final class GradientTests: XCTestCase {
         })
         try check(single("depthwise", input: [5, 6, 6]) { b, x in b.conv(x, in: 5, out: 5, kernel: 3, stride: 2, groups: 5) })
         try check(single("pointwise", input: [6, 4, 4]) { b, x in b.conv(x, in: 6, out: 3, kernel: 1, bias: true) })
-        // Stride 1 with eight or more input channels: the fast kernels' shifted products over a
-        // padded image (asymmetric pads, a non-square kernel, an output narrower than the input).
-        try check(single("conv-shifted", input: [8, 6, 7]) { b, x in
+        // Asymmetric pads, a non-square kernel, an output narrower than the input.
+        try check(single("conv-asymmetric", input: [8, 6, 7]) { b, x in
             b.conv(x, in: 8, out: 5, kernel: [5, 3], stride: [1, 1], padding: [2, 0, 1, 1], bias: true)
+        })
+        // Sixteen channels and more: oneDNN's blocked (nChw16c) kernels, plain, grouped and
+        // depthwise, where the cases above take its small-channel ones.
+        try check(single("conv-blocked", input: [16, 5, 5]) { b, x in
+            b.conv(x, in: 16, out: 32, kernel: 3, stride: 2, bias: true)
+        })
+        try check(single("conv-blocked-grouped", input: [32, 4, 4]) { b, x in
+            b.conv(x, in: 32, out: 32, kernel: 3, groups: 2)
+        })
+        try check(single("depthwise-blocked", input: [16, 5, 5]) { b, x in
+            b.conv(x, in: 16, out: 16, kernel: 3, groups: 16, bias: true)
         })
     }
 

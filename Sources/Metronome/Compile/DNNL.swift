@@ -63,18 +63,19 @@ enum DNNL {
     }
 
     /// An attribute with a user-managed scratchpad (so concurrent plans never share one)
-    /// and the given post-ops. `sum` appends an accumulate-into-destination step.
+    /// and the given post-ops. `.add` (or `accumulate`, for a primitive with no residual
+    /// value, such as a reorder adding into a gradient) appends an accumulate-into-destination step.
     final class Attributes {
         let handle: OpaquePointer
 
-        init(eltwise: [Eltwise] = [], postOps: [PostOp]? = nil) throws {
+        init(eltwise: [Eltwise] = [], postOps: [PostOp]? = nil, accumulate: Bool = false) throws {
             var attr: OpaquePointer?
             try check(dnnl_primitive_attr_create(&attr), "attribute creation")
             guard let attr else { throw MetronomeError.backend("attribute creation returned nothing") }
             handle = attr
             try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
             let ops = postOps ?? eltwise.map { PostOp.eltwise($0) }
-            guard !ops.isEmpty else { return }
+            guard !ops.isEmpty || accumulate else { return }
             var po: OpaquePointer?
             try check(dnnl_post_ops_create(&po), "post-op creation")
             guard let po else { throw MetronomeError.backend("post-op creation returned nothing") }
@@ -94,6 +95,7 @@ enum DNNL {
                     try check(dnnl_post_ops_append_sum(po, 1), "sum post-op")
                 }
             }
+            if accumulate { try check(dnnl_post_ops_append_sum(po, 1), "sum post-op") }
             try check(dnnl_primitive_attr_set_post_ops(attr, po), "setting post-ops")
         }
 

@@ -41,6 +41,10 @@ enum Arg {
     static let weights: Int32 = 33
     static let bias: Int32 = 41
     static let scratchpad: Int32 = 80
+    static let diffSrc: Int32 = 129
+    static let diffDst: Int32 = 145
+    static let diffWeights: Int32 = 161
+    static let diffBias: Int32 = 169
     static let multipleSrc: Int32 = 1024
 }
 

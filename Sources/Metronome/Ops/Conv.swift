@@ -160,7 +160,7 @@ struct ConvOperator: Operator {
     }
 }
 
-/// Training: convolution through im2col and `dnnl_sgemm` (fast) or plain loops (reference).
+/// Training: convolution through oneDNN's training primitives (fast) or plain loops (reference).
 extension ConvOperator {
     func isDifferentiable(_ step: Step) -> Bool {
         if case .conv(let a) = step.op { return a.kernel.count == 2 }
@@ -169,8 +169,13 @@ extension ConvOperator {
 
     func trainingForward(_ step: Step, _ b: StepBuffers, _ memory: inout StepMemory, _ kernels: TrainingKernels) throws -> Bool {
         guard kernels == .fast, case .conv(let a) = step.op else { return false }
-        try GemmKernels.convForward(b.inputs[0], b.inputShapes[0], b.inputs[1], b.inputShapes[1],
-                                    bias: b.inputs.count > 2 ? b.inputs[2] : nil, a, b.outputs[0], b.outputShapes[0])
+        if memory.convolution?.threads != ParallelFor.threads {
+            let engine = try memory.engine ?? TrainingEngine()
+            memory.engine = engine
+            memory.convolution = try ConvTrainingPrimitives(name: step.name, b.inputShapes[0], b.inputShapes[1], b.outputShapes[0], a,
+                                                            hasBias: b.inputs.count > 2, engine: engine)
+        }
+        try memory.convolution?.forward(b.inputs[0], b.inputs[1], bias: b.inputs.count > 2 ? b.inputs[2] : nil, b.outputs[0])
         return true
     }
 
@@ -179,8 +184,10 @@ extension ConvOperator {
         guard case .conv(let a) = step.op else { throw unexpected(step.op, step.name, step.opType) }
         let dbias = dx.count > 2 ? dx[2] : nil
         if kernels == .fast {
-            try GemmKernels.convBackward(b.inputs[0], b.inputShapes[0], b.inputs[1], b.inputShapes[1], a, dy[0], b.outputShapes[0],
-                                         dx: dx[0], dw: dx[1], dbias: dbias)
+            guard let primitives = memory.convolution else {
+                throw MetronomeError.node(node: step.name, op: step.opType, message: "backward pass before a training forward pass")
+            }
+            try primitives.backward(b.inputs[0], b.inputs[1], dy: dy[0], dx: dx[0], dw: dx[1], dbias: dbias)
         } else {
             ReferenceKernels.convBackward(b.inputs[0], b.inputShapes[0], weight: b.inputs[1], b.inputShapes[1], a,
                                           dy: dy[0], b.outputShapes[0], dx: dx[0], dw: dx[1], dbias: dbias)

@@ -1,3 +1,4 @@
+import CDNNL
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,8 +23,9 @@ public struct StepBuffers {
 }
 
 /// Which kernels training uses: the plain Swift loops (the oracle the gradient checks
-/// verify against finite differences) or the fast ones (convolutions and matrix products
-/// through oneDNN's `dnnl_sgemm`).
+/// verify against finite differences) or the fast ones (convolutions through oneDNN's
+/// training primitives, matrix products through `dnnl_sgemm`, the rest split over the
+/// OpenMP team).
 public enum TrainingKernels: Sendable {
     case reference
     case fast
@@ -40,10 +42,18 @@ public struct StepMemory {
     /// Batch norm's running-statistics update: new mean and variance per channel.
     public var runningUpdate: (mean: [Float], variance: [Float])?
     public var momentum: Float
+    /// The oneDNN engine, stream and shared workspace of the fast kernels' primitives: one
+    /// per trainer, given to every step; a step without one makes its own.
+    public var engine: TrainingEngine?
+    /// A convolution's oneDNN primitives, made by its first fast forward.
+    var convolution: ConvTrainingPrimitives?
+    /// Bytes a convolution's primitives keep from forward to backward (its blocked copies).
+    public var convolutionKeptBytes: Int { convolution?.persistentBytes ?? 0 }
 
-    public init(training: Bool = true, momentum: Float = 0.1) {
+    public init(training: Bool = true, momentum: Float = 0.1, engine: TrainingEngine? = nil) {
         self.training = training
         self.momentum = momentum
+        self.engine = engine
     }
 }
 
@@ -76,6 +86,27 @@ public enum Autograd {
     static func passThrough(_ b: StepBuffers, _ dy: [UnsafePointer<Float>], _ dx: [UnsafeMutablePointer<Float>?]) {
         guard let d = dx[0] else { return }
         for i in 0..<b.count(input: 0) { d[i] += dy[0][i] }
+    }
+
+    /// Bytes the fast kernels' oneDNN convolutions hold for `program` at `threads` OpenMP
+    /// threads: `kept`, every convolution's blocked copies of its input and weights (from
+    /// forward to backward), and `workspace`, the shared workspace (the largest call's
+    /// blocked temporaries and scratchpads). The primitives are made as the trainer makes
+    /// them, so the sizes are oneDNN's own.
+    public static func fastConvolutionBytes(_ program: Program, threads: Int) throws -> (kept: Int, workspace: Int) {
+        let saved = omp_get_max_threads()
+        omp_set_num_threads(Int32(threads))
+        defer { omp_set_num_threads(saved) }
+        let engine = try TrainingEngine()
+        var kept = 0, workspace = 0
+        for step in program.steps {
+            guard case .conv(let a) = step.op, a.kernel.count == 2 else { continue }
+            let c = try ConvTrainingPrimitives(name: step.name, program.shape(step.inputs[0]), program.shape(step.inputs[1]),
+                                               program.shape(step.outputs[0]), a, hasBias: step.inputs.count > 2, engine: engine)
+            kept += c.persistentBytes
+            workspace = max(workspace, c.workspaceBytes)
+        }
+        return (kept, workspace)
     }
 
     /// Whether every step of `program` has a backward pass.
