@@ -20,7 +20,8 @@ struct Train: ParsableCommand {
         abstract: "Train a model on a labelled image set and write it as ONNX.",
         discussion: """
             Runs the model's unoptimized program forward and backward (every operator's \
-            backward pass; convolutions and fully connected layers through oneDNN's sgemm), \
+            backward pass; convolutions on oneDNN's training primitives, fully connected \
+            layers on its sgemm), \
             with softmax cross-entropy, the optimizer and the schedule given. The data are \
             shuffled every epoch (seeded) and assembled by a loader thread, one batch ahead; a \
             last partial batch is dropped. After each epoch the model is evaluated on the \
@@ -50,7 +51,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("step-every"), help: "Epochs between decays of the step schedule.") var stepEvery = 3
     @Option(help: "Random crop padding in pixels (0: no crop augmentation).") var crop = 0
     @Flag(help: "Random horizontal flips.") var flip = false
-    @Option(help: "Threads (the OpenMP team of the sgemm kernels).") var threads = 1
+    @Option(help: "Threads (the OpenMP team of the oneDNN and Swift kernels).") var threads = 1
     @Option(help: "Seed of the shuffling, the augmentation and a zoo model's initial weights.") var seed: UInt64 = 0
     @Option(help: "Output .onnx path (the best model by validation accuracy).") var out: String
     @Option(help: "Checkpoint file (default: OUT.ckpt).") var checkpoint: String?

@@ -81,15 +81,16 @@ final class ConvTrainingPrimitives {
                                                                   &bias, &dst, strides, dil, pl, pr),
                        "convolution '\(name)'")
         let fpd = try create(&fd, hint: nil, "forward")
-        // The hint must outlive the backward descriptors' creation; the primitive takes it after.
-        let fSrc = try md(fpd, dnnl_query_src_md), fW = try md(fpd, dnnl_query_weights_md), fDst = try md(fpd, dnnl_query_dst_md)
-        var bdd = dnnl_convolution_desc_t()
-        var dsrc = try DNNL.any(xs), bwts = try DNNL.any(wdims), ddst = try DNNL.any(ys)
-        try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bdd, dnnl_convolution_direct, &dsrc, &bwts, &ddst,
-                                                                        strides, dil, pl, pr), "convolution '\(name)'")
+        // The forward descriptor is the backward ones' hint, so it lives until they exist.
+        let fSrc: dnnl_memory_desc_t, fW: dnnl_memory_desc_t, fDst: dnnl_memory_desc_t
         let bdpd: OpaquePointer
         let bwpd: OpaquePointer
         do {
+            (fSrc, fW, fDst) = (try md(fpd, dnnl_query_src_md), try md(fpd, dnnl_query_weights_md), try md(fpd, dnnl_query_dst_md))
+            var bdd = dnnl_convolution_desc_t()
+            var dsrc = try DNNL.any(xs), bwts = try DNNL.any(wdims), ddst = try DNNL.any(ys)
+            try DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&bdd, dnnl_convolution_direct, &dsrc, &bwts, &ddst,
+                                                                            strides, dil, pl, pr), "convolution '\(name)'")
             bdpd = try create(&bdd, hint: fpd, "backward-data")
             var bwd = dnnl_convolution_desc_t()
             var wsrc = try DNNL.any(xs), dwts = try DNNL.any(wdims), wddst = try DNNL.any(ys)
@@ -107,9 +108,19 @@ final class ConvTrainingPrimitives {
 
         var fArgs = [(Arg.src, fSrc), (Arg.weights, fW), (Arg.dst, fDst)]
         if hasBias { fArgs.append((Arg.bias, bias)) }
-        forward = try DNNLPrimitive(fpd, args: fArgs, engine: e, name: "\(name) forward")
-        backwardData = try DNNLPrimitive(bdpd, args: [(Arg.diffDst, dDst), (Arg.weights, dW), (Arg.diffSrc, dSrc)], engine: e,
-                                         name: "\(name) backward-data")
+        // Each DNNLPrimitive takes its descriptor; the ones not yet taken are released on failure.
+        do { forward = try DNNLPrimitive(fpd, args: fArgs, engine: e, name: "\(name) forward") } catch {
+            dnnl_primitive_desc_destroy(bdpd)
+            dnnl_primitive_desc_destroy(bwpd)
+            throw error
+        }
+        do {
+            backwardData = try DNNLPrimitive(bdpd, args: [(Arg.diffDst, dDst), (Arg.weights, dW), (Arg.diffSrc, dSrc)], engine: e,
+                                             name: "\(name) backward-data")
+        } catch {
+            dnnl_primitive_desc_destroy(bwpd)
+            throw error
+        }
         var wArgs = [(Arg.src, wSrc), (Arg.diffDst, wDst), (Arg.diffWeights, wDW)]
         if hasBias { wArgs.append((Arg.diffBias, bias)) }
         backwardWeights = try DNNLPrimitive(bwpd, args: wArgs, engine: e, name: "\(name) backward-weights")
