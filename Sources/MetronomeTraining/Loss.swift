@@ -38,6 +38,22 @@ public enum Loss {
         return total / Double(count)
     }
 
+    /// Distillation with labels (Hinton et al.'s mix): the MSE to the teacher's logits
+    /// plus `labelWeight` × the labels' softmax cross-entropy; the gradient is the same mix.
+    /// Returns the mixed loss and the images whose arg-max is their label.
+    public static func distillation(_ logits: UnsafePointer<Float>, batch: Int, classes: Int, target: UnsafePointer<Float>,
+                                    labels: UnsafePointer<Int32>, labelWeight: Float,
+                                    gradient: UnsafeMutablePointer<Float>) -> (loss: Double, correct: Int) {
+        let n = batch * classes
+        let labelGradient = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { labelGradient.deallocate() }
+        let (crossEntropy, correct) = softmaxCrossEntropy(logits, batch: batch, classes: classes, labels: labels, gradient: labelGradient)
+        let mse = meanSquaredError(logits, target: target, count: n, gradient: gradient)
+        guard labelWeight != 0 else { return (mse, correct) }
+        for i in 0..<n { gradient[i] += labelWeight * labelGradient[i] }
+        return (mse + Double(labelWeight) * crossEntropy, correct)
+    }
+
     /// Cross-entropy to soft targets (each row a probability distribution, e.g. a teacher's
     /// softmax): −Σ p·log softmax(z), mean over the batch; gradient (softmax(z) − p)/B.
     public static func softCrossEntropy(_ logits: UnsafePointer<Float>, batch: Int, classes: Int, target: UnsafePointer<Float>,

@@ -157,18 +157,17 @@ public final class Trainer {
 
     /// One optimisation step on a batch: softmax cross-entropy with the labels, or, with
     /// `targets` (a teacher's logits, `batch × classes`), the mean squared error to them
-    /// (distillation); returns the batch's mean loss and how many images it classified
-    /// correctly (by the labels) before the update.
+    /// (distillation) plus `labelWeight` × the labels' cross-entropy; returns the batch's mean
+    /// loss and how many images it classified correctly (by the labels) before the update.
     public func trainStep(images: UnsafePointer<Float>, labels: UnsafePointer<Int32>, targets: UnsafePointer<Float>? = nil,
-                          optimizer: inout Optimizer, lr: Float) throws -> (loss: Double, correct: Int) {
+                          labelWeight: Float = 0, optimizer: inout Optimizer, lr: Float) throws -> (loss: Double, correct: Int) {
         let logits = try forward(images, training: true)
         let lossStart = stepNanoseconds == nil ? 0 : MonotonicClock.now()
         let grad = UnsafeMutablePointer<Float>.allocate(capacity: batch * classes)
         defer { grad.deallocate() }
-        var (loss, correct) = Loss.softmaxCrossEntropy(logits, batch: batch, classes: classes, labels: labels, gradient: grad)
-        if let targets {
-            loss = Loss.meanSquaredError(logits, target: targets, count: batch * classes, gradient: grad)
-        }
+        let (loss, correct) = targets.map {
+            Loss.distillation(logits, batch: batch, classes: classes, target: $0, labels: labels, labelWeight: labelWeight, gradient: grad)
+        } ?? Loss.softmaxCrossEntropy(logits, batch: batch, classes: classes, labels: labels, gradient: grad)
         guard loss.isFinite else {
             throw MetronomeError.invalidArgument("the loss became \(loss); lower the learning rate (--lr)")
         }

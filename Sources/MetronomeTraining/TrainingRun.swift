@@ -23,6 +23,9 @@ public struct TrainingOptions: Sendable, Equatable {
     /// FoldedCNNs' class curriculum: start with max(K/10, fold) classes (in an order drawn
     /// from the seed) and add max(K/10, 1) every this many epochs; nil: all classes from the start.
     public var curriculumEvery: Int?
+    /// With a teacher: the weight of the labels' cross-entropy added to the distillation MSE
+    /// (0: distillation alone, as FoldedCNNs trains).
+    public var labelWeight: Float = 0
 
     public init() {}
 
@@ -30,6 +33,7 @@ public struct TrainingOptions: Sendable, Equatable {
     public var summary: String {
         "epochs \(epochs), batch \(batch), \(optimizer), lr \(learningRate), weight decay \(weightDecay), \(schedule), \(augmentation), seed \(seed)"
             + (fold > 1 ? ", fold \(fold)" : "") + (curriculumEvery.map { ", curriculum every \($0)" } ?? "")
+            + (labelWeight != 0 ? ", label weight \(labelWeight)" : "")
     }
 }
 
@@ -146,7 +150,8 @@ public final class TrainingRun {
             for b in 0..<batches {
                 lr = options.schedule.rate(options.learningRate, epoch: Double(epoch) + Double(b) / Double(batches))
                 let (loss, right) = try loader.next { images, labels, targets in
-                    try trainer.trainStep(images: images, labels: labels, targets: targets, optimizer: &optimizer, lr: lr)
+                    try trainer.trainStep(images: images, labels: labels, targets: targets, labelWeight: options.labelWeight,
+                                          optimizer: &optimizer, lr: lr)
                 }
                 lossSum += loss * Double(options.batch)
                 correct += right

@@ -62,6 +62,8 @@ struct Train: ParsableCommand {
     var fold = 1
     @Option(help: "Distil from this unfolded model (.onnx or zoo name): MSE between each image's logits and the teacher's.")
     var teacher: String?
+    @Option(help: "With --teacher: add this weight times the labels' cross-entropy to the distillation MSE (0: distillation alone).")
+    var labelWeight: Float = 0
     @Option(help: "FoldedCNNs class curriculum: start with max(K/10, f) classes and add max(K/10, 1) every N epochs.")
     var curriculum: Int?
     @Option(help: "Slimmable training: the widths sharing one set of weights, e.g. 0.25,0.5,0.75,1.0 (each written as OUT@W.onnx).")
@@ -85,6 +87,8 @@ struct Train: ParsableCommand {
         guard fold >= 1 else { throw ValidationError("--fold must be at least 1") }
         guard batch % fold == 0 else { throw ValidationError("--batch (\(batch)) must be a multiple of --fold (\(fold))") }
         if let curriculum, curriculum < 1 { throw ValidationError("--curriculum must be at least 1 epoch") }
+        guard labelWeight.isFinite, labelWeight >= 0 else { throw ValidationError("--label-weight must be a finite number ≥ 0") }
+        if labelWeight != 0 && teacher == nil { throw ValidationError("--label-weight weighs the labels against a teacher; give --teacher") }
         if widths != nil {
             _ = try parsedWidths()
             if fold > 1 || teacher != nil || curriculum != nil {
@@ -123,6 +127,7 @@ struct Train: ParsableCommand {
         o.threads = threads
         o.fold = fold
         o.curriculumEvery = curriculum
+        o.labelWeight = labelWeight
         return o
     }
 

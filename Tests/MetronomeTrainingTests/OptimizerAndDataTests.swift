@@ -60,6 +60,16 @@ final class OptimizerAndDataTests: XCTestCase {
         let mse = Loss.meanSquaredError([1, 3], target: [0, 1], count: 2, gradient: &grad)
         XCTAssertEqual(mse, 2.5, accuracy: 1e-9)
         XCTAssertEqual(grad, [1, 2])
+        // Distillation with labels, weight 0.5: logits [0, ln 3] against the teacher's [1, 1]
+        // and label 1. MSE (1 + (ln 3 − 1)²)/2 = 0.50486; cross-entropy −ln(3/4) = 0.28768;
+        // loss 0.50486 + 0.5·0.28768; gradient (y − t) + 0.5·(softmax − onehot)
+        // = [−1 + 0.125, ln 3 − 1 − 0.125].
+        let mixed = Loss.distillation(logits, batch: 1, classes: 2, target: [1, 1], labels: labels, labelWeight: 0.5, gradient: &grad)
+        let l3 = Double(logf(3))
+        XCTAssertEqual(mixed.loss, (1 + (l3 - 1) * (l3 - 1)) / 2 - 0.5 * log(0.75), accuracy: 1e-6)
+        XCTAssertEqual(mixed.correct, 1)
+        XCTAssertEqual(grad[0], -0.875, accuracy: 1e-6)
+        XCTAssertEqual(grad[1], logf(3) - 1.125, accuracy: 1e-6)
     }
 
     func testFashionMNISTLoads() throws {

@@ -124,6 +124,9 @@ final class TrainingTests: XCTestCase {
         r = try Harness.run(bin, ["train", "resnet18", "--epochs", "1", "--out", work.appendingPathComponent("r18.onnx").path])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("[1, 28, 28]"), r.stderr)
+        r = try Harness.run(bin, ["train", "lenet5", "--label-weight", "1", "--out", work.appendingPathComponent("lw.onnx").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("give --teacher"), r.stderr)
         // Predictions on 200 test images: Metronome's engine against ONNX Runtime.
         let test = try FashionMNIST.load(.test).subset(0..<200)
         let graph = try ONNXImporter.load(URL(fileURLWithPath: model))
