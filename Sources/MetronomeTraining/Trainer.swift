@@ -204,7 +204,7 @@ public final class Trainer {
         let graphBytes = graph.initializers.values.reduce(0) { $0 + $1.count } * 4
         var convolution = 0, positions = 0
         if kernels == .fast {
-            let c = try Autograd.fastConvolutionBytes(program, threads: threads)
+            let c = try Autograd.fastConvolutions(program, threads: threads)
             convolution = c.kept + c.workspace
             for step in program.steps {
                 if case .maxPool(let a) = step.op, a.kernel.count == 2 { positions += counts[step.outputs[0]] * 4 }
@@ -220,12 +220,14 @@ public final class Trainer {
         (memories.reduce(0) { $0 + $1.convolutionKeptBytes }, memories.first?.engine?.workspaceBytes ?? 0)
     }
 
-    /// The trainer's steps as kernels, with the gradient and optimizer pseudo-kernels, for
-    /// training-step profiles and predictors.
-    public func kernelInfo() throws -> [KernelInfo] {
+    /// The trainer's steps as kernels at `threads` threads, with the gradient and optimizer
+    /// pseudo-kernels, for training-step profiles and predictors; fast convolutions carry
+    /// oneDNN's implementation and layouts.
+    public func kernelInfo(threads: Int) throws -> [KernelInfo] {
         let gradientElements = gradients.indices.reduce(0) { $0 + (gradients[$1] == nil ? 0 : counts[$1]) }
         return try KernelInfo.describe(trainingSteps: program, kernelSet: "\(kernels)", gradientElements: gradientElements,
-                                       parameterElements: parameters.reduce(0) { $0 + counts[$1] })
+                                       parameterElements: parameters.reduce(0) { $0 + counts[$1] },
+                                       convolutions: kernels == .fast ? Autograd.fastConvolutions(program, threads: threads) : nil)
     }
 
     /// The values of a parameter or running statistic.

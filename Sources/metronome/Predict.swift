@@ -70,7 +70,7 @@ struct PredictionReport: Codable {
     /// trainer's, as `profile --stage train` plans it (``Trainer/plannedMemory(threads:)``).
     init(model: String, trainer: Trainer, threads: Int, flops: Int, predictor: LatencyPredictor, predictorPath: String) throws {
         let m = try trainer.plannedMemory(threads: threads)
-        try self.init(model: model, kernels: try trainer.kernelInfo(), batch: trainer.batch, threads: threads, flops: flops,
+        try self.init(model: model, kernels: try trainer.kernelInfo(threads: threads), batch: trainer.batch, threads: threads, flops: flops,
                       memory: Memory(weightBytes: m.weights, arenaBytes: m.arena, scratchpadBytes: m.scratchpad, ioBytes: m.io),
                       predictor: predictor, predictorPath: predictorPath)
         stage = "train"

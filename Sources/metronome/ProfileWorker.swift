@@ -124,7 +124,7 @@ extension ProfileWorker {
         if layers {
             // Separate, instrumented steps, as for inference: the clock reads between steps
             // stay out of the step latency above.
-            let kernels = try trainer.kernelInfo()
+            let kernels = try trainer.kernelInfo(threads: threads)
             var perKernel = [[Double]](repeating: [], count: kernels.count)
             for _ in 0..<min(samples.count, 5000) {
                 trainer.stepNanoseconds = [UInt64](repeating: 0, count: kernels.count)
@@ -135,13 +135,14 @@ extension ProfileWorker {
             result.layers = try LayerReport(kernels: kernels, samples: perKernel)
         }
         let stats = try LatencyStatistics(samples)
+        // Measured first: planning makes (but never runs) a second set of convolution primitives.
+        result.peakRSSBytes = max(0, ProcessMemory.peakResidentBytes() - baseline)
+        result.anonymousRSSBytes = max(0, ProcessMemory.status("RssAnon") - baselineAnonymous)
         let memory = try trainer.plannedMemory(threads: threads)
         result.plannedWeightBytes = memory.weights
         result.plannedArenaBytes = memory.arena
         result.plannedScratchpadBytes = memory.scratchpad
         result.plannedIOBytes = memory.io
-        result.peakRSSBytes = max(0, ProcessMemory.peakResidentBytes() - baseline)
-        result.anonymousRSSBytes = max(0, ProcessMemory.status("RssAnon") - baselineAnonymous)
         (result.meanMs, result.medianMs, result.p99Ms, result.minMs, result.maxMs) = (stats.mean, stats.median, stats.p99, stats.minimum, stats.maximum)
     }
 }

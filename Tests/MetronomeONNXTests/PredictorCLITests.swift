@@ -94,7 +94,17 @@ final class PredictorCLITests: XCTestCase {
         XCTAssertEqual(layers.map { $0["op_type"]! },
                        ["Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool", "Flatten", "Gemm", "Relu", "Gemm", "Relu", "Gemm",
                         "Gradients", "Optimizer"])
-        XCTAssertTrue(layers.allSatisfy { $0["implementation"] == "train:fast" && Double($0["layer_median_ms"] ?? "") ?? 0 > 0 })
+        XCTAssertTrue(layers.allSatisfy { Double($0["layer_median_ms"] ?? "") ?? 0 > 0 })
+        // Convolutions name the oneDNN implementation that ran them; the Swift kernels, the set.
+        for row in layers {
+            let implementation = row["implementation"] ?? ""
+            if row["op_type"] == "Conv" {
+                XCTAssertTrue(implementation.hasPrefix("train:") && implementation != "train:fast" && implementation.contains(":avx")
+                              || implementation.contains("gemm"), implementation)
+            } else {
+                XCTAssertEqual(implementation, "train:fast")
+            }
+        }
 
         let predictor = dir.appendingPathComponent("t.json").path
         let inferenceOnly = try Harness.run(bin, ["fit", csv, "--folds", "0", "--out", predictor])

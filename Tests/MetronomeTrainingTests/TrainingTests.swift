@@ -57,7 +57,7 @@ final class TrainingTests: XCTestCase {
             let worst = zip(gradients[0], gradients[1]).map { abs($0 - $1) }.max() ?? .infinity
             XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "\(graph.name): fast against reference gradients")
             // The memory account plans the oneDNN convolutions' buffers as the steps allocated them.
-            let planned = try Autograd.fastConvolutionBytes(fast.program, threads: ParallelFor.threads)
+            let planned = try Autograd.fastConvolutions(fast.program, threads: ParallelFor.threads)
             let held = fast.convolutionBytes
             XCTAssertGreaterThan(held.kept, 0)
             XCTAssertEqual(planned.kept, held.kept, graph.name)

@@ -9,13 +9,15 @@
 /// update (`opType` `Optimizer`, weights = every parameter's elements), whose costs grow with
 /// the model rather than with any one step.
 extension KernelInfo {
-    /// The backend name training kernels carry; `implementation` is `train:` and the kernel set.
+    /// The backend name training kernels carry; `implementation` is `train:` and the kernel
+    /// set, or, for a fast convolution, `train:` and oneDNN's implementation.
     public static let trainingBackend = "train"
 
     /// One description per step of `program`, then the gradient and optimizer pseudo-kernels.
-    /// `gradientElements` and `parameterElements` are the trainer's totals.
+    /// `gradientElements` and `parameterElements` are the trainer's totals; `convolutions`
+    /// (fast kernels) gives the convolutions' oneDNN implementations and layouts.
     public static func describe(trainingSteps program: Program, kernelSet: String, gradientElements: Int,
-                                parameterElements: Int) throws -> [KernelInfo] {
+                                parameterElements: Int, convolutions: FastConvolutions? = nil) throws -> [KernelInfo] {
         var result: [KernelInfo] = []
         for (index, step) in program.steps.enumerated() {
             let category = try step.cost(in: program).category
@@ -38,6 +40,11 @@ extension KernelInfo {
                                   srcLayout: "", dstLayout: "", kernelShape: [], strides: [], dilations: [], groups: 1, postOps: [])
             info.srcLayout = DNNL.plainLetters(info.srcShape.count)
             info.dstLayout = DNNL.plainLetters(info.dstShape.count)
+            if let c = convolutions?.steps[index] {
+                info.implementation = "train:\(c.implementation)"
+                info.srcLayout = c.sourceLayout
+                info.dstLayout = c.outputLayout
+            }
             if let w = step.window(in: program) {
                 info.kernelShape = w.kernel; info.strides = w.strides; info.dilations = w.dilations; info.groups = w.groups
             }

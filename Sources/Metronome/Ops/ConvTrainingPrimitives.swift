@@ -27,12 +27,16 @@ final class ConvTrainingPrimitives {
     /// Whether backward-weights reads the forward's blocked input copy (else the plain
     /// input or `weightsSourceIn`'s), and backward-data the forward's weights copy.
     private let weightsSourceIsCopy, dataWeightsIsCopy, dataGradientIsWeightsGradient: Bool
-    private let sourceCopy: UnsafeMutableRawPointer?, weightsCopy: UnsafeMutableRawPointer?
-    /// Bytes kept from forward to backward (the two copies).
+    /// The blocked copies, allocated by the first forward (planning makes primitives only).
+    private var sourceCopy: UnsafeMutableRawPointer?, weightsCopy: UnsafeMutableRawPointer?
+    private let sourceBytes: Int, weightBytes: Int
+    /// Bytes kept from forward to backward (the two copies, once a forward has run).
     let persistentBytes: Int
     /// Bytes of the shared workspace a forward or a backward call uses.
     let workspaceBytes: Int
     private let forwardLayout: Layout, backwardLayout: Layout
+    /// The forward's input and output layouts in oneDNN's letters (`aBcd16b`, `abcd`).
+    let sourceLayout: String, outputLayout: String
 
     /// Offsets into the workspace, 64-byte aligned, in the order regions are added.
     struct Layout {
@@ -106,6 +110,8 @@ final class ConvTrainingPrimitives {
         let dSrc = try md(bdpd, dnnl_query_diff_src_md), dW = try md(bdpd, dnnl_query_weights_md), dDst = try md(bdpd, dnnl_query_diff_dst_md)
         let wSrc = try md(bwpd, dnnl_query_src_md), wDW = try md(bwpd, dnnl_query_diff_weights_md), wDst = try md(bwpd, dnnl_query_diff_dst_md)
 
+        sourceLayout = DNNL.layout(of: fSrc)
+        outputLayout = DNNL.layout(of: fDst)
         var fArgs = [(Arg.src, fSrc), (Arg.weights, fW), (Arg.dst, fDst)]
         if hasBias { fArgs.append((Arg.bias, bias)) }
         // Each DNNLPrimitive takes its descriptor; the ones not yet taken are released on failure.
@@ -142,10 +148,9 @@ final class ConvTrainingPrimitives {
         sourceGradientOut = try reorder(dSrc, plainX, "input-gradient", accumulate: true)!
         weightsGradientOut = try reorder(wDW, plainW, "weight-gradient", accumulate: true)!
 
-        let sourceBytes = sourceIn == nil ? 0 : DNNL.size(fSrc), weightBytes = weightsIn == nil ? 0 : DNNL.size(fW)
+        sourceBytes = sourceIn == nil ? 0 : DNNL.size(fSrc)
+        weightBytes = weightsIn == nil ? 0 : DNNL.size(fW)
         persistentBytes = sourceBytes + weightBytes
-        sourceCopy = sourceBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: sourceBytes, alignment: 64) : nil
-        weightsCopy = weightBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: weightBytes, alignment: 64) : nil
 
         func scratch(_ ps: [DNNLPrimitive?]) -> Int { ps.compactMap { $0?.scratchpadBytes }.max() ?? 0 }
         var f = Layout()
@@ -175,6 +180,8 @@ final class ConvTrainingPrimitives {
     var implementations: [String] { [forward.implementation, backwardData.implementation, backwardWeights.implementation] }
 
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) throws {
+        if sourceCopy == nil && sourceBytes > 0 { sourceCopy = UnsafeMutableRawPointer.allocate(byteCount: sourceBytes, alignment: 64) }
+        if weightsCopy == nil && weightBytes > 0 { weightsCopy = UnsafeMutableRawPointer.allocate(byteCount: weightBytes, alignment: 64) }
         let base = engine.workspace(workspaceBytes), s = engine.stream
         let scratchpad = forwardLayout.pointer("scratchpad", in: base)
         var source = UnsafeRawPointer(x)
@@ -194,6 +201,13 @@ final class ConvTrainingPrimitives {
         if let outputOut { try outputOut.run([Arg.src: UnsafeRawPointer(output), Arg.dst: UnsafeRawPointer(y)], scratchpad: scratchpad, stream: s, name: name) }
     }
 
+    private var notForwarded: MetronomeError {
+        MetronomeError.node(node: name, op: "Conv", message: "backward pass before a training forward pass")
+    }
+
+    /// Bytes of the blocked copies allocated so far (``persistentBytes`` once a forward ran).
+    var allocatedBytes: Int { (sourceCopy == nil ? 0 : sourceBytes) + (weightsCopy == nil ? 0 : weightBytes) }
+
     /// Adds the gradients wanted (non-nil) into `dx`, `dw` and `dbias`.
     func backward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                   dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?) throws {
@@ -206,7 +220,13 @@ final class ConvTrainingPrimitives {
         }
         let weightsGradient = try bound(weightsGradientIn, "weightsGradient", from: dy)
         if dw != nil || dbias != nil {
-            let source = weightsSourceIsCopy ? UnsafeRawPointer(sourceCopy!) : try bound(weightsSourceIn, "weightsSource", from: x)
+            let source: UnsafeRawPointer
+            if weightsSourceIsCopy {
+                guard let sourceCopy else { throw notForwarded }
+                source = UnsafeRawPointer(sourceCopy)
+            } else {
+                source = try bound(weightsSourceIn, "weightsSource", from: x)
+            }
             let diffWeights = l.pointer("diffWeights", in: base)!
             var args: [Int32: UnsafeRawPointer] = [Arg.src: UnsafeRawPointer(source), Arg.diffDst: UnsafeRawPointer(weightsGradient), Arg.diffWeights: UnsafeRawPointer(diffWeights)]
             let diffBias = l.pointer("diffBias", in: base)
@@ -220,7 +240,13 @@ final class ConvTrainingPrimitives {
         }
         guard let dx else { return }
         let dataGradient = dataGradientIsWeightsGradient ? weightsGradient : try bound(dataGradientIn, "dataGradient", from: dy)
-        let weights = dataWeightsIsCopy ? UnsafeRawPointer(weightsCopy!) : try bound(dataWeightsIn, "dataWeights", from: w)
+        let weights: UnsafeRawPointer
+        if dataWeightsIsCopy {
+            guard let weightsCopy else { throw notForwarded }
+            weights = UnsafeRawPointer(weightsCopy)
+        } else {
+            weights = try bound(dataWeightsIn, "dataWeights", from: w)
+        }
         let diffSource = l.pointer("diffSource", in: base)!
         try backwardData.run([Arg.diffDst: UnsafeRawPointer(dataGradient), Arg.weights: UnsafeRawPointer(weights), Arg.diffSrc: UnsafeRawPointer(diffSource)], scratchpad: scratchpad,
                              stream: s, name: name)

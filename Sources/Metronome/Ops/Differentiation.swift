@@ -47,13 +47,29 @@ public struct StepMemory {
     public var engine: TrainingEngine?
     /// A convolution's oneDNN primitives, made by its first fast forward.
     var convolution: ConvTrainingPrimitives?
-    /// Bytes a convolution's primitives keep from forward to backward (its blocked copies).
-    public var convolutionKeptBytes: Int { convolution?.persistentBytes ?? 0 }
+    /// Bytes a convolution's primitives have allocated to keep from forward to backward (its blocked copies).
+    public var convolutionKeptBytes: Int { convolution?.allocatedBytes ?? 0 }
 
     public init(training: Bool = true, momentum: Float = 0.1, engine: TrainingEngine? = nil) {
         self.training = training
         self.momentum = momentum
         self.engine = engine
+    }
+}
+
+/// The fast kernels' oneDNN convolutions of a training program (``Autograd/fastConvolutions(_:threads:)``).
+public struct FastConvolutions: Sendable {
+    /// Bytes kept from forward to backward: every convolution's blocked copies of its input and weights.
+    public var kept = 0
+    /// Bytes of the shared workspace: the largest call's blocked temporaries and scratchpads.
+    public var workspace = 0
+    /// Per convolution, by step index: oneDNN's forward implementation and the layouts it computes in.
+    public var steps: [Int: Step] = [:]
+
+    public struct Step: Sendable {
+        public var implementation: String
+        public var sourceLayout: String
+        public var outputLayout: String
     }
 }
 
@@ -88,25 +104,24 @@ public enum Autograd {
         for i in 0..<b.count(input: 0) { d[i] += dy[0][i] }
     }
 
-    /// Bytes the fast kernels' oneDNN convolutions hold for `program` at `threads` OpenMP
-    /// threads: `kept`, every convolution's blocked copies of its input and weights (from
-    /// forward to backward), and `workspace`, the shared workspace (the largest call's
-    /// blocked temporaries and scratchpads). The primitives are made as the trainer makes
-    /// them, so the sizes are oneDNN's own.
-    public static func fastConvolutionBytes(_ program: Program, threads: Int) throws -> (kept: Int, workspace: Int) {
+    /// What the fast kernels' oneDNN convolutions are for `program` at `threads` OpenMP
+    /// threads, found by making their primitives as the trainer makes them (so the sizes and
+    /// names are oneDNN's own), without running anything.
+    public static func fastConvolutions(_ program: Program, threads: Int) throws -> FastConvolutions {
         let saved = omp_get_max_threads()
         omp_set_num_threads(Int32(threads))
         defer { omp_set_num_threads(saved) }
         let engine = try TrainingEngine()
-        var kept = 0, workspace = 0
-        for step in program.steps {
+        var result = FastConvolutions()
+        for (index, step) in program.steps.enumerated() {
             guard case .conv(let a) = step.op, a.kernel.count == 2 else { continue }
             let c = try ConvTrainingPrimitives(name: step.name, program.shape(step.inputs[0]), program.shape(step.inputs[1]),
                                                program.shape(step.outputs[0]), a, hasBias: step.inputs.count > 2, engine: engine)
-            kept += c.persistentBytes
-            workspace = max(workspace, c.workspaceBytes)
+            result.kept += c.persistentBytes
+            result.workspace = max(result.workspace, c.workspaceBytes)
+            result.steps[index] = .init(implementation: c.implementations[0], sourceLayout: c.sourceLayout, outputLayout: c.outputLayout)
         }
-        return (kept, workspace)
+        return result
     }
 
     /// Whether every step of `program` has a backward pass.
