@@ -3,7 +3,7 @@ import CDNNL
 /// One 2-D training convolution through oneDNN: the forward-training, backward-data and
 /// backward-weights primitives, each in the layouts oneDNN prefers for the shapes (blocked
 /// `nChw16c` and the like on AVX-512), with reorders from and to the trainer's plain NCHW
-/// buffers around them. The blocked kernels ran ResNet-8's convolutions 2.2× faster than
+/// buffers around them. The blocked kernels ran ResNet-8's convolutions 2.1× faster than
 /// im2col + sgemm on plain layouts did, reorders included.
 ///
 /// Kept between a step's forward and its backward: the blocked copy of the input (for the
