@@ -45,11 +45,15 @@ public enum Loss {
                                     labels: UnsafePointer<Int32>, labelWeight: Float,
                                     gradient: UnsafeMutablePointer<Float>) -> (loss: Double, correct: Int) {
         let n = batch * classes
+        guard labelWeight != 0 else {
+            // The cross-entropy only counts the correct images; the MSE overwrites its gradient.
+            let correct = softmaxCrossEntropy(logits, batch: batch, classes: classes, labels: labels, gradient: gradient).correct
+            return (meanSquaredError(logits, target: target, count: n, gradient: gradient), correct)
+        }
         let labelGradient = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { labelGradient.deallocate() }
         let (crossEntropy, correct) = softmaxCrossEntropy(logits, batch: batch, classes: classes, labels: labels, gradient: labelGradient)
         let mse = meanSquaredError(logits, target: target, count: n, gradient: gradient)
-        guard labelWeight != 0 else { return (mse, correct) }
         for i in 0..<n { gradient[i] += labelWeight * labelGradient[i] }
         return (mse + Double(labelWeight) * crossEntropy, correct)
     }

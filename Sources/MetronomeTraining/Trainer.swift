@@ -37,6 +37,9 @@ public final class Trainer {
     /// times of `profile --stage train --layers`, in the order of
     /// ``KernelInfo/describe(trainingSteps:kernelSet:gradientElements:parameterElements:)``.
     public var stepNanoseconds: [UInt64]?
+    /// The fast convolutions as planned per thread count: the memory account and the kernel
+    /// descriptions both read them, and planning makes every convolution's primitives.
+    private var plannedConvolutions: [Int: FastConvolutions] = [:]
 
     public init(graph: Graph, batch: Int, fold: Int = 1, kernels: TrainingKernels = .fast, momentum: Float = 0.1) throws {
         guard batch >= 1 else { throw MetronomeError.invalidArgument("the training batch must be at least 1, got \(batch)") }
@@ -204,7 +207,7 @@ public final class Trainer {
         let graphBytes = graph.initializers.values.reduce(0) { $0 + $1.count } * 4
         var convolution = 0, positions = 0
         if kernels == .fast {
-            let c = try Autograd.fastConvolutions(program, threads: threads)
+            let c = try fastConvolutions(threads: threads)
             convolution = c.kept + c.workspace
             for step in program.steps {
                 if case .maxPool(let a) = step.op, a.kernel.count == 2 { positions += counts[step.outputs[0]] * 4 }
@@ -227,7 +230,14 @@ public final class Trainer {
         let gradientElements = gradients.indices.reduce(0) { $0 + (gradients[$1] == nil ? 0 : counts[$1]) }
         return try KernelInfo.describe(trainingSteps: program, kernelSet: "\(kernels)", gradientElements: gradientElements,
                                        parameterElements: parameters.reduce(0) { $0 + counts[$1] },
-                                       convolutions: kernels == .fast ? Autograd.fastConvolutions(program, threads: threads) : nil)
+                                       convolutions: kernels == .fast ? fastConvolutions(threads: threads) : nil)
+    }
+
+    private func fastConvolutions(threads: Int) throws -> FastConvolutions {
+        if let planned = plannedConvolutions[threads] { return planned }
+        let planned = try Autograd.fastConvolutions(program, threads: threads)
+        plannedConvolutions[threads] = planned
+        return planned
     }
 
     /// The values of a parameter or running statistic.

@@ -63,27 +63,26 @@ extension Plan {
             throw MetronomeError.invalidArgument("threads must be at least 1, got \(options.threads)")
         }
         // oneDNN fixes its thread decomposition when a primitive is created: create them
-        // under the team size the executor will use, then restore the caller's setting.
-        let saved = omp_get_max_threads()
-        omp_set_num_threads(Int32(options.threads))
-        defer { omp_set_num_threads(saved) }
-        var passes = options.optimization
-        if options.precision == .int8 {
-            guard program.isQuantized else {
-                throw MetronomeError.invalidArgument(
-                    "--precision int8 needs a quantized model (QuantizeLinear/DequantizeLinear nodes); make one with `metronome quantize MODEL --calibration DATA --out FILE.onnx`")
+        // under the team size the executor will use.
+        return try ParallelFor.withTeam(of: options.threads) {
+            var passes = options.optimization
+            if options.precision == .int8 {
+                guard program.isQuantized else {
+                    throw MetronomeError.invalidArgument(
+                        "--precision int8 needs a quantized model (QuantizeLinear/DequantizeLinear nodes); make one with `metronome quantize MODEL --calibration DATA --out FILE.onnx`")
+                }
+                passes.quantizedKernels = true
             }
-            passes.quantizedKernels = true
+            let optimized = program.optimized(passes)
+            var builder: PlanBuilder
+            if let devices = options.devices {
+                try devices.validate(for: BranchPlacement.devices(of: optimized.steps.map(\.name)))
+                let layout = try BranchLayout(optimized, devices: devices)
+                builder = try PlanBuilder(program: layout.program, options: options, layout: layout)
+            } else {
+                builder = try PlanBuilder(program: optimized, options: options)
+            }
+            return try builder.build()
         }
-        let optimized = program.optimized(passes)
-        var builder: PlanBuilder
-        if let devices = options.devices {
-            try devices.validate(for: BranchPlacement.devices(of: optimized.steps.map(\.name)))
-            let layout = try BranchLayout(optimized, devices: devices)
-            builder = try PlanBuilder(program: layout.program, options: options, layout: layout)
-        } else {
-            builder = try PlanBuilder(program: optimized, options: options)
-        }
-        return try builder.build()
     }
 }

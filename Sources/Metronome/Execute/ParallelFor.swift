@@ -7,6 +7,16 @@ import CDNNL
 public enum ParallelFor {
     public static var threads: Int { Int(omp_get_max_threads()) }
 
+    /// Runs `body` with the calling thread's team set to `threads`, then restores the
+    /// caller's setting. oneDNN fixes its work split (and scratchpad sizes) when a primitive
+    /// is created, so primitives are made under the team size they will run with.
+    public static func withTeam<R>(of threads: Int, _ body: () throws -> R) rethrows -> R {
+        let saved = omp_get_max_threads()
+        omp_set_num_threads(Int32(threads))
+        defer { omp_set_num_threads(saved) }
+        return try body()
+    }
+
     public static func run(_ count: Int, _ body: (_ index: Int, _ thread: Int) -> Void) {
         let t = min(threads, count)
         if t <= 1 {

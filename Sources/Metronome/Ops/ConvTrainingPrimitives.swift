@@ -38,16 +38,21 @@ final class ConvTrainingPrimitives {
     /// The forward's input and output layouts in oneDNN's letters (`aBcd16b`, `abcd`).
     let sourceLayout: String, outputLayout: String
 
-    /// Offsets into the workspace, 64-byte aligned, in the order regions are added.
+    /// What a call places in the shared workspace.
+    enum Region: Hashable {
+        case output, scratchpad, weightsGradient, dataGradient, weightsSource, dataWeights, diffWeights, diffBias, diffSource
+    }
+
+    /// Offsets of regions in the workspace, 64-byte aligned, in the order they are added.
     struct Layout {
-        private(set) var offsets: [String: Int] = [:]
+        private(set) var offsets: [Region: Int] = [:]
         private(set) var total = 0
-        mutating func add(_ key: String, _ bytes: Int) {
-            offsets[key] = total
+        mutating func add(_ region: Region, _ bytes: Int) {
+            offsets[region] = total
             total += (bytes + 63) / 64 * 64
         }
-        func pointer(_ key: String, in base: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
-            offsets[key].map { base + $0 }
+        func pointer(_ region: Region, in base: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
+            offsets[region].map { base + $0 }
         }
     }
 
@@ -154,17 +159,17 @@ final class ConvTrainingPrimitives {
 
         func scratch(_ ps: [DNNLPrimitive?]) -> Int { ps.compactMap { $0?.scratchpadBytes }.max() ?? 0 }
         var f = Layout()
-        if outputOut != nil { f.add("output", DNNL.size(fDst)) }
-        f.add("scratchpad", scratch([forward, sourceIn, weightsIn, outputOut]))
+        if outputOut != nil { f.add(.output, DNNL.size(fDst)) }
+        f.add(.scratchpad, scratch([forward, sourceIn, weightsIn, outputOut]))
         var b = Layout()
-        if weightsGradientIn != nil { b.add("weightsGradient", DNNL.size(wDst)) }
-        if dataGradientIn != nil { b.add("dataGradient", DNNL.size(dDst)) }
-        if weightsSourceIn != nil { b.add("weightsSource", DNNL.size(wSrc)) }
-        if dataWeightsIn != nil { b.add("dataWeights", DNNL.size(dW)) }
-        b.add("diffWeights", DNNL.size(wDW))
-        if hasBias { b.add("diffBias", 4 * ws[0]) }
-        b.add("diffSource", DNNL.size(dSrc))
-        b.add("scratchpad", scratch([backwardData, backwardWeights, weightsGradientIn, dataGradientIn, weightsSourceIn, dataWeightsIn,
+        if weightsGradientIn != nil { b.add(.weightsGradient, DNNL.size(wDst)) }
+        if dataGradientIn != nil { b.add(.dataGradient, DNNL.size(dDst)) }
+        if weightsSourceIn != nil { b.add(.weightsSource, DNNL.size(wSrc)) }
+        if dataWeightsIn != nil { b.add(.dataWeights, DNNL.size(dW)) }
+        b.add(.diffWeights, DNNL.size(wDW))
+        if hasBias { b.add(.diffBias, 4 * ws[0]) }
+        b.add(.diffSource, DNNL.size(dSrc))
+        b.add(.scratchpad, scratch([backwardData, backwardWeights, weightsGradientIn, dataGradientIn, weightsSourceIn, dataWeightsIn,
                                      sourceGradientOut, weightsGradientOut]))
         forwardLayout = f
         backwardLayout = b
@@ -183,26 +188,28 @@ final class ConvTrainingPrimitives {
         if sourceCopy == nil && sourceBytes > 0 { sourceCopy = UnsafeMutableRawPointer.allocate(byteCount: sourceBytes, alignment: 64) }
         if weightsCopy == nil && weightBytes > 0 { weightsCopy = UnsafeMutableRawPointer.allocate(byteCount: weightBytes, alignment: 64) }
         let base = engine.workspace(workspaceBytes), s = engine.stream
-        let scratchpad = forwardLayout.pointer("scratchpad", in: base)
-        var source = UnsafeRawPointer(x)
-        if let sourceIn, let sourceCopy {
-            try sourceIn.run([Arg.src: UnsafeRawPointer(x), Arg.dst: UnsafeRawPointer(sourceCopy)], scratchpad: scratchpad, stream: s, name: name)
-            source = UnsafeRawPointer(sourceCopy)
-        }
-        var weights = UnsafeRawPointer(w)
-        if let weightsIn, let weightsCopy {
-            try weightsIn.run([Arg.src: UnsafeRawPointer(w), Arg.dst: UnsafeRawPointer(weightsCopy)], scratchpad: scratchpad, stream: s, name: name)
-            weights = UnsafeRawPointer(weightsCopy)
-        }
-        let output = forwardLayout.pointer("output", in: base) ?? UnsafeMutableRawPointer(y)
-        var args: [Int32: UnsafeRawPointer] = [Arg.src: UnsafeRawPointer(source), Arg.weights: UnsafeRawPointer(weights), Arg.dst: UnsafeRawPointer(output)]
+        let scratchpad = forwardLayout.pointer(.scratchpad, in: base)
+        let source = try reordered(UnsafeRawPointer(x), by: sourceIn, into: sourceCopy, scratchpad: scratchpad)
+        let weights = try reordered(UnsafeRawPointer(w), by: weightsIn, into: weightsCopy, scratchpad: scratchpad)
+        let output = forwardLayout.pointer(.output, in: base) ?? UnsafeMutableRawPointer(y)
+        var args: [Int32: UnsafeRawPointer] = [Arg.src: source, Arg.weights: weights, Arg.dst: UnsafeRawPointer(output)]
         if let bias { args[Arg.bias] = UnsafeRawPointer(bias) }
         try forward.run(args, scratchpad: scratchpad, stream: s, name: name)
-        if let outputOut { try outputOut.run([Arg.src: UnsafeRawPointer(output), Arg.dst: UnsafeRawPointer(y)], scratchpad: scratchpad, stream: s, name: name) }
+        _ = try reordered(UnsafeRawPointer(output), by: outputOut, into: UnsafeMutableRawPointer(y), scratchpad: scratchpad)
     }
 
-    private var notForwarded: MetronomeError {
-        MetronomeError.node(node: name, op: "Conv", message: "backward pass before a training forward pass")
+    /// `plain` as `reorder` lays it out in `target` (and `target`), or `plain` itself when
+    /// the layouts agree (no reorder).
+    private func reordered(_ plain: UnsafeRawPointer, by reorder: DNNLPrimitive?, into target: UnsafeMutableRawPointer?,
+                           scratchpad: UnsafeMutableRawPointer?) throws -> UnsafeRawPointer {
+        guard let reorder else { return plain }
+        guard let target else { throw MetronomeError.node(node: name, op: "Conv", message: "no buffer for a reordered operand") }
+        try reorder.run([Arg.src: plain, Arg.dst: UnsafeRawPointer(target)], scratchpad: scratchpad, stream: engine.stream, name: name)
+        return UnsafeRawPointer(target)
+    }
+
+    private func missing(_ region: Region) -> MetronomeError {
+        MetronomeError.backend("internal error: convolution '\(name)' has no workspace region for \(region)")
     }
 
     /// Bytes of the blocked copies allocated so far (``persistentBytes`` once a forward ran).
@@ -211,45 +218,41 @@ final class ConvTrainingPrimitives {
     /// Adds the gradients wanted (non-nil) into `dx`, `dw` and `dbias`.
     func backward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                   dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?) throws {
-        let base = engine.workspace(workspaceBytes), s = engine.stream, l = backwardLayout
-        let scratchpad = l.pointer("scratchpad", in: base)
-        func bound(_ reorder: DNNLPrimitive?, _ key: String, from plain: UnsafeRawPointer) throws -> UnsafeRawPointer {
-            guard let reorder, let target = l.pointer(key, in: base) else { return plain }
-            try reorder.run([Arg.src: UnsafeRawPointer(plain), Arg.dst: UnsafeRawPointer(target)], scratchpad: scratchpad, stream: s, name: name)
-            return UnsafeRawPointer(target)
+        guard sourceCopy != nil || sourceBytes == 0, weightsCopy != nil || weightBytes == 0 else {
+            throw MetronomeError.node(node: name, op: "Conv", message: "backward pass before a training forward pass")
         }
-        let weightsGradient = try bound(weightsGradientIn, "weightsGradient", from: dy)
-        if dw != nil || dbias != nil {
-            let source: UnsafeRawPointer
-            if weightsSourceIsCopy {
-                guard let sourceCopy else { throw notForwarded }
-                source = UnsafeRawPointer(sourceCopy)
-            } else {
-                source = try bound(weightsSourceIn, "weightsSource", from: x)
-            }
-            let diffWeights = l.pointer("diffWeights", in: base)!
-            var args: [Int32: UnsafeRawPointer] = [Arg.src: UnsafeRawPointer(source), Arg.diffDst: UnsafeRawPointer(weightsGradient), Arg.diffWeights: UnsafeRawPointer(diffWeights)]
-            let diffBias = l.pointer("diffBias", in: base)
+        let base = engine.workspace(workspaceBytes), s = engine.stream, l = backwardLayout
+        let scratchpad = l.pointer(.scratchpad, in: base)
+        /// An operand in the layout a backward primitive reads: the forward's blocked copy,
+        /// the plain buffer, or the plain buffer reordered into the workspace.
+        func operand(_ plain: UnsafeRawPointer, copy: UnsafeMutableRawPointer?, _ reorder: DNNLPrimitive?, _ region: Region) throws -> UnsafeRawPointer {
+            if let copy { return UnsafeRawPointer(copy) }
+            return try reordered(plain, by: reorder, into: l.pointer(region, in: base), scratchpad: scratchpad)
+        }
+        let wantsWeights = dw != nil || dbias != nil
+        // Reordered only when a primitive reads it: backward-weights, or backward-data when
+        // it reads the same layout.
+        let weightsGradient = wantsWeights || (dx != nil && dataGradientIsWeightsGradient)
+            ? try operand(UnsafeRawPointer(dy), copy: nil, weightsGradientIn, .weightsGradient) : UnsafeRawPointer(dy)
+        if wantsWeights {
+            let source = try operand(UnsafeRawPointer(x), copy: weightsSourceIsCopy ? sourceCopy : nil, weightsSourceIn, .weightsSource)
+            guard let diffWeights = l.pointer(.diffWeights, in: base) else { throw missing(.diffWeights) }
+            var args: [Int32: UnsafeRawPointer] = [Arg.src: source, Arg.diffDst: weightsGradient, Arg.diffWeights: UnsafeRawPointer(diffWeights)]
+            let diffBias = l.pointer(.diffBias, in: base)
             if let diffBias { args[Arg.diffBias] = UnsafeRawPointer(diffBias) }
             try backwardWeights.run(args, scratchpad: scratchpad, stream: s, name: name)
-            if let dw { try weightsGradientOut.run([Arg.src: UnsafeRawPointer(diffWeights), Arg.dst: UnsafeRawPointer(dw)], scratchpad: scratchpad, stream: s, name: name) }
+            if let dw { _ = try reordered(UnsafeRawPointer(diffWeights), by: weightsGradientOut, into: UnsafeMutableRawPointer(dw), scratchpad: scratchpad) }
             if let dbias, let diffBias {
                 let d = diffBias.assumingMemoryBound(to: Float.self)
                 for i in 0..<outputChannels { dbias[i] += d[i] }
             }
         }
         guard let dx else { return }
-        let dataGradient = dataGradientIsWeightsGradient ? weightsGradient : try bound(dataGradientIn, "dataGradient", from: dy)
-        let weights: UnsafeRawPointer
-        if dataWeightsIsCopy {
-            guard let weightsCopy else { throw notForwarded }
-            weights = UnsafeRawPointer(weightsCopy)
-        } else {
-            weights = try bound(dataWeightsIn, "dataWeights", from: w)
-        }
-        let diffSource = l.pointer("diffSource", in: base)!
-        try backwardData.run([Arg.diffDst: UnsafeRawPointer(dataGradient), Arg.weights: UnsafeRawPointer(weights), Arg.diffSrc: UnsafeRawPointer(diffSource)], scratchpad: scratchpad,
+        guard let diffSource = l.pointer(.diffSource, in: base) else { throw missing(.diffSource) }
+        let dataGradient = dataGradientIsWeightsGradient ? weightsGradient : try operand(UnsafeRawPointer(dy), copy: nil, dataGradientIn, .dataGradient)
+        let weights = try operand(UnsafeRawPointer(w), copy: dataWeightsIsCopy ? weightsCopy : nil, dataWeightsIn, .dataWeights)
+        try backwardData.run([Arg.diffDst: dataGradient, Arg.weights: weights, Arg.diffSrc: UnsafeRawPointer(diffSource)], scratchpad: scratchpad,
                              stream: s, name: name)
-        try sourceGradientOut.run([Arg.src: UnsafeRawPointer(diffSource), Arg.dst: UnsafeRawPointer(dx)], scratchpad: scratchpad, stream: s, name: name)
+        _ = try reordered(UnsafeRawPointer(diffSource), by: sourceGradientOut, into: UnsafeMutableRawPointer(dx), scratchpad: scratchpad)
     }
 }

@@ -1,4 +1,3 @@
-import CDNNL
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -108,20 +107,19 @@ public enum Autograd {
     /// threads, found by making their primitives as the trainer makes them (so the sizes and
     /// names are oneDNN's own), without running anything.
     public static func fastConvolutions(_ program: Program, threads: Int) throws -> FastConvolutions {
-        let saved = omp_get_max_threads()
-        omp_set_num_threads(Int32(threads))
-        defer { omp_set_num_threads(saved) }
-        let engine = try TrainingEngine()
-        var result = FastConvolutions()
-        for (index, step) in program.steps.enumerated() {
-            guard case .conv(let a) = step.op, a.kernel.count == 2 else { continue }
-            let c = try ConvTrainingPrimitives(name: step.name, program.shape(step.inputs[0]), program.shape(step.inputs[1]),
-                                               program.shape(step.outputs[0]), a, hasBias: step.inputs.count > 2, engine: engine)
-            result.kept += c.persistentBytes
-            result.workspace = max(result.workspace, c.workspaceBytes)
-            result.steps[index] = .init(implementation: c.implementations[0], sourceLayout: c.sourceLayout, outputLayout: c.outputLayout)
+        try ParallelFor.withTeam(of: threads) {
+            let engine = try TrainingEngine()
+            var result = FastConvolutions()
+            for (index, step) in program.steps.enumerated() {
+                guard case .conv(let a) = step.op, a.kernel.count == 2 else { continue }
+                let c = try ConvTrainingPrimitives(name: step.name, program.shape(step.inputs[0]), program.shape(step.inputs[1]),
+                                                   program.shape(step.outputs[0]), a, hasBias: step.inputs.count > 2, engine: engine)
+                result.kept += c.persistentBytes
+                result.workspace = max(result.workspace, c.workspaceBytes)
+                result.steps[index] = .init(implementation: c.implementations[0], sourceLayout: c.sourceLayout, outputLayout: c.outputLayout)
+            }
+            return result
         }
-        return result
     }
 
     /// Whether every step of `program` has a backward pass.
