@@ -12,8 +12,8 @@ public struct ProfiledConfiguration: Sendable {
         self.layers = layers
     }
 
-    /// The network family: the base model of a pruned variant, else the model itself.
-    public var family: String { model.baseModel.isEmpty ? model.model : model.baseModel }
+    /// The network family (``ProfileRecord/family``).
+    public var family: String { model.family }
     public var kernels: [KernelInfo] { layers.compactMap(\.kernel) }
 
     /// Successful fp32 model rows that have their kernel rows (profiles made with `--layers`), in

@@ -36,7 +36,7 @@ extension PredictorEvaluation {
         var predictions: [Prediction] = [], kernels: [KernelPrediction] = []
         for key in keys {
             let m = a[key]!, again = b[key]!
-            predictions.append(Prediction(model: m.model, family: m.baseModel.isEmpty ? m.model : m.baseModel, amount: m.amount,
+            predictions.append(Prediction(model: m.model, family: m.family, amount: m.amount,
                                           batch: m.batch, threads: m.threads, fold: "retest", measuredMs: m.medianMs!,
                                           predictedMs: again.medianMs!, baselineMs: again.medianMs!))
             guard let ka = layersA[key], let kb = layersB[key] else { continue }

@@ -121,10 +121,17 @@ public struct PredictorEvaluation: Codable, Sendable {
     }
 
     /// Cross-validates on `configurations`. `folds` applies to the random split; the family and
-    /// amount splits hold out each family or amount once. `progress` is told each finished fold.
+    /// amount splits hold out each family or amount once. `alwaysTrain` joins every fold's
+    /// training set and is never tested (sampled architectures, which belong to no family);
+    /// it must not share a network with `configurations`. `progress` is told each finished fold.
     public static func run(_ configurations: [ProfiledConfiguration], split: Split, folds: Int = 5, seed: UInt64 = 1,
+                           alwaysTrain: [ProfiledConfiguration] = [],
                            parameters: BoostedTrees.Parameters = BoostedTrees.Parameters(), threads: Int = 1,
                            progress: ((Int, Int) -> Void)? = nil) throws -> PredictorEvaluation {
+        let shared = Set(configurations.map(\.model.model)).intersection(alwaysTrain.map(\.model.model))
+        guard shared.isEmpty else {
+            throw Failure(description: "\(shared.count) network(s) are both evaluated and always trained on (\(shared.sorted().prefix(3).joined(separator: ", "))…); a held-out network must not be in its own training set")
+        }
         let networks = Array(Set(configurations.map(\.model.model))).sorted()
         var assignment: [String: String] = [:]  // network → fold label
         switch split {
@@ -161,7 +168,7 @@ public struct PredictorEvaluation: Codable, Sendable {
         var kernelPredictions: [KernelPrediction] = []
         for (i, label) in labels.enumerated() {
             let test = configurations.filter { assignment[$0.model.model] == label }
-            let train = configurations.filter { assignment[$0.model.model] != label }
+            let train = configurations.filter { assignment[$0.model.model] != label } + alwaysTrain
             let predictor = try LatencyPredictor.fit(train, parameters: parameters, threads: threads)
             for c in test {
                 let perKernel = try predictor.kernelMilliseconds(c.kernels, threads: c.model.threads)

@@ -19,6 +19,14 @@ public struct ProfileRecord: Equatable, Sendable {
     public var mode = ""
     public var amount = ""
     public var seed = ""
+    /// The network family: the base model of a pruned variant, else the model itself.
+    /// Sampled architectures (`sampled-N`, `metronome dataset --models sampled:N`) form one
+    /// family, `sampled`: each is its own base model, but none belongs to a deployed family.
+    public var family: String {
+        let base = baseModel.isEmpty ? model : baseModel
+        let rest = base.dropFirst("sampled-".count)
+        return base.hasPrefix("sampled-") && !rest.isEmpty && rest.allSatisfy(\.isNumber) ? "sampled" : base
+    }
     /// `inference` today; `train` arrives with training.
     public var stage = "inference"
     /// `fp32` or `bf16` (`profile --precision`); files written before the column read as fp32.

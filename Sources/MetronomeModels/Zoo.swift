@@ -44,10 +44,18 @@ public enum Zoo {
 
     public static var names: [String] { entries.map(\.name) }
 
+    /// A named entry, or `sampled-N` (``SampledNetworks``), which the zoo builds on demand
+    /// rather than listing.
     public static func entry(named name: String) throws -> ZooEntry {
+        if let index = SampledNetworks.index(of: name) {
+            let graph = try SampledNetworks.network(index: index)
+            let classes = graph.nodes.last.flatMap { graph.initializers[$0.inputs[1]]?.shape.first } ?? 0
+            return ZooEntry(name: name, summary: "sampled CNN architecture \(index) (latency-predictor training data)",
+                            inputShape: graph.inputs.first?.shape ?? [], classes: classes) { try SampledNetworks.network(index: index, seed: $0) }
+        }
         guard let e = entries.first(where: { $0.name == name }) else {
             throw MetronomeError.invalidArgument(
-                "unknown model '\(name)'; the zoo has: \(names.joined(separator: ", "))")
+                "unknown model '\(name)'; the zoo has: \(names.joined(separator: ", ")), and sampled-N (N = 0, 1, …) for sampled architectures")
         }
         return e
     }

@@ -88,9 +88,13 @@ enum ArgumentLists {
         return (h, w)
     }
 
-    /// Model names with the group aliases `game`, `noscope` and `specialized` expanded.
+    /// Model names with the group aliases `game`, `noscope` and `specialized` expanded, and
+    /// `sampled:N` as the sampled architectures `sampled-0` … `sampled-(N-1)`.
     static func models(_ s: String) -> [String] {
         s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { name -> [String] in
+            if name.hasPrefix("sampled:"), let n = Int(name.dropFirst("sampled:".count)), n >= 1, n <= 100_000 {
+                return (0..<n).map { "\(SampledNetworks.prefix)\($0)" }
+            }
             switch name {
             case "game": return SpecializedCNNs.gameTasks.map(\.name)
             case "noscope": return SpecializedCNNs.noScopeTasks.map(\.name)

@@ -27,9 +27,14 @@ struct Dataset: ParsableCommand {
             skew (default late, as in `metronome prune`); with early or uniform its variants are \
             named, and listed in the manifest's mode column, as random-weighted-early or \
             random-weighted-uniform.
+
+            sampled:N adds N sampled CNN architectures (input sizes 28-224, plain, residual, \
+            bottleneck, depthwise and grouped blocks, pooling, flattened inner products): \
+            training data for the latency predictor that belongs to no family (`metronome \
+            evaluate --train-also`). `--amounts 0` keeps them unpruned.
             """)
 
-    @Option(help: "Comma-separated zoo names (and the groups game, noscope, specialized) or .onnx files.")
+    @Option(help: "Comma-separated zoo names (and the groups game, noscope, specialized; sampled:N for the sampled architectures sampled-0 … sampled-(N-1)) or .onnx files.")
     var models: String
     @Option(help: "Fractions of the parameters to remove: START:STOP:STEP (STOP included when a step lands on it) or a comma list, each in [0, 1).")
     var amounts: String

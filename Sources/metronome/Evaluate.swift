@@ -19,7 +19,10 @@ struct Evaluate: ParsableCommand {
             DIR/predictions.csv, DIR/metrics.csv and DIR/scatter.svg (predicted against \
             measured, one colour per family). With --test FILE the predictor is fitted on all \
             of PROFILES and tested on FILE instead (--split test): batch sizes, thread counts or \
-            networks outside the training grid.
+            networks outside the training grid. --train-also FILE adds profiles to every \
+            training set without testing them: sampled architectures (`metronome dataset \
+            --models sampled:N`), so that a held-out family's kernels are not outside \
+            everything the trees saw.
 
             With --retest SECOND, nothing is fitted: SECOND, another profile of the same \
             configurations (run later, e.g. `metronome profile … --out SECOND`), is scored as \
@@ -34,6 +37,10 @@ struct Evaluate: ParsableCommand {
     @Option(help: "random, family or amount (test with --test).") var split: PredictorEvaluation.Split = .random
     @Option(help: "A profile to test on after fitting on all of PROFILES (implies --split test).") var test: String?
     @Option(help: "A second profile of the same configurations: report how well it agrees with the first (implies --split retest; nothing is fitted).") var retest: String?
+    @Option(name: .customLong("train-also"), help: ArgumentHelp(
+        "A profile added to every fold's training set and never tested (repeatable): sampled architectures (`dataset --models sampled:N`) that belong to no family.",
+        valueName: "profile.csv"))
+    var trainAlso: [String] = []
     @Option(help: "Folds of the random split.") var folds = 5
     @Option(help: "Seed of the random split.") var seed: UInt64 = 1
     @Option(help: "Output directory.") var out: String
@@ -45,7 +52,8 @@ struct Evaluate: ParsableCommand {
         if split == .test && test == nil { throw ValidationError("--split test needs --test FILE") }
         if split == .retest && retest == nil { throw ValidationError("--split retest needs --retest SECOND.csv") }
         if test != nil && retest != nil { throw ValidationError("--test and --retest cannot be combined") }
-        for file in [test, retest].compactMap({ $0 }) where !FileManager.default.fileExists(atPath: file) {
+        if retest != nil && !trainAlso.isEmpty { throw ValidationError("--train-also needs a predictor; --retest fits none") }
+        for file in [test, retest].compactMap({ $0 }) + trainAlso where !FileManager.default.fileExists(atPath: file) {
             throw ValidationError("\(file) does not exist")
         }
         if !force {
@@ -64,6 +72,16 @@ struct Evaluate: ParsableCommand {
             return
         }
         let configurations = try inputs.configurations()
+        var extra: [ProfiledConfiguration] = []
+        if !trainAlso.isEmpty {
+            var extraInputs = inputs
+            extraInputs.profiles = trainAlso
+            extra = try extraInputs.configurations()
+            let machines = Set((configurations + extra).map(\.model.machine.fingerprint))
+            if machines.count > 1 && !inputs.mixMachines {
+                throw ValidationError("--train-also \(trainAlso.joined(separator: ", ")) comes from another machine than the profiles; pass --mix-machines to train across machines")
+            }
+        }
         var bar: ProgressBar?
         var evaluation: PredictorEvaluation
         do {
@@ -75,10 +93,11 @@ struct Evaluate: ParsableCommand {
                 if machines.count > 1 && !inputs.mixMachines {
                     throw ValidationError("\(test) comes from another machine than the training profiles; pass --mix-machines to test across machines")
                 }
-                evaluation = try PredictorEvaluation.holdout(train: configurations, test: testConfigurations, parameters: trees.parameters,
+                evaluation = try PredictorEvaluation.holdout(train: configurations + extra, test: testConfigurations, parameters: trees.parameters,
                                                              threads: 1)
             } else {
-                evaluation = try PredictorEvaluation.run(configurations, split: split, folds: folds, seed: seed, parameters: trees.parameters,
+                evaluation = try PredictorEvaluation.run(configurations, split: split, folds: folds, seed: seed, alwaysTrain: extra,
+                                                         parameters: trees.parameters,
                                                      threads: 1) { done, total in
                 if bar == nil { bar = ProgressBar(total: total) }
                 bar?.advance("fold \(done) of \(total)")

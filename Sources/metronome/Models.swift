@@ -11,7 +11,9 @@ struct Models: ParsableCommand {
             Builds each model to count its learnable parameters as PyTorch does (convolution, \
             fully connected and batch-norm weights and biases; not batch-norm running statistics) \
             and its multiply-accumulates for one image at the model's input size (the counting \
-            rules of `metronome summary`).
+            rules of `metronome summary`). Not listed: sampled-N (N = 0, 1, …), sampled CNN \
+            architectures that train the latency predictor (`metronome dataset --models \
+            sampled:N`); every command that takes a zoo name accepts them.
             """)
 
     @Flag(help: "Print one JSON object per model instead of a table.") var json = false

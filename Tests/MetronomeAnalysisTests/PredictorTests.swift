@@ -29,14 +29,15 @@ final class PredictorTests: XCTestCase {
     static let overhead = 0.004
 
     /// Networks of random convolutions at batch 1 and 4, 1 and 2 threads, timed by the truth.
-    static func configurations(networks: Int, seed: UInt64, prefix: String = "net") -> [ProfiledConfiguration] {
+    /// `kinds` picks the layers: 0 dense 3×3, 1 1×1, 2 depthwise 3×3.
+    static func configurations(networks: Int, seed: UInt64, prefix: String = "net", kinds: [Int] = [0, 1, 2]) -> [ProfiledConfiguration] {
         var generator = SplitMix64(seed: seed)
         var result: [ProfiledConfiguration] = []
         for n in 0..<networks {
             let depth = 3 + Int(generator.next() % 6)
             let layers = (0..<depth).map { _ in
                 (channels: [16, 24, 32, 48, 64, 96][Int(generator.next() % 6)], size: [7, 14, 28, 56][Int(generator.next() % 4)],
-                 kind: Int(generator.next() % 3))
+                 kind: kinds[Int(generator.next() % UInt64(kinds.count))])
             }
             for batch in [1, 4] {
                 for threads in [1, 2] {
@@ -133,6 +134,41 @@ final class PredictorTests: XCTestCase {
             if split == .amount { XCTAssertEqual(e.folds, 5) }
         }
         XCTAssertThrowsError(try PredictorEvaluation.run(Array(configurations.prefix(4)), split: .random, folds: 5))
+    }
+
+    /// `alwaysTrain` joins every fold's training set and is never tested. A held-out family
+    /// made of depthwise convolutions, which no other family has, is predicted from the
+    /// median efficiency of all kernels without it (far off) and within 3% with sampled
+    /// networks that have depthwise layers.
+    func testAlwaysTrainedNetworksJoinEveryFoldAndAreNeverTested() throws {
+        let dense = Self.configurations(networks: 9, seed: 21, prefix: "a", kinds: [0, 1])
+        let depthwise = Self.configurations(networks: 2, seed: 22, prefix: "b", kinds: [2]).filter { $0.model.baseModel == "b0" }
+        let sampled = Self.configurations(networks: 6, seed: 23, prefix: "sampled-", kinds: [0, 2])
+        XCTAssertEqual(Set(sampled.map(\.family)), ["sampled"])
+        func worstError(_ e: PredictorEvaluation, family: String) -> Double {
+            e.predictions.filter { $0.family == family }.map { abs($0.predictedMs - $0.measuredMs) / $0.measuredMs }.max() ?? .nan
+        }
+        let without = try PredictorEvaluation.run(dense + depthwise, split: .family)
+        XCTAssertGreaterThan(worstError(without, family: "b0"), 0.2)
+        let with = try PredictorEvaluation.run(dense + depthwise, split: .family, alwaysTrain: sampled)
+        XCTAssertLessThan(worstError(with, family: "b0"), 0.03)
+        XCTAssertEqual(with.predictions.count, (dense + depthwise).count)
+        XCTAssertFalse(with.predictions.contains { $0.family == "sampled" })
+        XCTAssertEqual(with.folds, 4)
+        XCTAssertThrowsError(try PredictorEvaluation.run(dense, split: .random, folds: 3, alwaysTrain: Array(dense.prefix(2)))) {
+            XCTAssertTrue("\($0)".contains("both evaluated and always trained on"), "\($0)")
+        }
+    }
+
+    /// Sampled architectures form one family; names that only look like them do not.
+    func testSampledNetworksFormOneFamily() {
+        var r = ProfileRecord(machine: Self.machine)
+        for (model, base, family) in [("sampled-12-l1-0.00.onnx", "sampled-12", "sampled"), ("x.onnx", "sampled-", "sampled-"),
+                                      ("y.onnx", "sampled-1a", "sampled-1a"), ("sampled-3", "", "sampled"),
+                                      ("resnet18-l1-0.10.onnx", "resnet18", "resnet18")] {
+            r.model = model; r.baseModel = base
+            XCTAssertEqual(r.family, family, "\(model) \(base)")
+        }
     }
 
     /// Profiles measured in several passes merge into one configuration each, with the

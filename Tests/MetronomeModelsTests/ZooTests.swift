@@ -29,6 +29,61 @@ final class ZooTests: XCTestCase {
         XCTAssertEqual(Set(Zoo.names).count, Zoo.names.count, "zoo names are unique")
     }
 
+    /// Sampled architectures (`sampled-N`): deterministic, and between them they cover what the
+    /// predictor's families need — input sizes, kernel sizes, depthwise and grouped
+    /// convolutions, both poolings, flattened inner products, channel counts that are not
+    /// multiples of 8 — within the MAC budget. Three of them run on oneDNN as the reference
+    /// kernels compute them.
+    func testSampledNetworksSpanTheKernelShapesAndRun() throws {
+        var sizes = Set<Int>(), kernels = Set<Int>(), ops = Set<String>()
+        var depthwise = 0, grouped = 0, oddChannels = 0, largeInnerProducts = 0
+        for i in 0..<40 {
+            let entry = try Zoo.entry(named: "sampled-\(i)")
+            let graph = try entry.build()
+            XCTAssertEqual(graph, try entry.build(), "sampled-\(i) is a pure function of its index")
+            XCTAssertEqual(entry.inputShape, graph.inputs[0].shape)
+            sizes.insert(graph.inputs[0].shape[3])
+            let program = try Program(lowering: graph, batch: 1)
+            let shapes = Dictionary(program.values.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+            var macs = 0
+            for node in graph.nodes {
+                ops.insert(node.opType)
+                guard let w = graph.initializers[node.inputs.count > 1 ? node.inputs[1] : ""] else { continue }
+                let out = try XCTUnwrap(shapes[node.outputs[0]], node.name)
+                if node.opType == "Conv" {
+                    let cin = try XCTUnwrap(shapes[node.inputs[0]], node.name)[1], cout = w.shape[0], groups = cin / w.shape[1]
+                    kernels.insert(w.shape[2])
+                    if groups == cin && cin > 1 { depthwise += 1 } else if groups > 1 { grouped += 1 }
+                    if cout % 8 != 0 { oddChannels += 1 }
+                    macs += out.reduce(1, *) * w.shape[1] * w.shape[2] * w.shape[3]
+                } else if node.opType == "Gemm" {
+                    if w.shape[1] > 4096 { largeInnerProducts += 1 }
+                    macs += w.shape[0] * w.shape[1]
+                }
+            }
+            XCTAssertLessThanOrEqual(macs, SampledNetworks.maxMACs, "sampled-\(i)")
+        }
+        XCTAssertGreaterThanOrEqual(sizes.count, 8, "\(sizes.sorted())")
+        XCTAssertEqual(kernels, [1, 3, 5, 7])
+        XCTAssertTrue(ops.isSuperset(of: ["MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Gemm", "Relu", "Clip"]), "\(ops)")
+        XCTAssertGreaterThan(depthwise, 10)
+        XCTAssertGreaterThan(grouped, 3)
+        XCTAssertGreaterThan(oddChannels, 20)
+        XCTAssertGreaterThan(largeInnerProducts, 2)
+        XCTAssertThrowsError(try Zoo.entry(named: "sampled-01"))
+        XCTAssertThrowsError(try Zoo.entry(named: "sampled-x")) { XCTAssertTrue("\($0)".contains("sampled-N"), "\($0)") }
+
+        var g = SplitMix64(seed: 5)
+        for name in ["sampled-1", "sampled-4", "sampled-8"] {
+            let graph = try Zoo.entry(named: name).build()
+            let program = try Program(lowering: graph, batch: 2)
+            let x = Tensor(shape: [2] + graph.inputs[0].shape.dropFirst(), uniformIn: -1...1, generator: &g)
+            let expected = try ReferenceRunner(program: program).run([x])[0]
+            let actual = try Executor(plan: try Plan.compile(program)).run([x])[0]
+            XCTAssertLessThanOrEqual(actual.relativeError(to: expected), 1e-4, name)
+        }
+    }
+
     func testVGG16RunsAtASmallInputSize() throws {
         let graph = try Zoo.vgg16(classes: 10, inputSize: 32)
         let program = try Program(lowering: graph, batch: 1)

@@ -274,6 +274,25 @@ final class PredictorCLITests: XCTestCase {
         let again = try Harness.run(bin, ["evaluate", csv, "--out", out])
         XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
 
+        // --train-also: a profile of two sampled architectures joins every fold's training set
+        // and is never tested; the evaluated profile itself is refused there.
+        let sampledDir = dir.appendingPathComponent("sampled").path
+        let sd = try Harness.run(bin, ["dataset", "--models", "sampled:2", "--amounts", "0", "--out", sampledDir])
+        XCTAssertEqual(sd.status, 0, sd.stderr)
+        let manifest = try String(contentsOfFile: sampledDir + "/manifest.csv", encoding: .utf8)
+        XCTAssertTrue(manifest.contains("\nsampled-1-l1-0.00.onnx,sampled-1,l1,0.00,"), manifest)
+        let sampledCSV = dir.appendingPathComponent("sampled.csv").path
+        let sp = try Harness.run(bin, ["profile", sampledDir, "--batch", "1", "--runs", "3", "--warmup", "1", "--layers", "--out", sampledCSV])
+        XCTAssertEqual(sp.status, 0, sp.stderr)
+        let withSampled = dir.appendingPathComponent("eval-sampled").path
+        let ws = try Harness.run(bin, ["evaluate", csv, "--split", "family", "--train-also", sampledCSV, "--out", withSampled])
+        XCTAssertEqual(ws.status, 0, ws.stderr)
+        XCTAssertTrue(ws.stdout.contains("family split: 3 folds over 9 networks, 18 configurations"), ws.stdout)
+        XCTAssertFalse(try String(contentsOfFile: withSampled + "/predictions.csv", encoding: .utf8).contains("sampled"))
+        let leak = try Harness.run(bin, ["evaluate", csv, "--train-also", csv, "--out", withSampled, "--force"])
+        XCTAssertNotEqual(leak.status, 0)
+        XCTAssertTrue(leak.stderr.contains("both evaluated and always trained on"), leak.stderr)
+
         // --retest: the CLI's files and columns (the metrics are checked by hand in
         // PredictorTests); a profile without a configuration in common is refused by name.
         let retest = dir.appendingPathComponent("retest").path
