@@ -6,7 +6,7 @@ APT_PACKAGES := libdnnl-dev libpng-dev libjpeg62-turbo-dev libxgboost-dev zlib1g
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test examples bench-engine bench-bf16 bench-int8 bench-branch bench-train bench-realtime bench-overload profile-dataset predictor train-predictor swap-study pydeps weights clean fuzz fuzz-build
+.PHONY: all deps build run test examples bench-engine bench-bf16 bench-int8 bench-branch bench-train bench-realtime bench-overload profile-dataset sampled-profile predictor train-predictor swap-study pydeps weights clean fuzz fuzz-build
 
 all: build
 
@@ -95,19 +95,28 @@ bench-realtime: build pydeps weights
 # Resumable: rerunning skips what is done. About 4 minutes per pass on 2 cores.
 PROFILE_DIR ?= .build-profile
 PROFILE_MODELS ?= resnet18,resnet50,mobilenet_v2,efficientnet-lite0,resnet18-cifar10,noscope-taipei
-PROFILE_PASSES ?= 3
+PROFILE_PASSES ?= 2
 PROFILE_FILES = $(PROFILE_DIR)/profile.csv $(foreach p,$(wordlist 2,$(PROFILE_PASSES),1 2 3 4 5 6 7 8 9),$(PROFILE_DIR)/profile-pass$(p).csv)
 profile-dataset: build weights
 	.build/release/metronome dataset --models $(PROFILE_MODELS) --amounts 0:0.9:0.1 --modes l1 --out $(PROFILE_DIR)/dataset
 	for f in $(PROFILE_FILES); do .build/release/metronome profile $(PROFILE_DIR)/dataset --batch 1,8 --threads 1,2 --runs 10 --warmup 2 --layers --out $$f || exit 1; done
 	$(PYTHON) scripts/plot_profile.py $(PROFILE_DIR)/profile.csv $(PROFILE_DIR)/latency-vs-macs.svg --force
 
-# The default latency predictor for this machine: the profile-dataset passes (resumed if they
-# are already there), merged to their medians by `metronome fit` into the cache directory,
-# where `metronome predict` and `analyze --predicted` look for it. 12 min 28 s on 2 cores with
-# 3 passes (measured; one pass: 4 min 58 s), build included; progress on stderr.
-predictor: profile-dataset
-	.build/release/metronome fit $(PROFILE_FILES) --force
+# PREDICTOR_SAMPLED sampled architectures (sampled-0 …, no family: 28-224 inputs, plain,
+# residual, bottleneck, depthwise and grouped blocks, inner-product heads), profiled once on
+# the same grid, so that the default predictor has seen kernel shapes outside the six families.
+PREDICTOR_SAMPLED ?= 60
+sampled-profile: build
+	.build/release/metronome dataset --models sampled:$(PREDICTOR_SAMPLED) --amounts 0 --out $(PROFILE_DIR)/sampled-dataset
+	.build/release/metronome profile $(PROFILE_DIR)/sampled-dataset --batch 1,8 --threads 1,2 --runs 10 --warmup 2 --layers --out $(PROFILE_DIR)/sampled-profile.csv
+
+# The default latency predictor for this machine: the profile-dataset passes and the sampled
+# architectures (resumed if they are already there), merged to their medians by `metronome fit`
+# into the cache directory, where `metronome predict` and `analyze --predicted` look for it.
+# About 15 minutes on 2 cores, build included (README, "Latency and memory prediction");
+# progress on stderr.
+predictor: profile-dataset sampled-profile
+	.build/release/metronome fit $(PROFILE_FILES) $(PROFILE_DIR)/sampled-profile.csv --force
 
 # The default training-step predictor: 6 small families (28x28 to 50x50 inputs) pruned at
 # 0..0.8 (l1 and random), each variant's training step (forward, loss, backward, Adam) profiled

@@ -125,11 +125,15 @@ public struct LatencyPredictor: Codable, Sendable {
     /// (training steps, ``KernelInfo/describe(trainingSteps:kernelSet:gradientElements:parameterElements:)``).
     public var stage: String?
 
+    /// What a running process holds beyond its plan (oneDNN's JIT code, per-kernel objects),
+    /// measured on the training profiles; nil when they carry no memory columns.
+    public var runtimeMemory: RuntimeMemory? = nil
+
     /// The stage, `inference` for files written before the field existed.
     public var stageName: String { stage ?? "inference" }
 
     enum CodingKeys: String, CodingKey {
-        case stage
+        case stage, runtimeMemory = "runtime_memory"
         case version, machine, created, parameters, families
         case overheadPerKernelMs = "overhead_per_kernel_ms", overheadConstantMs = "overhead_constant_ms"
         case overallMedianLogCost = "overall_median_log_cost", sumScale = "sum_scale"
@@ -197,6 +201,7 @@ public struct LatencyPredictor: Codable, Sendable {
             targets.append(1)
         }
         let (alpha, beta) = leastSquares2(rows, targets)
+        predictor.runtimeMemory = RuntimeMemory.fit(configurations)
         predictor.sumScale = alpha > 0.5 && alpha < 2 ? alpha : 1
         predictor.overheadPerKernelMs = alpha > 0.5 && alpha < 2 ? beta : 0
         predictor.overheadConstantMs = 0

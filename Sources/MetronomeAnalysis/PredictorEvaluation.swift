@@ -31,10 +31,25 @@ public struct PredictorEvaluation: Codable, Sendable {
         public var measuredMs: Double
         public var predictedMs: Double
         public var baselineMs: Double
+        /// The measured anonymous memory of the configuration's process, when profiled.
+        public var measuredBytes: Int? = nil
+        /// The compiled plan's bytes (weights, arena, scratchpad, inputs and outputs).
+        public var plannedBytes: Int? = nil
+        /// The runtime's bytes beyond the plan (``RuntimeMemory``), as fitted on the other folds.
+        public var runtimeBytes: Int? = nil
 
         enum CodingKeys: String, CodingKey {
             case model, family, amount, batch, threads, fold, measuredMs = "measured_ms", predictedMs = "predicted_ms"
-            case baselineMs = "baseline_ms"
+            case baselineMs = "baseline_ms", measuredBytes = "measured_bytes", plannedBytes = "planned_bytes"
+            case runtimeBytes = "runtime_bytes"
+        }
+
+        /// Sets the memory fields of a held-out configuration `c` from its profile row and the
+        /// predictor's runtime memory.
+        mutating func addMemory(_ c: ProfiledConfiguration, _ predictor: LatencyPredictor) {
+            measuredBytes = c.model.anonymousRSSBytes
+            plannedBytes = c.model.plannedBytes
+            runtimeBytes = predictor.runtimeMemory?.bytes(kernels: c.layers.count, threads: c.model.threads)
         }
     }
 
@@ -58,6 +73,7 @@ public struct PredictorEvaluation: Codable, Sendable {
         /// `all`, or the held-out family / amount / thread count the row is restricted to.
         public var subset: String
         public var count: Int
+        public var within2: Double
         public var within5: Double
         public var within10: Double
         public var mape: Double
@@ -65,7 +81,7 @@ public struct PredictorEvaluation: Codable, Sendable {
         public var spearman: Double
 
         enum CodingKeys: String, CodingKey {
-            case method, subset, count, within5 = "within_5", within10 = "within_10", mape, rmspe, spearman
+            case method, subset, count, within2 = "within_2", within5 = "within_5", within10 = "within_10", mape, rmspe, spearman
         }
 
         /// Metrics of `predicted` against `measured` (both positive).
@@ -75,6 +91,7 @@ public struct PredictorEvaluation: Codable, Sendable {
             count = measured.count
             let errors = zip(predicted, measured).map { ($0 - $1) / $1 }
             let n = Double(max(count, 1))
+            within2 = Double(errors.filter { abs($0) <= 0.02 }.count) / n
             within5 = Double(errors.filter { abs($0) <= 0.05 }.count) / n
             within10 = Double(errors.filter { abs($0) <= 0.10 }.count) / n
             mape = errors.reduce(0) { $0 + abs($1) } / n
@@ -175,9 +192,11 @@ public struct PredictorEvaluation: Codable, Sendable {
                 kernelPredictions += Self.kernelPredictions(c, perKernel)
                 let predicted = predictor.milliseconds(composing: perKernel)
                 let baseline = predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0
-                predictions.append(Prediction(model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch,
-                                              threads: c.model.threads, fold: label, measuredMs: c.model.medianMs!,
-                                              predictedMs: predicted, baselineMs: max(baseline, 1e-6)))
+                var p = Prediction(model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch,
+                                   threads: c.model.threads, fold: label, measuredMs: c.model.medianMs!,
+                                   predictedMs: predicted, baselineMs: max(baseline, 1e-6))
+                p.addMemory(c, predictor)
+                predictions.append(p)
             }
             progress?(i + 1, labels.count)
         }
@@ -200,6 +219,20 @@ public struct PredictorEvaluation: Codable, Sendable {
         if split != .random && split != .test { for label in labels { add(label, predictions.filter { $0.fold == label }) } }
         for t in Array(Set(predictions.map(\.threads))).sorted() { add("threads \(t)", predictions.filter { $0.threads == t }) }
         for b in Array(Set(predictions.map(\.batch))).sorted() { add("batch \(b)", predictions.filter { $0.batch == b }) }
+        // Memory: the plan alone, and the plan with the runtime's bytes fitted on the other
+        // folds, against the measured anonymous memory.
+        func addMemory(_ subset: String, _ p: [Prediction]) {
+            let known = p.filter { ($0.measuredBytes ?? 0) > 0 && $0.plannedBytes != nil }
+            guard !known.isEmpty else { return }
+            let measured = known.map { Double($0.measuredBytes!) }
+            metrics.append(Metrics(method: "memory_plan", subset: subset, measured: measured, predicted: known.map { Double($0.plannedBytes!) }))
+            if known.allSatisfy({ $0.runtimeBytes != nil }) {
+                metrics.append(Metrics(method: "memory_plan_runtime", subset: subset, measured: measured,
+                                       predicted: known.map { Double($0.plannedBytes! + $0.runtimeBytes!) }))
+            }
+        }
+        addMemory("all", predictions)
+        if split != .random && split != .test { for label in labels { addMemory(label, predictions.filter { $0.fold == label }) } }
         return PredictorEvaluation(split: split, folds: labels.count, networks: networks,
                                    configurations: configurations, predictions: predictions, metrics: metrics)
     }
@@ -212,10 +245,12 @@ public struct PredictorEvaluation: Codable, Sendable {
         for c in test {
             let perKernel = try predictor.kernelMilliseconds(c.kernels, threads: c.model.threads)
             kernels += kernelPredictions(c, perKernel)
-            predictions.append(Prediction(
+            var p = Prediction(
                 model: c.model.model, family: c.family, amount: c.model.amount, batch: c.model.batch, threads: c.model.threads,
                 fold: "test", measuredMs: c.model.medianMs!, predictedMs: predictor.milliseconds(composing: perKernel),
-                baselineMs: max(predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0, 1e-6)))
+                baselineMs: max(predictor.baselineMilliseconds(flops: c.model.flops ?? 0, threads: c.model.threads) ?? 0, 1e-6))
+            p.addMemory(c, predictor)
+            predictions.append(p)
         }
         var result = summarize(predictions, split: .test, labels: ["test"], networks: Set(test.map(\.model.model)).count,
                                configurations: test.count)

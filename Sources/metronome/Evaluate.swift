@@ -14,8 +14,10 @@ struct Evaluate: ParsableCommand {
             Holds networks out of fitting and predicts them: --split random makes --folds folds \
             over networks; family leaves each family (base model) out in turn; amount leaves \
             each pruning amount out. Prints, for the predictor and the FLOPs-only linear \
-            baseline, the share within ±5% and ±10%, MAPE, RMSPE and Spearman's rho, overall, \
-            per held-out group, per thread count and per batch size. Writes \
+            baseline, the share within ±2%, ±5% and ±10%, MAPE, RMSPE and Spearman's rho, \
+            overall, per held-out group, per thread count and per batch size; and for memory, \
+            the plan alone (memory_plan) and the plan with the runtime's bytes fitted on the \
+            training folds (memory_plan_runtime) against the measured anonymous memory. Writes \
             DIR/predictions.csv, DIR/metrics.csv and DIR/scatter.svg (predicted against \
             measured, one colour per family). With --test FILE the predictor is fitted on all \
             of PROFILES and tested on FILE instead (--split test): batch sizes, thread counts or \
@@ -129,15 +131,18 @@ struct Evaluate: ParsableCommand {
         let isRetest = evaluation.split == .retest
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         var predictions = CSV.line(["model", "family", "amount", "batch", "threads", "fold"]
-                                   + (isRetest ? ["first_ms", "second_ms"] : ["measured_ms", "predicted_ms", "baseline_ms"]))
+                                   + (isRetest ? ["first_ms", "second_ms"]
+                                      : ["measured_ms", "predicted_ms", "baseline_ms", "measured_bytes", "planned_bytes", "runtime_bytes"]))
         for p in evaluation.predictions {
+            let memory = isRetest ? [] : [p.measuredBytes, p.plannedBytes, p.runtimeBytes].map { $0.map(String.init) ?? "" }
             predictions += CSV.line([p.model, p.family, p.amount, String(p.batch), String(p.threads), p.fold]
                                     + (isRetest ? [p.measuredMs, p.predictedMs] : [p.measuredMs, p.predictedMs, p.baselineMs])
-                                        .map { String(format: "%.6f", $0) })
+                                        .map { String(format: "%.6f", $0) } + memory)
         }
-        var metrics = CSV.line(["method", "subset", "count", "within_5", "within_10", "mape", "rmspe", "spearman"])
+        var metrics = CSV.line(["method", "subset", "count", "within_2", "within_5", "within_10", "mape", "rmspe", "spearman"])
         for m in evaluation.metrics {
-            metrics += CSV.line([m.method, m.subset, String(m.count)] + [m.within5, m.within10, m.mape, m.rmspe, m.spearman].map { String(format: "%.4f", $0) })
+            metrics += CSV.line([m.method, m.subset, String(m.count)]
+                                + [m.within2, m.within5, m.within10, m.mape, m.rmspe, m.spearman].map { String(format: "%.4f", $0) })
         }
         let svg = isRetest ? ScatterPlot.svg([
             ("second measurement against the first", evaluation.predictions.map {
@@ -178,10 +183,10 @@ struct Evaluate: ParsableCommand {
     }
 
     static func render(_ metrics: [PredictorEvaluation.Metrics]) -> String {
-        var table = TextTable([.left("SUBSET"), .left("METHOD"), .right("N"), .right("±5%"), .right("±10%"), .right("MAPE"),
-                               .right("RMSPE"), .right("SPEARMAN")])
+        var table = TextTable([.left("SUBSET"), .left("METHOD"), .right("N"), .right("±2%"), .right("±5%"), .right("±10%"),
+                               .right("MAPE"), .right("RMSPE"), .right("SPEARMAN")])
         for m in metrics {
-            table.append([m.subset, m.method, String(m.count), String(format: "%.1f%%", m.within5 * 100),
+            table.append([m.subset, m.method, String(m.count), String(format: "%.1f%%", m.within2 * 100), String(format: "%.1f%%", m.within5 * 100),
                           String(format: "%.1f%%", m.within10 * 100), String(format: "%.1f%%", m.mape * 100),
                           String(format: "%.1f%%", m.rmspe * 100), String(format: "%.3f", m.spearman)])
         }

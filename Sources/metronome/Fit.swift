@@ -82,6 +82,10 @@ struct Fit: ParsableCommand {
         print(table.render())
         print(String(format: "latency ≈ %.4f × Σ kernel predictions + %.5f ms per kernel (dispatch overhead)", predictor.sumScale,
                      predictor.overheadPerKernelMs))
+        if let r = predictor.runtimeMemory {
+            print(String(format: "memory ≈ plan + %.2f MiB + %.1f KiB per kernel + %.2f MiB per extra thread (runtime, measured on %d configurations)",
+                         r.constantBytes / 1_048_576, r.bytesPerKernel / 1024, r.bytesPerExtraThread / 1_048_576, r.configurations))
+        }
         if let v = predictor.validation {
             print(String(format: "cross-validated (%d folds): %.1f%% within ±10%%, MAPE %.1f%%, p99 relative error %.1f%%",
                          v.folds, v.within10 * 100, v.mape * 100, v.p99RelativeError * 100))

@@ -40,6 +40,10 @@ struct PredictionReport: Codable {
     var overheadMs: Double
     var memoryBytes: Int
     var memory: Memory
+    /// The plan's bytes plus what the runtime holds beyond it (oneDNN's JIT code, per-kernel
+    /// objects), as measured on the predictor's profiles: the process's expected anonymous
+    /// memory. Nil for a predictor fitted on profiles without memory columns.
+    var residentBytes: Int?
     var kernels: [Kernel]
     var predictor: String
     var machineMatches: Bool
@@ -53,7 +57,7 @@ struct PredictionReport: Codable {
     enum CodingKeys: String, CodingKey {
         case stage
         case model, batch, threads, latencyMs = "latency_ms", baselineMs = "flops_baseline_ms", overheadMs = "overhead_ms"
-        case memoryBytes = "memory_bytes", memory, kernels, predictor, machineMatches = "machine_matches"
+        case memoryBytes = "memory_bytes", residentBytes = "resident_bytes", memory, kernels, predictor, machineMatches = "machine_matches"
         case p99RelativeError = "p99_relative_error", extrapolated
     }
 
@@ -87,6 +91,8 @@ struct PredictionReport: Codable {
         baselineMs = predictor.baselineMilliseconds(flops: flops, threads: threads)
         self.memory = memory
         memoryBytes = memory.weightBytes + memory.arenaBytes + memory.scratchpadBytes + memory.ioBytes
+        let planned = memoryBytes
+        residentBytes = predictor.runtimeMemory.map { planned + $0.bytes(kernels: infos.count, threads: threads) }
         kernels = zip(infos, times).map {
             Kernel(index: $0.index, name: $0.name, family: KernelFamily($0).rawValue, implementation: $0.implementation, predictedMs: $1)
         }
@@ -112,6 +118,9 @@ struct PredictionReport: Codable {
         }
         func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }
         lines.append("memory (computed from the \(stage == "train" ? "trainer" : "plan")): \(mib(memoryBytes)) = weights \(mib(memory.weightBytes)) + arena \(mib(memory.arenaBytes)) + scratchpad \(mib(memory.scratchpadBytes)) + inputs/outputs \(mib(memory.ioBytes))")
+        if let residentBytes {
+            lines.append("expected resident memory: \(mib(residentBytes)) (the plan + \(mib(residentBytes - memoryBytes)) the runtime holds beyond it, measured on the predictor's profiles)")
+        }
         return lines.joined(separator: "\n")
     }
 }
@@ -125,7 +134,9 @@ struct Predict: ParsableCommand {
             kernel with the predictor (`metronome fit`; default: predictor.json in the cache \\
             directory, which `make predictor` builds) and sums them with the dispatch overhead. \\
             Memory is computed from the plan: weights in their compiled layouts, the activation \\
-            arena, oneDNN's scratchpad, inputs and outputs. Warns when this machine is not the \\
+            arena, oneDNN's scratchpad, inputs and outputs; the expected resident memory adds \
+            what the runtime holds beyond the plan (oneDNN's JIT code, per-kernel objects), as \
+            measured on the predictor's profiles. Warns when this machine is not the \\
             one the predictor was fitted on, and when --batch or --threads lie outside its \\
             training grid.
             """)

@@ -80,12 +80,14 @@ final class PredictorTests: XCTestCase {
     }
 
     func testJSONRoundTripPredictsTheSame() throws {
-        let predictor = try LatencyPredictor.fit(Self.configurations(networks: 12, seed: 3))
+        let predictor = try LatencyPredictor.fit(Self.withMemory(Self.configurations(networks: 12, seed: 3), seed: 3))
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("predictor-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: url) }
         try predictor.encoded().write(to: url)
         let loaded = try LatencyPredictor.load(url.path)
         XCTAssertEqual(loaded.machine, Self.machine)
+        XCTAssertNotNil(loaded.runtimeMemory)
+        XCTAssertEqual(loaded.runtimeMemory, predictor.runtimeMemory)
         XCTAssertEqual(loaded.version, LatencyPredictor.currentVersion)
         for c in Self.configurations(networks: 4, seed: 5) {
             XCTAssertEqual(try loaded.milliseconds(c.kernels, threads: c.model.threads),
@@ -250,5 +252,54 @@ final class PredictorTests: XCTestCase {
         XCTAssertEqual(back[0].medianMs!, c.model.medianMs!, accuracy: 1e-6)
         try (text + "model,x,,,,,inference,0,1").write(to: url, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try ProfileRecord.read(path: url.path)) { XCTAssertTrue("\($0)".contains("line break"), "\($0)") }
+    }
+
+    /// The synthetic runtime memory: 700 KiB + 75 KiB per kernel + 64 KiB per extra thread.
+    static func runtimeBytes(kernels: Int, threads: Int) -> Int { 700 * 1024 + 75 * 1024 * kernels + 64 * 1024 * (threads - 1) }
+
+    /// `configurations` with plans of 2–200 MiB and measured memory = plan + the synthetic runtime.
+    static func withMemory(_ configurations: [ProfiledConfiguration], seed: UInt64) -> [ProfiledConfiguration] {
+        var generator = SplitMix64(seed: seed)
+        return configurations.map { c in
+            var c = c
+            let planned = (2 + Int(generator.next() % 198)) * 1_048_576 + Int(generator.next() % 1000)
+            c.model.plannedBytes = planned
+            c.model.anonymousRSSBytes = planned + runtimeBytes(kernels: c.layers.count, threads: c.model.threads)
+            return c
+        }
+    }
+
+    func testRuntimeMemoryIsRecoveredAndCompletesThePlan() throws {
+        let train = Self.withMemory(Self.configurations(networks: 20, seed: 11), seed: 1)
+        let fitted = try XCTUnwrap(RuntimeMemory.fit(train))
+        XCTAssertEqual(fitted.constantBytes, 700 * 1024, accuracy: 1)
+        XCTAssertEqual(fitted.bytesPerKernel, 75 * 1024, accuracy: 0.1)
+        XCTAssertEqual(fitted.bytesPerExtraThread, 64 * 1024, accuracy: 1)
+        XCTAssertEqual(fitted.configurations, train.count)
+        XCTAssertEqual(try LatencyPredictor.fit(train).runtimeMemory, fitted)
+        for c in Self.withMemory(Self.configurations(networks: 5, seed: 12, prefix: "new"), seed: 2) {
+            XCTAssertEqual(Double(c.model.plannedBytes! + fitted.bytes(kernels: c.layers.count, threads: c.model.threads)),
+                           Double(c.model.anonymousRSSBytes!), accuracy: 2, c.model.model)
+        }
+        // One thread count: the thread term cannot be told apart from the constant and stays 0.
+        let oneThread = train.filter { $0.model.threads == 1 }
+        let single = try XCTUnwrap(RuntimeMemory.fit(oneThread))
+        XCTAssertEqual(single.bytesPerExtraThread, 0)
+        XCTAssertEqual(single.bytesPerKernel, 75 * 1024, accuracy: 0.1)
+        // Profiles without memory columns give no runtime memory, and too few rows none either.
+        XCTAssertNil(try LatencyPredictor.fit(Self.configurations(networks: 6, seed: 13)).runtimeMemory)
+        XCTAssertNil(RuntimeMemory.fit(Array(train.prefix(2))))
+
+        // The evaluation scores the plan alone and the plan with the runtime fitted on the other
+        // folds; the plan alone misses exactly the runtime's share of the measured memory.
+        let evaluation = try PredictorEvaluation.run(train, split: .random, folds: 4)
+        let plan = try XCTUnwrap(evaluation.metrics.first { $0.method == "memory_plan" && $0.subset == "all" })
+        let both = try XCTUnwrap(evaluation.metrics.first { $0.method == "memory_plan_runtime" && $0.subset == "all" })
+        XCTAssertEqual(both.within2, 1)
+        XCTAssertLessThan(both.mape, 1e-6)
+        let byHand = train.map { Double(Self.runtimeBytes(kernels: $0.layers.count, threads: $0.model.threads)) / Double($0.model.anonymousRSSBytes!) }
+        XCTAssertEqual(plan.mape, byHand.reduce(0, +) / Double(byHand.count), accuracy: 1e-9)
+        XCTAssertEqual(plan.within2, Double(byHand.filter { $0 <= 0.02 }.count) / Double(byHand.count), accuracy: 1e-12)
+        XCTAssertLessThan(plan.within2, 1)
     }
 }

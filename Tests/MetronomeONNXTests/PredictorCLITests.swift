@@ -61,6 +61,21 @@ final class PredictorCLITests: XCTestCase {
         XCTAssertEqual(memory["weight_bytes"], summary["planned_weight_bytes"] as? Int)
         XCTAssertEqual(memory["io_bytes"], summary["planned_io_bytes"] as? Int)
         XCTAssertEqual(report["memory_bytes"] as? Int, memory.values.reduce(0, +))
+        // The expected resident memory adds the runtime's bytes fitted on the other networks'
+        // profiles; measured on a network the predictor never saw, it is closer than the plan.
+        XCTAssertTrue(f.stdout.contains("memory ≈ plan + "), f.stdout)
+        let planned = try XCTUnwrap(report["memory_bytes"] as? Int)
+        let resident = try XCTUnwrap(report["resident_bytes"] as? Int)
+        XCTAssertGreaterThan(resident, planned)
+        let measuredCSV = dir.appendingPathComponent("taipei.csv").path
+        let m = try Harness.run(bin, ["profile", "noscope-taipei", "--batch", "2", "--runs", "2", "--warmup", "1", "--min-time", "0",
+                                      "--out", measuredCSV])
+        XCTAssertEqual(m.status, 0, m.stderr)
+        let py = try Harness.python(modules: ["csv"])
+        let r = try Harness.run("/usr/bin/env", [py, "-c", "import csv, sys; print(next(csv.DictReader(open(sys.argv[1])))['anon_rss_bytes'])", measuredCSV])
+        let measured = try XCTUnwrap(Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), r.stdout + r.stderr)
+        XCTAssertLessThan(abs(resident - measured), abs(planned - measured), "planned \(planned), resident \(resident), measured \(measured)")
+        XCTAssertLessThan(abs(resident - measured), 2 * 1_048_576, "resident \(resident), measured \(measured)")
         // Outside the training grid: said on stderr and in the JSON.
         let outside = try Harness.run(bin, ["predict", "noscope-taipei", "--predictor", predictor, "--batch", "16", "--json"])
         XCTAssertEqual(try json(outside.stdout)["extrapolated"] as? Bool, true)
@@ -258,15 +273,21 @@ final class PredictorCLITests: XCTestCase {
                                                  out + "/metrics.csv", out + "/predictions.csv"])
         let tables = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[[String: String]]])
         let metrics = tables[0], predictions = tables[1]
-        XCTAssertEqual(Set(metrics.map { $0["method"]! }), ["predictor", "flops_baseline", "kernels"])
+        XCTAssertEqual(Set(metrics.map { $0["method"]! }), ["predictor", "flops_baseline", "kernels", "memory_plan", "memory_plan_runtime"])
+        // Memory: the plan alone and with the runtime fitted on the other families, per held-out family.
+        XCTAssertEqual(Set(metrics.filter { $0["method"] == "memory_plan_runtime" }.map { $0["subset"]! }),
+                       ["all", "noscope-coral", "noscope-roundabout", "game-sot-timer3"])
         XCTAssertEqual(Set(metrics.filter { $0["method"] != "kernels" }.map { $0["subset"]! }),
                        ["all", "noscope-coral", "noscope-roundabout", "game-sot-timer3", "threads 1", "batch 1", "batch 2"])
         // Kernel-level rows: one per kernel family these networks compile to.
         XCTAssertTrue(Set(metrics.filter { $0["method"] == "kernels" }.map { $0["subset"]! }).isSuperset(of: ["conv_dense", "inner_product"]))
         for m in metrics {
-            for key in ["count", "within_5", "within_10", "mape", "rmspe", "spearman"] { XCTAssertNotNil(Double(m[key] ?? ""), key) }
+            for key in ["count", "within_2", "within_5", "within_10", "mape", "rmspe", "spearman"] { XCTAssertNotNil(Double(m[key] ?? ""), key) }
         }
         XCTAssertEqual(predictions.count, 18)
+        for p in predictions {
+            for key in ["measured_bytes", "planned_bytes", "runtime_bytes"] { XCTAssertGreaterThan(Int(p[key] ?? "") ?? 0, 0, key) }
+        }
         // Each prediction of a family comes from a fold that held that family out.
         XCTAssertTrue(predictions.allSatisfy { $0["fold"] == $0["family"] })
         let svg = try String(contentsOfFile: out + "/scatter.svg", encoding: .utf8)
@@ -302,7 +323,7 @@ final class PredictorCLITests: XCTestCase {
         let header = try String(contentsOfFile: retest + "/predictions.csv", encoding: .utf8).split(separator: "\n").first
         XCTAssertEqual(header, "model,family,amount,batch,threads,fold,first_ms,second_ms")
         let retestMetrics = try String(contentsOfFile: retest + "/metrics.csv", encoding: .utf8)
-        XCTAssertTrue(retestMetrics.contains("retest,all,18,1.0000,1.0000,0.0000"), retestMetrics)
+        XCTAssertTrue(retestMetrics.contains("retest,all,18,1.0000,1.0000,1.0000,0.0000"), retestMetrics)
         XCTAssertTrue(try String(contentsOfFile: retest + "/scatter.svg", encoding: .utf8).contains("first median latency (ms)"))
         let empty = dir.appendingPathComponent("empty.csv").path
         let text = try String(contentsOfFile: csv, encoding: .utf8)
