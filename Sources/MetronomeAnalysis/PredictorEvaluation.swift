@@ -49,7 +49,7 @@ public struct PredictorEvaluation: Codable, Sendable {
         mutating func addMemory(_ c: ProfiledConfiguration, _ predictor: LatencyPredictor) {
             measuredBytes = c.model.anonymousRSSBytes
             plannedBytes = c.model.plannedBytes
-            runtimeBytes = predictor.runtimeMemory?.bytes(kernels: c.layers.count, threads: c.model.threads)
+            runtimeBytes = predictor.runtimeMemory?.bytes(kernels: c.kernels, threads: c.model.threads)
         }
     }
 

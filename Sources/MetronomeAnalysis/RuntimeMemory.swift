@@ -1,34 +1,48 @@
 import Foundation
+import Metronome
 
 /// What a running process holds beyond its compiled plan, measured: oneDNN's JIT-generated
-/// kernel code and the runtime's per-kernel objects, which no plan counts.
+/// kernel code and the buffers some implementations keep outside the scratchpad, which no plan
+/// counts.
 ///
 /// The plan (weights, arena, scratchpad, inputs and outputs) is computed exactly; this is the
-/// rest, fitted on profiled configurations as `anon_rss_bytes − planned_bytes ≈ a + b·kernels +
-/// c·(threads − 1)` by least squares on relative error, so that a 5 MiB network counts as much
-/// as a 500 MiB one. It is the memory counterpart of the predictor's dispatch overhead: a few
-/// measured constants beside an exact computation, not a learned model.
+/// rest, fitted on profiled configurations by least squares on relative error (so that a 5 MiB
+/// network counts as much as a 500 MiB one) as `anon_rss_bytes − planned_bytes ≈ a + c·(threads
+/// − 1) + Σ over kernels of b[implementation]`. The per-implementation bytes differ by an order
+/// of magnitude (a gemm-based convolution holds about 1 MiB, a blocked 1×1 convolution under
+/// 0.1 MiB); each is pulled towards the all-kernel average `b` by a small ridge penalty, so an
+/// implementation seen in a few networks gets a sane value, and one never seen gets `b`. It is
+/// the memory counterpart of the predictor's dispatch overhead: measured constants beside an
+/// exact computation.
 public struct RuntimeMemory: Codable, Sendable, Equatable {
     public var constantBytes: Double
+    /// The all-kernel average: what a kernel of an implementation never profiled holds.
     public var bytesPerKernel: Double
     public var bytesPerExtraThread: Double
+    /// Bytes per kernel by ``key(_:)`` (`primitive:implementation`).
+    public var bytesPerImplementation: [String: Double]
     /// Configurations the constants were fitted on.
     public var configurations: Int
 
-    public init(constantBytes: Double, bytesPerKernel: Double, bytesPerExtraThread: Double, configurations: Int) {
+    public init(constantBytes: Double, bytesPerKernel: Double, bytesPerExtraThread: Double,
+                bytesPerImplementation: [String: Double] = [:], configurations: Int) {
         self.constantBytes = constantBytes; self.bytesPerKernel = bytesPerKernel
-        self.bytesPerExtraThread = bytesPerExtraThread; self.configurations = configurations
+        self.bytesPerExtraThread = bytesPerExtraThread; self.bytesPerImplementation = bytesPerImplementation
+        self.configurations = configurations
     }
 
     enum CodingKeys: String, CodingKey {
         case constantBytes = "constant_bytes", bytesPerKernel = "bytes_per_kernel"
-        case bytesPerExtraThread = "bytes_per_extra_thread", configurations
+        case bytesPerExtraThread = "bytes_per_extra_thread", bytesPerImplementation = "bytes_per_implementation", configurations
     }
 
-    /// The runtime's bytes for a plan of `kernels` kernels run with `threads` threads (never
-    /// negative).
-    public func bytes(kernels: Int, threads: Int) -> Int {
-        Int(max(0, constantBytes + bytesPerKernel * Double(kernels) + bytesPerExtraThread * Double(max(threads - 1, 0))).rounded())
+    /// How a kernel's implementation is named here: oneDNN's primitive kind and implementation.
+    public static func key(_ kernel: KernelInfo) -> String { "\(kernel.primitive):\(kernel.implementation)" }
+
+    /// The runtime's bytes for a plan of `kernels` run with `threads` threads (never negative).
+    public func bytes(kernels: [KernelInfo], threads: Int) -> Int {
+        let perKernel = kernels.reduce(0.0) { $0 + (bytesPerImplementation[Self.key($1)] ?? bytesPerKernel) }
+        return Int(max(0, constantBytes + perKernel + bytesPerExtraThread * Double(max(threads - 1, 0))).rounded())
     }
 
     /// Fits the constants on configurations that carry both the plan's bytes and the measured
@@ -36,22 +50,48 @@ public struct RuntimeMemory: Codable, Sendable, Equatable {
     /// do. A term whose column does not vary (one thread count) is left at zero.
     public static func fit(_ configurations: [ProfiledConfiguration]) -> RuntimeMemory? {
         // In MiB, so that the normal equations stay well conditioned.
-        var raw: [[Double]] = [], measuredMiB: [Double] = [], targets: [Double] = []
+        var samples: [(kernels: [KernelInfo], threads: Double, measured: Double, excess: Double)] = []
         for c in configurations {
-            guard let planned = c.model.plannedBytes, let measured = c.model.anonymousRSSBytes, measured > 0, !c.layers.isEmpty else { continue }
+            let kernels = c.kernels
+            guard let planned = c.model.plannedBytes, let measured = c.model.anonymousRSSBytes, measured > 0, !kernels.isEmpty else { continue }
             let m = Double(measured) / 1_048_576
-            raw.append([1, Double(c.layers.count), Double(max(c.model.threads - 1, 0))])
-            measuredMiB.append(m)
-            targets.append((m - Double(planned) / 1_048_576) / m)
+            samples.append((kernels, Double(max(c.model.threads - 1, 0)), m, (m - Double(planned) / 1_048_576) / m))
         }
-        guard raw.count >= 3 else { return nil }
-        let columns = (0..<3).filter { j in j == 0 || Set(raw.map { $0[j] }).count > 1 }
-        let rows = zip(raw, measuredMiB).map { r, m in columns.map { r[$0] / m } }
-        guard let solution = leastSquares(rows, targets) else { return nil }
-        var coefficients = [0.0, 0.0, 0.0]
-        for (k, j) in columns.enumerated() { coefficients[j] = solution[k] * 1_048_576 }
-        return RuntimeMemory(constantBytes: coefficients[0], bytesPerKernel: coefficients[1], bytesPerExtraThread: coefficients[2],
-                             configurations: raw.count)
+        guard samples.count >= 3 else { return nil }
+        let threadsVary = Set(samples.map(\.threads)).count > 1
+        // First the average: a + b·kernels (+ c·extra threads).
+        let simpleRows = samples.map { s in [1 / s.measured, Double(s.kernels.count) / s.measured] + (threadsVary ? [s.threads / s.measured] : []) }
+        guard let simple = leastSquares(simpleRows, samples.map(\.excess)) else { return nil }
+        let average = simple[1]
+        // Then one b per implementation, each pulled towards the average.
+        let implementations = Array(Set(samples.flatMap { $0.kernels.map(key) })).sorted()
+        let column = Dictionary(uniqueKeysWithValues: implementations.enumerated().map { ($1, $0) })
+        let fixed = threadsVary ? 2 : 1
+        var rows = samples.map { s -> [Double] in
+            var row = [Double](repeating: 0, count: fixed + implementations.count)
+            row[0] = 1 / s.measured
+            if threadsVary { row[1] = s.threads / s.measured }
+            for k in s.kernels { row[fixed + column[key(k)]!] += 1 / s.measured }
+            return row
+        }
+        var targets = samples.map(\.excess)
+        let diagonal = (0..<implementations.count).map { j in rows.reduce(0.0) { $0 + $1[fixed + j] * $1[fixed + j] } }
+        let penalty = (5e-4 * diagonal.reduce(0, +) / Double(max(diagonal.count, 1))).squareRoot()
+        for j in 0..<implementations.count {
+            var row = [Double](repeating: 0, count: fixed + implementations.count)
+            row[fixed + j] = penalty
+            rows.append(row)
+            targets.append(penalty * average)
+        }
+        let mib = 1_048_576.0
+        guard let solution = leastSquares(rows, targets) else {
+            return RuntimeMemory(constantBytes: simple[0] * mib, bytesPerKernel: average * mib,
+                                 bytesPerExtraThread: threadsVary ? simple[2] * mib : 0, configurations: samples.count)
+        }
+        return RuntimeMemory(
+            constantBytes: solution[0] * mib, bytesPerKernel: average * mib, bytesPerExtraThread: threadsVary ? solution[1] * mib : 0,
+            bytesPerImplementation: Dictionary(uniqueKeysWithValues: implementations.enumerated().map { ($1, solution[fixed + $0] * mib) }),
+            configurations: samples.count)
     }
 
     /// Least squares through the normal equations, by Gaussian elimination with partial

@@ -83,8 +83,10 @@ struct Fit: ParsableCommand {
         print(String(format: "latency ≈ %.4f × Σ kernel predictions + %.5f ms per kernel (dispatch overhead)", predictor.sumScale,
                      predictor.overheadPerKernelMs))
         if let r = predictor.runtimeMemory {
-            print(String(format: "memory ≈ plan + %.2f MiB + %.1f KiB per kernel + %.2f MiB per extra thread (runtime, measured on %d configurations)",
-                         r.constantBytes / 1_048_576, r.bytesPerKernel / 1024, r.bytesPerExtraThread / 1_048_576, r.configurations))
+            print(String(format: "memory ≈ plan + %.2f MiB + %.2f MiB per extra thread + per kernel (runtime, measured on %d configurations):",
+                         r.constantBytes / 1_048_576, r.bytesPerExtraThread / 1_048_576, r.configurations))
+            let perKernel = r.bytesPerImplementation.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f KiB", $0.key, $0.value / 1024) }
+            print("  " + (perKernel + [String(format: "other implementations %.0f KiB", r.bytesPerKernel / 1024)]).joined(separator: ", "))
         }
         if let v = predictor.validation {
             print(String(format: "cross-validated (%d folds): %.1f%% within ±10%%, MAPE %.1f%%, p99 relative error %.1f%%",

@@ -92,7 +92,7 @@ struct PredictionReport: Codable {
         self.memory = memory
         memoryBytes = memory.weightBytes + memory.arenaBytes + memory.scratchpadBytes + memory.ioBytes
         let planned = memoryBytes
-        residentBytes = predictor.runtimeMemory.map { planned + $0.bytes(kernels: infos.count, threads: threads) }
+        residentBytes = predictor.runtimeMemory.map { planned + $0.bytes(kernels: infos, threads: threads) }
         kernels = zip(infos, times).map {
             Kernel(index: $0.index, name: $0.name, family: KernelFamily($0).rawValue, implementation: $0.implementation, predictedMs: $1)
         }
