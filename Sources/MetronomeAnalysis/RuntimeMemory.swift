@@ -8,10 +8,10 @@ import Metronome
 /// The plan (weights, arena, scratchpad, inputs and outputs) is computed exactly; this is the
 /// rest, fitted on profiled configurations by least squares on relative error (so that a 5 MiB
 /// network counts as much as a 500 MiB one) as `anon_rss_bytes − planned_bytes ≈ a + c·(threads
-/// − 1) + Σ over kernels of b[implementation]`. The per-implementation bytes differ by an order
-/// of magnitude (a gemm-based convolution holds about 1 MiB, a blocked 1×1 convolution under
-/// 0.1 MiB); each is pulled towards the all-kernel average `b` by a small ridge penalty, so an
-/// implementation seen in a few networks gets a sane value, and one never seen gets `b`. It is
+/// − 1) + Σ over kernels of b[implementation]`, every b ≥ 0. The per-implementation bytes differ
+/// by an order of magnitude (a gemm-based convolution holds about 1 MiB, a blocked convolution
+/// about 0.1 MiB); each is pulled towards the all-kernel average `b` by a small ridge penalty,
+/// so an implementation seen in a few networks gets a sane value, and one never seen gets `b`. It is
 /// the memory counterpart of the predictor's dispatch overhead: measured constants beside an
 /// exact computation.
 public struct RuntimeMemory: Codable, Sendable, Equatable {
@@ -63,35 +63,48 @@ public struct RuntimeMemory: Codable, Sendable, Equatable {
         let simpleRows = samples.map { s in [1 / s.measured, Double(s.kernels.count) / s.measured] + (threadsVary ? [s.threads / s.measured] : []) }
         guard let simple = leastSquares(simpleRows, samples.map(\.excess)) else { return nil }
         let average = simple[1]
-        // Then one b per implementation, each pulled towards the average.
+        // Then one b per implementation, each pulled towards the average. Bytes cannot be
+        // negative: an implementation whose fitted bytes are is fixed at zero and the rest
+        // refitted (an active set; collinear counts otherwise trade large opposite values).
         let implementations = Array(Set(samples.flatMap { $0.kernels.map(key) })).sorted()
         let column = Dictionary(uniqueKeysWithValues: implementations.enumerated().map { ($1, $0) })
         let fixed = threadsVary ? 2 : 1
-        var rows = samples.map { s -> [Double] in
+        let data = samples.map { s -> [Double] in
             var row = [Double](repeating: 0, count: fixed + implementations.count)
             row[0] = 1 / s.measured
             if threadsVary { row[1] = s.threads / s.measured }
             for k in s.kernels { row[fixed + column[key(k)]!] += 1 / s.measured }
             return row
         }
-        var targets = samples.map(\.excess)
-        let diagonal = (0..<implementations.count).map { j in rows.reduce(0.0) { $0 + $1[fixed + j] * $1[fixed + j] } }
+        let diagonal = (0..<implementations.count).map { j in data.reduce(0.0) { $0 + $1[fixed + j] * $1[fixed + j] } }
         let penalty = (5e-4 * diagonal.reduce(0, +) / Double(max(diagonal.count, 1))).squareRoot()
-        for j in 0..<implementations.count {
-            var row = [Double](repeating: 0, count: fixed + implementations.count)
-            row[fixed + j] = penalty
-            rows.append(row)
-            targets.append(penalty * average)
-        }
         let mib = 1_048_576.0
-        guard let solution = leastSquares(rows, targets) else {
-            return RuntimeMemory(constantBytes: simple[0] * mib, bytesPerKernel: average * mib,
-                                 bytesPerExtraThread: threadsVary ? simple[2] * mib : 0, configurations: samples.count)
+        var active = Array(0..<implementations.count)
+        while true {
+            let columns = Array(0..<fixed) + active.map { fixed + $0 }
+            var rows = data.map { row in columns.map { row[$0] } }
+            var targets = samples.map(\.excess)
+            for j in active.indices {
+                var row = [Double](repeating: 0, count: columns.count)
+                row[fixed + j] = penalty
+                rows.append(row)
+                targets.append(penalty * average)
+            }
+            guard let solution = leastSquares(rows, targets) else {
+                return RuntimeMemory(constantBytes: simple[0] * mib, bytesPerKernel: average * mib,
+                                     bytesPerExtraThread: threadsVary ? simple[2] * mib : 0, configurations: samples.count)
+            }
+            let negative = Set(active.indices.filter { solution[fixed + $0] < 0 }.map { active[$0] })
+            if !negative.isEmpty {
+                active.removeAll { negative.contains($0) }
+                continue
+            }
+            var perImplementation = Dictionary(uniqueKeysWithValues: implementations.map { ($0, 0.0) })
+            for (j, i) in active.enumerated() { perImplementation[implementations[i]] = solution[fixed + j] * mib }
+            return RuntimeMemory(constantBytes: solution[0] * mib, bytesPerKernel: average * mib,
+                                 bytesPerExtraThread: threadsVary ? solution[1] * mib : 0,
+                                 bytesPerImplementation: perImplementation, configurations: samples.count)
         }
-        return RuntimeMemory(
-            constantBytes: solution[0] * mib, bytesPerKernel: average * mib, bytesPerExtraThread: threadsVary ? solution[1] * mib : 0,
-            bytesPerImplementation: Dictionary(uniqueKeysWithValues: implementations.enumerated().map { ($1, solution[fixed + $0] * mib) }),
-            configurations: samples.count)
     }
 
     /// Least squares through the normal equations, by Gaussian elimination with partial

@@ -256,20 +256,23 @@ final class PredictorTests: XCTestCase {
 
     /// The synthetic runtime memory: 700 KiB + 64 KiB per extra thread + per kernel 120 KiB
     /// (dense 3×3), 40 KiB (1×1) or 15 KiB (depthwise).
-    static func runtimeBytes(_ kernels: [KernelInfo], threads: Int) -> Int {
+    static func runtimeBytes(_ kernels: [KernelInfo], threads: Int, depthwiseKiB: Int = 15) -> Int {
         700 * 1024 + 64 * 1024 * (threads - 1) + kernels.reduce(0) {
-            $0 + 1024 * ($1.groups > 1 ? 15 : $1.kernelShape == [1, 1] ? 40 : 120)
+            $0 + 1024 * ($1.groups > 1 ? depthwiseKiB : $1.kernelShape == [1, 1] ? 40 : 120)
         }
     }
 
     /// `configurations` with plans of 2–200 MiB and measured memory = plan + the synthetic runtime.
-    static func withMemory(_ configurations: [ProfiledConfiguration], seed: UInt64) -> [ProfiledConfiguration] {
+    /// `noiseKiB` adds a deterministic ±noise to each measurement.
+    static func withMemory(_ configurations: [ProfiledConfiguration], seed: UInt64, depthwiseKiB: Int = 15,
+                           noiseKiB: Int = 0) -> [ProfiledConfiguration] {
         var generator = SplitMix64(seed: seed)
         return configurations.map { c in
             var c = c
             let planned = (2 + Int(generator.next() % 198)) * 1_048_576 + Int(generator.next() % 1000)
+            let noise = noiseKiB == 0 ? 0 : (Int(generator.next() % UInt64(2 * noiseKiB + 1)) - noiseKiB) * 1024
             c.model.plannedBytes = planned
-            c.model.anonymousRSSBytes = planned + runtimeBytes(c.kernels, threads: c.model.threads)
+            c.model.anonymousRSSBytes = planned + runtimeBytes(c.kernels, threads: c.model.threads, depthwiseKiB: depthwiseKiB) + noise
             return c
         }
     }
@@ -300,6 +303,14 @@ final class PredictorTests: XCTestCase {
         let single = try XCTUnwrap(RuntimeMemory.fit(oneThread))
         XCTAssertEqual(single.bytesPerExtraThread, 0)
         XCTAssertEqual(single.bytesPerImplementation["convolution:brgconv:avx512_core"] ?? 0, 120 * 1024, accuracy: 1024)
+        // Bytes are never negative: an implementation holding nothing, measured with noise, is
+        // fitted at zero or above, not traded against the others.
+        for seed in UInt64(20)..<UInt64(26) {
+            let noisy = Self.withMemory(Self.configurations(networks: 12, seed: seed), seed: seed, depthwiseKiB: 0, noiseKiB: 300)
+            let f = try XCTUnwrap(RuntimeMemory.fit(noisy))
+            XCTAssertTrue(f.bytesPerImplementation.values.allSatisfy { $0 >= 0 }, "\(f.bytesPerImplementation)")
+            XCTAssertEqual(f.bytesPerImplementation.count, 3)
+        }
         // Profiles without memory columns give no runtime memory, and too few rows none either.
         XCTAssertNil(try LatencyPredictor.fit(Self.configurations(networks: 6, seed: 13)).runtimeMemory)
         XCTAssertNil(RuntimeMemory.fit(Array(train.prefix(2))))
