@@ -256,8 +256,11 @@ final class PredictorTests: XCTestCase {
 
     /// The synthetic runtime memory: 700 KiB + 64 KiB per extra thread + per kernel 120 KiB
     /// (dense 3×3), 40 KiB (1×1) or 15 KiB (depthwise).
+    /// Identical kernels (same shapes and kind) share their code and count once.
     static func runtimeBytes(_ kernels: [KernelInfo], threads: Int, depthwiseKiB: Int = 15) -> Int {
-        700 * 1024 + 64 * 1024 * (threads - 1) + kernels.reduce(0) {
+        var seen = Set<[Int]>()
+        let distinct = kernels.filter { seen.insert($0.srcShape + $0.weightsShape + [$0.groups]).inserted }
+        return 700 * 1024 + 64 * 1024 * (threads - 1) + distinct.reduce(0) {
             $0 + 1024 * ($1.groups > 1 ? depthwiseKiB : $1.kernelShape == [1, 1] ? 40 : 120)
         }
     }
@@ -292,6 +295,12 @@ final class PredictorTests: XCTestCase {
             let predicted = Double(c.model.plannedBytes! + fitted.bytes(kernels: c.kernels, threads: c.model.threads))
             XCTAssertEqual(predicted, Double(c.model.anonymousRSSBytes!), accuracy: 0.002 * Double(c.model.anonymousRSSBytes!), c.model.model)
         }
+        // Identical kernels share their code: three copies hold what one does.
+        let one = Self.conv(0, batch: 1, channels: 16, size: 7, kernel: 3)
+        XCTAssertEqual(fitted.bytes(kernels: [one, one, one], threads: 1), fitted.bytes(kernels: [one], threads: 1))
+        XCTAssertGreaterThan(fitted.bytes(kernels: [one, Self.conv(1, batch: 1, channels: 32, size: 7, kernel: 3)], threads: 1),
+                             fitted.bytes(kernels: [one], threads: 1))
+        XCTAssertGreaterThan(train.filter { RuntimeMemory.distinct($0.kernels).count < $0.kernels.count }.count, 5)
         // A kernel of an implementation never profiled holds the all-kernel average.
         var other = Self.conv(0, batch: 1, channels: 16, size: 7, kernel: 3)
         other.implementation = "gemm:jit"
