@@ -31,7 +31,8 @@ public enum SampledNetworks {
     }
 
     /// Network `index`: drawn with the seed `index`, redrawn (with derived seeds) until it has
-    /// at most ``maxMACs`` multiply-accumulates per image.
+    /// at most ``maxMACs`` multiply-accumulates per image; the 200th redraw is kept whatever
+    /// its size, so that every index names a network.
     public static func network(index: Int, seed: UInt64 = 0) throws -> Graph {
         guard index >= 0 else { throw MetronomeError.invalidArgument("sampled network index must be non-negative, got \(index)") }
         var attempt: UInt64 = 0
