@@ -213,13 +213,10 @@ public struct LatencyPredictor: Codable, Sendable {
         return predictor
     }
 
-    /// Least squares for y ≈ a·x₀ + b·x₁ (normal equations); (1, 0) when singular.
+    /// Least squares for y ≈ a·x₀ + b·x₁; (1, 0) when singular.
     static func leastSquares2(_ x: [[Double]], _ y: [Double]) -> (Double, Double) {
-        var s00 = 0.0, s01 = 0.0, s11 = 0.0, t0 = 0.0, t1 = 0.0
-        for (r, v) in zip(x, y) { s00 += r[0] * r[0]; s01 += r[0] * r[1]; s11 += r[1] * r[1]; t0 += r[0] * v; t1 += r[1] * v }
-        let det = s00 * s11 - s01 * s01
-        guard abs(det) > 1e-18 * max(1, s00 * s11) else { return (1, 0) }
-        return ((t0 * s11 - t1 * s01) / det, (s00 * t1 - s01 * t0) / det)
+        guard let c = LeastSquares.solve(x, y) else { return (1, 0) }
+        return (c[0], c[1])
     }
 
     /// y ≈ a·x + b; a constant fit when x does not vary.

@@ -77,7 +77,7 @@ public struct RuntimeMemory: Codable, Sendable, Equatable {
         let threadsVary = Set(samples.map(\.threads)).count > 1
         // First the average: a + b·kernels (+ c·extra threads).
         let simpleRows = samples.map { s in [1 / s.measured, Double(s.kernels.count) / s.measured] + (threadsVary ? [s.threads / s.measured] : []) }
-        guard let simple = leastSquares(simpleRows, samples.map(\.excess)) else { return nil }
+        guard let simple = LeastSquares.solve(simpleRows, samples.map(\.excess)) else { return nil }
         let average = simple[1]
         // Then one b per implementation, each pulled towards the average. Bytes cannot be
         // negative: an implementation whose fitted bytes are is fixed at zero and the rest
@@ -106,7 +106,7 @@ public struct RuntimeMemory: Codable, Sendable, Equatable {
                 rows.append(row)
                 targets.append(penalty * average)
             }
-            guard let solution = leastSquares(rows, targets) else {
+            guard let solution = LeastSquares.solve(rows, targets) else {
                 return RuntimeMemory(constantBytes: simple[0] * mib, bytesPerKernel: average * mib,
                                      bytesPerExtraThread: threadsVary ? simple[2] * mib : 0, configurations: samples.count)
             }
@@ -121,30 +121,5 @@ public struct RuntimeMemory: Codable, Sendable, Equatable {
                                  bytesPerExtraThread: threadsVary ? solution[1] * mib : 0,
                                  bytesPerImplementation: perImplementation, configurations: samples.count)
         }
-    }
-
-    /// Least squares through the normal equations, by Gaussian elimination with partial
-    /// pivoting; nil when they are singular.
-    static func leastSquares(_ x: [[Double]], _ y: [Double]) -> [Double]? {
-        let n = x.first?.count ?? 0
-        guard n > 0 else { return nil }
-        var a = [[Double]](repeating: [Double](repeating: 0, count: n + 1), count: n)
-        for (r, v) in zip(x, y) {
-            for i in 0..<n {
-                for j in 0..<n { a[i][j] += r[i] * r[j] }
-                a[i][n] += r[i] * v
-            }
-        }
-        let scale = (0..<n).map { a[$0][$0] }.max() ?? 0
-        guard scale > 0 else { return nil }
-        for col in 0..<n {
-            guard let pivot = (col..<n).max(by: { abs(a[$0][col]) < abs(a[$1][col]) }), abs(a[pivot][col]) > 1e-12 * scale else { return nil }
-            a.swapAt(col, pivot)
-            for row in 0..<n where row != col {
-                let f = a[row][col] / a[col][col]
-                for k in col...n { a[row][k] -= f * a[col][k] }
-            }
-        }
-        return (0..<n).map { a[$0][n] / a[$0][$0] }
     }
 }

@@ -45,13 +45,16 @@ public enum Zoo {
     public static var names: [String] { entries.map(\.name) }
 
     /// A named entry, or `sampled-N` (``SampledNetworks``), which the zoo builds on demand
-    /// rather than listing.
+    /// rather than listing. Its shapes are known only once it is drawn, so the entry keeps that
+    /// draw for the default seed instead of drawing it again.
     public static func entry(named name: String) throws -> ZooEntry {
         if let index = SampledNetworks.index(of: name) {
             let graph = try SampledNetworks.network(index: index)
             let classes = graph.nodes.last.flatMap { graph.initializers[$0.inputs[1]]?.shape.first } ?? 0
             return ZooEntry(name: name, summary: "sampled CNN architecture \(index) (latency-predictor training data)",
-                            inputShape: graph.inputs.first?.shape ?? [], classes: classes) { try SampledNetworks.network(index: index, seed: $0) }
+                            inputShape: graph.inputs.first?.shape ?? [], classes: classes) { seed in
+                seed == 0 ? graph : try SampledNetworks.network(index: index, seed: seed)
+            }
         }
         guard let e = entries.first(where: { $0.name == name }) else {
             throw MetronomeError.invalidArgument(

@@ -74,27 +74,13 @@ struct Evaluate: ParsableCommand {
             return
         }
         let configurations = try inputs.configurations()
-        var extra: [ProfiledConfiguration] = []
-        if !trainAlso.isEmpty {
-            var extraInputs = inputs
-            extraInputs.profiles = trainAlso
-            extra = try extraInputs.configurations()
-            let machines = Set((configurations + extra).map(\.model.machine.fingerprint))
-            if machines.count > 1 && !inputs.mixMachines {
-                throw ValidationError("--train-also \(trainAlso.joined(separator: ", ")) comes from another machine than the profiles; pass --mix-machines to train across machines")
-            }
-        }
+        let extra = trainAlso.isEmpty ? []
+            : try inputs.configurations(of: trainAlso, beside: configurations, purpose: "train across machines")
         var bar: ProgressBar?
         var evaluation: PredictorEvaluation
         do {
             if let test {
-                var testInputs = inputs
-                testInputs.profiles = [test]
-                let testConfigurations = try testInputs.configurations()
-                let machines = Set((configurations + testConfigurations).map(\.model.machine.fingerprint))
-                if machines.count > 1 && !inputs.mixMachines {
-                    throw ValidationError("\(test) comes from another machine than the training profiles; pass --mix-machines to test across machines")
-                }
+                let testConfigurations = try inputs.configurations(of: [test], beside: configurations, purpose: "test across machines")
                 evaluation = try PredictorEvaluation.holdout(train: configurations + extra, test: testConfigurations, parameters: trees.parameters,
                                                              threads: 1)
             } else {

@@ -40,6 +40,21 @@ struct ProfileInputs: ParsableArguments {
         }
         return configurations
     }
+
+    /// Other profile CSVs (`evaluate --test`, `--train-also`), read with these inputs' stage,
+    /// as configurations used beside `configurations` (read from ``profiles``): refused when
+    /// they come from another machine, unless --mix-machines. `purpose` says in the refusal
+    /// what mixing machines would do.
+    func configurations(of files: [String], beside configurations: [ProfiledConfiguration],
+                        purpose: String) throws -> [ProfiledConfiguration] {
+        var other = self
+        other.profiles = files
+        let result = try other.configurations()
+        if !mixMachines && Set((configurations + result).map(\.model.machine.fingerprint)).count > 1 {
+            throw ValidationError("\(files.joined(separator: ", ")) comes from another machine than \(profiles.joined(separator: ", ")); pass --mix-machines to \(purpose)")
+        }
+        return result
+    }
 }
 
 /// The tree ensembles' settings, for `fit` and `evaluate`.
