@@ -166,21 +166,25 @@ final class RunnerTests: XCTestCase {
     }
 
     /// With layer preemption a high-priority task waits at most about one layer of the
-    /// low-priority job; without preemption it can wait for the whole job.
+    /// low-priority job; without preemption it can wait for the whole job. A real run on a
+    /// shared host can stall any one job for milliseconds, so the bound may be exceeded by at
+    /// most two of the ~85 high-priority jobs; without preemption the first high-priority job
+    /// released during each of the 12 low-priority jobs (tens of milliseconds each) waits past
+    /// it (later ones are skipped while it waits), which the same bound shows.
     func testLayerPreemptionKeepsHighPriorityResponseNearIsolated() throws {
         let core = Affinity.availableCores()[0]
-        var responses: [TaskSet.Preemption: Int64] = [:]
+        var responses: [TaskSet.Preemption: [Int64]] = [:]
         var lowPreemptions: [TaskSet.Preemption: Int] = [:]
         var isolatedHigh: Int64 = 0, longestLayer: Int64 = 0, lowJob: Int64 = 0
         for preemption in [TaskSet.Preemption.layer, .job] {
             let set = TaskSet(name: "preempt", duration: 600_000_000, policy: .fixedPriority, preemption: preemption,
                               cores: [core], tasks: [
                                   .init(name: "high", model: "small", period: 7_000_000, priority: 2),
-                                  .init(name: "low", model: "long", period: 200_000_000, priority: 1, offset: 1_000_000),
+                                  .init(name: "low", model: "long", period: 50_000_000, priority: 1, offset: 1_000_000),
                               ])
             let (result, _, prepared) = try run(set)
             Self.assertSpansMatchRecords(result, prepared)
-            responses[preemption] = result.records[0].compactMap(\.response).max()
+            responses[preemption] = result.records[0].compactMap(\.response)
             lowPreemptions[preemption] = result.records[1].reduce(0) { $0 + $1.preemptions }
             isolatedHigh = Int64(prepared[0].timing.maxJob)
             longestLayer = Int64(prepared[1].timing.maxLayer)
@@ -188,9 +192,13 @@ final class RunnerTests: XCTestCase {
         }
         XCTAssertGreaterThan(lowPreemptions[.layer]!, 0)
         XCTAssertEqual(lowPreemptions[.job]!, 0)
-        XCTAssertLessThan(responses[.layer]!, isolatedHigh + 2 * longestLayer + 3_000_000,
-                          "high-priority response stays near its isolated time plus one layer")
-        XCTAssertGreaterThan(responses[.job]!, lowJob / 2, "without preemption it waits for the long job")
+        let bound = isolatedHigh + 2 * longestLayer + 3_000_000
+        let late = responses.mapValues { $0.filter { $0 >= bound } }
+        XCTAssertGreaterThan(responses[.layer]!.count, 60)
+        XCTAssertLessThanOrEqual(late[.layer]!.count, 2,
+                                 "high-priority response stays near its isolated time plus one layer (bound \(bound) ns): \(late[.layer]!)")
+        XCTAssertGreaterThanOrEqual(late[.job]!.count, 8, "without preemption jobs wait past the bound: \(late[.job]!)")
+        XCTAssertGreaterThan(responses[.job]!.max()!, lowJob / 2, "without preemption it waits for the long job")
     }
 
     func testExclusiveLockIsNeverHeldTwice() throws {
