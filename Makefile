@@ -92,7 +92,7 @@ bench-realtime: build pydeps weights
 # batch 1 and 8 with 1 and 2 threads (model and per-kernel rows), and the latency-vs-MACs plot.
 # PROFILE_PASSES passes over the grid, one after another (profile.csv, profile-pass2.csv, …):
 # this machine's speed drifts over minutes, and `fit` takes the median of the passes.
-# Resumable: rerunning skips what is done. About 7 minutes per pass on 2 cores (2026-12-01).
+# Resumable: rerunning skips what is done. About 5-7 minutes per pass on 2 cores (2026-12-01, -02).
 PROFILE_DIR ?= .build-profile
 PROFILE_MODELS ?= resnet18,resnet50,mobilenet_v2,efficientnet-lite0,resnet18-cifar10,noscope-taipei
 PROFILE_PASSES ?= 2
@@ -113,7 +113,7 @@ sampled-profile: build
 # The default latency predictor for this machine: the profile-dataset passes and the sampled
 # architectures (resumed if they are already there), merged to their medians by `metronome fit`
 # into the cache directory, where `metronome predict` and `analyze --predicted` look for it.
-# 18 min 55 s on 2 cores, build included (measured 2026-12-01; PROFILE_PASSES=1: about 12);
+# 16 min 57 s on 2 cores, build included (measured 2026-12-02; 18 min 55 s on 2026-12-01; PROFILE_PASSES=1: about 12);
 # progress on stderr.
 predictor: profile-dataset sampled-profile
 	.build/release/metronome fit $(PROFILE_FILES) $(PROFILE_DIR)/sampled-profile.csv --force

@@ -64,7 +64,7 @@ public struct ProfiledConfiguration: Sendable {
 /// was fitted on; predicting for another machine is refused unless forced, because kernel
 /// speed is a property of the machine.
 public struct LatencyPredictor: Codable, Sendable {
-    public static let currentVersion = 1
+    public static let currentVersion = 2
 
     public struct FamilyModel: Codable, Sendable {
         /// oneDNN implementation names seen in training, the categorical feature's vocabulary.
@@ -125,8 +125,9 @@ public struct LatencyPredictor: Codable, Sendable {
     /// (training steps, ``KernelInfo/describe(trainingSteps:kernelSet:gradientElements:parameterElements:)``).
     public var stage: String?
 
-    /// What a running process holds beyond its plan (oneDNN's JIT code, per-kernel objects),
-    /// measured on the training profiles; nil when they carry no memory columns.
+    /// What a running process holds beyond its plan (oneDNN's primitives, once-per-process
+    /// buffers), fitted on the training profiles; nil when they carry no memory columns
+    /// (`compiled_runtime_bytes` among them).
     public var runtimeMemory: RuntimeMemory? = nil
 
     /// The stage, `inference` for files written before the field existed.

@@ -49,7 +49,9 @@ public struct PredictorEvaluation: Codable, Sendable {
         mutating func addMemory(_ c: ProfiledConfiguration, _ predictor: LatencyPredictor) {
             measuredBytes = c.model.anonymousRSSBytes
             plannedBytes = c.model.plannedBytes
-            runtimeBytes = predictor.runtimeMemory?.bytes(kernels: c.kernels, threads: c.model.threads)
+            runtimeBytes = c.model.compiledRuntimeBytes.flatMap {
+                predictor.runtimeMemory?.bytes(kernels: c.kernels, threads: c.model.threads, compiledBytes: $0)
+            }
         }
     }
 

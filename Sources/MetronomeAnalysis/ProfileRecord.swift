@@ -68,6 +68,12 @@ public struct ProfileRecord: Equatable, Sendable {
     public var anonymousRSSBytes: Int?
     /// The cgroup's peak charge (resident memory and page cache) where a cgroup was used.
     public var cgroupPeakBytes: Int?
+    /// Anonymous resident memory once the plan is compiled and its executor created (the graph
+    /// dropped, freed memory returned, the arena not yet touched, nothing run), minus the
+    /// baseline and the plan's weights: what oneDNN's primitives (JIT-generated code, primitive
+    /// objects) and the executor's memory objects hold. Known before anything runs; empty in
+    /// files written before the column existed.
+    public var compiledRuntimeBytes: Int?
     // Layer results.
     public var kernelIndex: Int?
     public var kernel: KernelInfo?
@@ -85,7 +91,7 @@ public struct ProfileRecord: Equatable, Sendable {
         "memory_limit_bytes", "limit_method", "status", "reason",
         "mean_ms", "median_ms", "p99_ms", "min_ms", "max_ms", "params", "macs", "flops",
         "planned_weight_bytes", "planned_arena_bytes", "planned_scratchpad_bytes", "planned_io_bytes", "planned_bytes",
-        "baseline_rss_bytes", "peak_rss_bytes", "anon_rss_bytes", "cgroup_peak_bytes",
+        "baseline_rss_bytes", "peak_rss_bytes", "anon_rss_bytes", "cgroup_peak_bytes", "compiled_runtime_bytes",
         "kernel_index", "kernel_name", "nodes", "op_type", "primitive", "implementation", "src_shape", "weights_shape",
         "dst_shape", "src_layout", "dst_layout", "kernel_shape", "strides", "dilations", "groups", "post_ops",
         "layer_median_ms", "layer_mean_ms", "layer_share",
@@ -112,6 +118,7 @@ public struct ProfileRecord: Equatable, Sendable {
             ms(meanMs), ms(medianMs), ms(p99Ms), ms(minMs), ms(maxMs), num(params), num(macs), num(flops),
             num(plannedWeightBytes), num(plannedArenaBytes), num(plannedScratchpadBytes), num(plannedIOBytes),
             num(plannedBytes), num(baselineRSSBytes), num(peakRSSBytes), num(anonymousRSSBytes), num(cgroupPeakBytes),
+            num(compiledRuntimeBytes),
             num(kernelIndex), k?.name ?? "", k?.nodes.joined(separator: "+") ?? "", k?.opType ?? "", k?.primitive ?? "",
             k?.implementation ?? "", dims(k?.srcShape), dims(k?.weightsShape), dims(k?.dstShape), k?.srcLayout ?? "",
             k?.dstLayout ?? "", dims(k?.kernelShape), dims(k?.strides), dims(k?.dilations), num(k?.groups),
@@ -185,7 +192,8 @@ public struct ProfileRecord: Equatable, Sendable {
         plannedScratchpadBytes = try int("planned_scratchpad_bytes"); plannedIOBytes = try int("planned_io_bytes")
         plannedBytes = try int("planned_bytes"); baselineRSSBytes = try int("baseline_rss_bytes")
         peakRSSBytes = try int("peak_rss_bytes"); anonymousRSSBytes = try int("anon_rss_bytes")
-         cgroupPeakBytes = try int("cgroup_peak_bytes")
+        cgroupPeakBytes = try int("cgroup_peak_bytes")
+        compiledRuntimeBytes = index["compiled_runtime_bytes"] == nil ? nil : try int("compiled_runtime_bytes")
         timestamp = try text("timestamp")
         if kind == .layer {
             kernelIndex = try int("kernel_index")
@@ -207,15 +215,26 @@ public struct ProfileRecord: Equatable, Sendable {
     }
 
     /// Reads a whole profile CSV.
-    public static func read(path: String) throws -> [ProfileRecord] {
+    public static func read(path: String) throws -> [ProfileRecord] { try readWithHeader(path: path).records }
+
+    /// Reads a whole profile CSV and its header (the columns it was written with, which a
+    /// resumed profile keeps: a file from an older version gains no column mid-file).
+    public static func readWithHeader(path: String) throws -> (header: [String], records: [ProfileRecord]) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CSV.FormatError(path: path, line: 0, problem: "cannot read the file")
         }
         let records = try CSV.parse(String(decoding: data, as: UTF8.self), path: path)
-        guard let header = records.first?.fields else { return [] }
+        guard let header = records.first?.fields else { return ([], []) }
         for required in ["row", "model", "batch", "threads", "status", "machine"] where !header.contains(required) {
             throw CSV.FormatError(path: path, line: 1, problem: "not a metronome profile: no column \(required)")
         }
-        return try records.dropFirst().map { try ProfileRecord(fields: $0.fields, header: header, path: path, line: $0.line) }
+        return (header, try records.dropFirst().map { try ProfileRecord(fields: $0.fields, header: header, path: path, line: $0.line) })
+    }
+
+    /// ``fields`` in the order of `header` (empty where this version has no such column, and
+    /// this version's columns the header lacks left out).
+    public func fields(in header: [String]) -> [String] {
+        let values = Dictionary(zip(Self.columns, fields), uniquingKeysWith: { first, _ in first })
+        return header.map { values[$0] ?? "" }
     }
 }

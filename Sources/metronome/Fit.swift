@@ -83,10 +83,18 @@ struct Fit: ParsableCommand {
         print(String(format: "latency ≈ %.4f × Σ kernel predictions + %.5f ms per kernel (dispatch overhead)", predictor.sumScale,
                      predictor.overheadPerKernelMs))
         if let r = predictor.runtimeMemory {
-            print(String(format: "memory ≈ plan + %.2f MiB + %.2f MiB per extra thread + per kernel (runtime, measured on %d configurations):",
-                         r.constantBytes / 1_048_576, r.bytesPerExtraThread / 1_048_576, r.configurations))
-            let perKernel = r.bytesPerImplementation.sorted { $0.key < $1.key }.map { String(format: "%@ %.0f KiB", $0.key, $0.value / 1024) }
-            print("  " + (perKernel + [String(format: "other implementations %.0f KiB", r.bytesPerKernel / 1024)]).joined(separator: ", "))
+            func size(_ bytes: Double) -> String {
+                abs(bytes) >= 1_048_576 ? String(format: "%.2f MiB", bytes / 1_048_576) : String(format: "%.0f KiB", bytes / 1024)
+            }
+            print("memory ≈ plan + what compiling leaves resident (measured before anything runs) \(r.constantBytes < 0 ? "−" : "+") \(size(abs(r.constantBytes)))"
+                  + " \(r.bytesPerExtraThread < 0 ? "−" : "+") \(size(abs(r.bytesPerExtraThread))) per extra thread"
+                  + " + bytes once per process per implementation used (fitted on \(r.configurations) configurations):")
+            let once = r.onceBytesPerImplementation.filter { $0.value >= 1024 }.sorted { $0.key < $1.key }
+                .map { "\($0.key) \(size($0.value))" }
+            print("  " + (once.isEmpty ? "no implementation holds 1 KiB or more" : once.joined(separator: ", "))
+                  + "; every other implementation (and any never profiled) nothing")
+        } else if predictor.stageName == "inference" {
+            print("no resident-memory term: the profiles have no compiled_runtime_bytes (profiled before it was recorded, or without memory columns); profile again for `predict`'s resident_bytes")
         }
         if let v = predictor.validation {
             print(String(format: "cross-validated (%d folds): %.1f%% within ±10%%, MAPE %.1f%%, p99 relative error %.1f%%",

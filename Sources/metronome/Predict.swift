@@ -40,10 +40,14 @@ struct PredictionReport: Codable {
     var overheadMs: Double
     var memoryBytes: Int
     var memory: Memory
-    /// The plan's bytes plus what the runtime holds beyond it (oneDNN's JIT code, per-kernel
-    /// objects), as measured on the predictor's profiles: the process's expected anonymous
-    /// memory. Nil for a predictor fitted on profiles without memory columns.
+    /// The plan's bytes plus what the runtime holds beyond it: oneDNN's primitives (measured
+    /// by compiling the model in a child process that runs nothing) and what implementations
+    /// allocate once per process (fitted on the predictor's profiles): the process's expected
+    /// anonymous memory. Nil for a predictor fitted on profiles without memory columns.
     var residentBytes: Int?
+    /// Implementations of this plan the predictor's memory fit never saw (counted as holding
+    /// nothing once per process).
+    var unprofiledImplementations: [String]?
     var kernels: [Kernel]
     var predictor: String
     var machineMatches: Bool
@@ -57,17 +61,25 @@ struct PredictionReport: Codable {
     enum CodingKeys: String, CodingKey {
         case stage
         case model, batch, threads, latencyMs = "latency_ms", baselineMs = "flops_baseline_ms", overheadMs = "overhead_ms"
-        case memoryBytes = "memory_bytes", residentBytes = "resident_bytes", memory, kernels, predictor, machineMatches = "machine_matches"
+        case memoryBytes = "memory_bytes", residentBytes = "resident_bytes", unprofiledImplementations = "unprofiled_implementations", memory, kernels, predictor, machineMatches = "machine_matches"
         case p99RelativeError = "p99_relative_error", extrapolated
     }
 
     /// Predicts `plan` (compiled for `batch` and `threads`) with `predictor`.
-    init(model: String, plan: Plan, batch: Int, flops: Int, predictor: LatencyPredictor, predictorPath: String) throws {
+    /// `compiledBytes`: what compiling the plan left resident beyond its weights
+    /// (``ProfileRecord/compiledRuntimeBytes``), when measured.
+    init(model: String, plan: Plan, batch: Int, flops: Int, compiledBytes: Int?, predictor: LatencyPredictor,
+         predictorPath: String) throws {
         let io = (plan.program.inputs + plan.program.outputs).reduce(0) { $0 + plan.program.values[$1].count * 4 }
-        try self.init(model: model, kernels: plan.kernelInfo, batch: batch, threads: plan.threads, flops: flops,
+        let infos = plan.kernelInfo
+        try self.init(model: model, kernels: infos, batch: batch, threads: plan.threads, flops: flops,
                       memory: Memory(weightBytes: plan.weightBytes, arenaBytes: plan.arenaBytes, scratchpadBytes: plan.scratchpadBytes,
                                      ioBytes: io),
                       predictor: predictor, predictorPath: predictorPath)
+        if let compiledBytes, let runtime = predictor.runtimeMemory {
+            residentBytes = memoryBytes + runtime.bytes(kernels: infos, threads: plan.threads, compiledBytes: compiledBytes)
+            unprofiledImplementations = runtime.unprofiled(infos)
+        }
     }
 
     /// Predicts a training step of `trainer` with a training-step predictor. Memory is the
@@ -91,8 +103,6 @@ struct PredictionReport: Codable {
         baselineMs = predictor.baselineMilliseconds(flops: flops, threads: threads)
         self.memory = memory
         memoryBytes = memory.weightBytes + memory.arenaBytes + memory.scratchpadBytes + memory.ioBytes
-        let planned = memoryBytes
-        residentBytes = predictor.runtimeMemory.map { planned + $0.bytes(kernels: infos, threads: threads) }
         kernels = zip(infos, times).map {
             Kernel(index: $0.index, name: $0.name, family: KernelFamily($0).rawValue, implementation: $0.implementation, predictedMs: $1)
         }
@@ -119,7 +129,10 @@ struct PredictionReport: Codable {
         func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }
         lines.append("memory (computed from the \(stage == "train" ? "trainer" : "plan")): \(mib(memoryBytes)) = weights \(mib(memory.weightBytes)) + arena \(mib(memory.arenaBytes)) + scratchpad \(mib(memory.scratchpadBytes)) + inputs/outputs \(mib(memory.ioBytes))")
         if let residentBytes {
-            lines.append("expected resident memory: \(mib(residentBytes)) (the plan + \(mib(residentBytes - memoryBytes)) the runtime holds beyond it, measured on the predictor's profiles)")
+            lines.append("expected resident memory: \(mib(residentBytes)) (the plan + \(mib(residentBytes - memoryBytes)) oneDNN's primitives and once-per-process buffers hold beyond it)")
+        }
+        if let unprofiled = unprofiledImplementations, !unprofiled.isEmpty {
+            lines.append("note: the predictor's profiles never used \(unprofiled.joined(separator: ", ")); counted as allocating nothing once per process")
         }
         return lines.joined(separator: "\n")
     }
@@ -135,8 +148,9 @@ struct Predict: ParsableCommand {
             directory, which `make predictor` builds) and sums them with the dispatch overhead. \\
             Memory is computed from the plan: weights in their compiled layouts, the activation \\
             arena, oneDNN's scratchpad, inputs and outputs; the expected resident memory adds \
-            what the runtime holds beyond the plan (oneDNN's JIT code, per-kernel objects), as \
-            measured on the predictor's profiles. Warns when this machine is not the \\
+            what oneDNN's primitives hold (JIT code and objects, measured by compiling MODEL \
+            again in a child process that runs nothing) and what implementations allocate once \
+            per process (fitted on the predictor's profiles). Warns when this machine is not the \\
             one the predictor was fitted on, and when --batch or --threads lie outside its \\
             training grid.
             """)
@@ -172,6 +186,26 @@ struct Predict: ParsableCommand {
         return (predictor, file)
     }
 
+    /// What compiling MODEL leaves resident beyond its weights (oneDNN's primitives), read in a
+    /// fresh child process (`profile-worker --compile-only`, which compiles and runs nothing) so
+    /// that this process's own allocations do not count; nil, with a warning, if it fails.
+    func compiledRuntimeBytes() -> Int? {
+        let arguments = ["profile-worker", "--model", model, "--batch", String(batch), "--threads", String(threads),
+                         "--runs", "0", "--warmup", "0", "--compile-only"]
+        do {
+            let outcome = try ChildProcess.run(try Profile.executablePath(), arguments, timeout: 600)
+            if outcome.status == 0, let line = outcome.stdout.split(separator: "\n").last,
+               let result = try? JSONDecoder().decode(ProfileWorkerResult.self, from: Data(line.utf8)),
+               let bytes = result.compiledRuntimeBytes {
+                return bytes
+            }
+            FileHandle.standardError.write(Data("warning: could not measure what compiling \(model) holds (\(outcome.failureReason(oomKilled: false, limit: 0))); no resident memory is predicted\n".utf8))
+        } catch {
+            FileHandle.standardError.write(Data("warning: could not measure what compiling \(model) holds (\(error)); no resident memory is predicted\n".utf8))
+        }
+        return nil
+    }
+
     func run() throws {
         let (p, path) = try Self.loadPredictor(predictor, stage: stage)
         let graph = try ModelSource.load(model)
@@ -184,7 +218,9 @@ struct Predict: ParsableCommand {
                                           flops: cost.flops, predictor: p, predictorPath: path)
         } else {
             let plan = try Plan.compile(program, options: CompileOptions(threads: threads))
-            report = try PredictionReport(model: model, plan: plan, batch: batch, flops: cost.flops, predictor: p, predictorPath: path)
+            let compiled = p.runtimeMemory == nil ? nil : compiledRuntimeBytes()
+            report = try PredictionReport(model: model, plan: plan, batch: batch, flops: cost.flops, compiledBytes: compiled,
+                                          predictor: p, predictorPath: path)
         }
         if !report.machineMatches {
             FileHandle.standardError.write(Data("warning: \(path) was fitted on another machine (\(p.machine.cpuModel), oneDNN \(p.machine.onednnVersion) \(p.machine.onednnISA), fingerprint \(p.machine.fingerprint)); this one is \(MachineInfo.current().fingerprint). Its predictions describe that machine.\n".utf8))

@@ -161,9 +161,13 @@ struct Profile: ParsableCommand {
         let machine = MachineInfo.current()
         let coreText = try cores.map { try Affinity.parse($0).map(String.init).joined(separator: ",") } ?? ""
         var done = Set<String>(), failed: [String: Int] = [:]
+        // A resumed file keeps its own columns (one written by an older version lacks newer ones).
+        var fileColumns = ProfileRecord.columns, needsHeader = true
         if FileManager.default.fileExists(atPath: out) {
             do {
-                for record in try ProfileRecord.read(path: out) where record.row == .model {
+                let existing = try ProfileRecord.readWithHeader(path: out)
+                if !existing.header.isEmpty { fileColumns = existing.header; needsHeader = false }
+                for record in existing.records where record.row == .model {
                     done.insert(record.key)
                     if record.status == .failed {
                         let key = Self.failureKey(record.model, record.threads, record.cores, record.machine.fingerprint, record.precision)
@@ -175,9 +179,10 @@ struct Profile: ParsableCommand {
                     throw ValidationError("\(out) exists but cannot be resumed (\(error)); choose another --out or pass --force to start it afresh")
                 }
                 try FileManager.default.removeItem(atPath: out)
+                fileColumns = ProfileRecord.columns
             }
         }
-        if !FileManager.default.fileExists(atPath: out) {
+        if needsHeader {
             try CSV.append(CSV.line(ProfileRecord.columns), to: out)
         }
         let worker = try Self.executablePath()
@@ -214,7 +219,7 @@ struct Profile: ParsableCommand {
                     var text = ""
                     for var row in rows {
                         row.timestamp = ISO8601DateFormatter().string(from: Date())
-                        text += CSV.line(row.fields)
+                        text += CSV.line(row.fields(in: fileColumns))
                     }
                     try CSV.append(text, to: out)
                     let head = rows[0]
@@ -281,6 +286,7 @@ struct Profile: ParsableCommand {
             record.plannedBytes = result.plannedBytes
             record.baselineRSSBytes = result.baselineRSSBytes; record.peakRSSBytes = result.peakRSSBytes
             record.anonymousRSSBytes = result.anonymousRSSBytes
+            record.compiledRuntimeBytes = result.compiledRuntimeBytes
             var rows = [record]
             for layer in result.layers?.layers ?? [] {
                 var row = ProfileRecord(machine: record.machine)

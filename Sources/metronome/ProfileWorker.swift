@@ -32,6 +32,7 @@ struct ProfileWorker: ParsableCommand {
     @Option var stage: ProfileStage = .inference
     @Option(help: "Join this cgroup directory before loading anything.") var cgroup: String?
     @Option(help: "Bytes; without --cgroup, enforced with RLIMIT_AS.") var memoryLimit: Int = 0
+    @Flag(help: "Compile and measure memory only; run nothing (`metronome predict`).") var compileOnly = false
 
     func run() throws {
         if let cgroup {
@@ -39,6 +40,7 @@ struct ProfileWorker: ParsableCommand {
         } else if memoryLimit > 0 {
             try ProcessMemory.limitAddressSpace(residentBytes: memoryLimit)
         }
+        if compileOnly && stage == .train { throw ValidationError("--compile-only measures inference plans; not with --stage train") }
         try FaultInjection.apply(batch: batch)
         let coreList = try cores.map(Affinity.parse)
         let baseline = ProcessMemory.residentBytes(), baselineAnonymous = ProcessMemory.status("RssAnon")
@@ -68,15 +70,28 @@ struct ProfileWorker: ParsableCommand {
         result.plannedIOBytes = (plan.program.inputs + plan.program.outputs).reduce(0) { $0 + plan.program.values[$1].count * 4 }
         ProcessMemory.resetPeak()
         let executor = try Executor(plan: plan, cores: coreList)
+        // What compiling and creating the executor left resident beyond the weights (the arena
+        // and scratchpad are allocated but not touched until a run): oneDNN's primitives, i.e.
+        // their JIT-generated code and objects, and the executor's memory objects.
+        result.compiledRuntimeBytes = max(0, ProcessMemory.status("RssAnon") - baselineAnonymous - plan.weightBytes)
+        if compileOnly {
+            FileHandle.standardOutput.write(try JSONEncoder().encode(result))
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            return
+        }
         var generator = SplitMix64(seed: 42)
         let buffers = PlanBuffers(plan: plan, generator: &generator)
-        let samples = try executor.timedRuns(atLeast: runs, seconds: minTime, warmup: warmup, on: buffers)
+        // One untimed run (the first of the warmup runs), then the anonymous memory: the executor
+        // allocates nothing while running, so after one run it is the plan's peak (with what
+        // oneDNN creates on a first run), and unlike the resident set it excludes the library
+        // code paged in. Read before the timed runs, it excludes this worker's own latency
+        // samples too (up to 800 KB, half the memory of the smallest networks).
+        try executor.run(inputs: buffers.inputPointers, outputs: buffers.outputPointers)
+        result.anonymousRSSBytes = max(0, ProcessMemory.status("RssAnon") - baselineAnonymous)
+        let samples = try executor.timedRuns(atLeast: runs, seconds: minTime, warmup: max(warmup - 1, 0), on: buffers)
         let stats = try LatencyStatistics(samples)
         result.timedRuns = samples.count
         result.peakRSSBytes = max(0, ProcessMemory.peakResidentBytes() - baseline)
-        // The executor allocates nothing while running, so the anonymous memory after the runs
-        // is its peak too; unlike the resident set it excludes the library code paged in.
-        result.anonymousRSSBytes = max(0, ProcessMemory.status("RssAnon") - baselineAnonymous)
         result.meanMs = stats.mean
         result.medianMs = stats.median
         result.p99Ms = stats.p99
@@ -155,6 +170,8 @@ struct ProfileWorkerResult: Codable {
     var params = 0, macs = 0, flops = 0
     var plannedWeightBytes = 0, plannedArenaBytes = 0, plannedScratchpadBytes = 0, plannedIOBytes = 0
     var baselineRSSBytes = 0, peakRSSBytes = 0, anonymousRSSBytes = 0
+    /// Anonymous memory compiling left resident beyond the plan's weights (inference only).
+    var compiledRuntimeBytes: Int?
     var layers: LayerReport?
 
     var plannedBytes: Int { plannedWeightBytes + plannedArenaBytes + plannedScratchpadBytes + plannedIOBytes }

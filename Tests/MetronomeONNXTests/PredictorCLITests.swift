@@ -61,8 +61,9 @@ final class PredictorCLITests: XCTestCase {
         XCTAssertEqual(memory["weight_bytes"], summary["planned_weight_bytes"] as? Int)
         XCTAssertEqual(memory["io_bytes"], summary["planned_io_bytes"] as? Int)
         XCTAssertEqual(report["memory_bytes"] as? Int, memory.values.reduce(0, +))
-        // The expected resident memory adds the runtime's bytes fitted on the other networks'
-        // profiles; measured on a network the predictor never saw, it is closer than the plan.
+        // The expected resident memory adds what compiling the network leaves resident (read in
+        // a child process that runs nothing) and the once-per-process bytes fitted on the other
+        // networks' profiles; measured on a network the predictor never saw, it is within 2%.
         XCTAssertTrue(f.stdout.contains("memory ≈ plan + "), f.stdout)
         let planned = try XCTUnwrap(report["memory_bytes"] as? Int)
         let resident = try XCTUnwrap(report["resident_bytes"] as? Int)
@@ -75,7 +76,7 @@ final class PredictorCLITests: XCTestCase {
         let r = try Harness.run("/usr/bin/env", [py, "-c", "import csv, sys; print(next(csv.DictReader(open(sys.argv[1])))['anon_rss_bytes'])", measuredCSV])
         let measured = try XCTUnwrap(Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), r.stdout + r.stderr)
         XCTAssertLessThan(abs(resident - measured), abs(planned - measured), "planned \(planned), resident \(resident), measured \(measured)")
-        XCTAssertLessThan(abs(resident - measured), 2 * 1_048_576, "resident \(resident), measured \(measured)")
+        XCTAssertLessThan(Double(abs(resident - measured)), 0.02 * Double(measured), "resident \(resident), measured \(measured)")
         // Outside the training grid: said on stderr and in the JSON.
         let outside = try Harness.run(bin, ["predict", "noscope-taipei", "--predictor", predictor, "--batch", "16", "--json"])
         XCTAssertEqual(try json(outside.stdout)["extrapolated"] as? Bool, true)
