@@ -7,11 +7,12 @@ import Metronome
 ///
 /// The plan (weights, arena, scratchpad, inputs and outputs) is computed exactly. Compiling
 /// creates oneDNN's primitives, and with them nearly all the rest: the profile worker (and
-/// `predict`, in a child process that runs nothing) reads it as the anonymous memory compiling
-/// left resident beyond the weights it wrote (`compiled_runtime_bytes`). On this machine that
-/// reading alone leaves 0–0.2 MiB of the measured memory unexplained, except in networks with
-/// gemm-based convolutions, where the first run adds about 3.8 MiB whatever their number or
-/// shapes (oneDNN generates its gemm kernels lazily, once per process). So the model is
+/// `predict`, in a child process that runs nothing) reads it as the anonymous memory that
+/// compiling and creating the executor left resident beyond the weights it wrote
+/// (`compiled_runtime_bytes`). On the machines measured here that reading leaves −14 to +8 KiB
+/// of the measured memory unexplained, except in networks with gemm-based convolutions, where
+/// the first run adds about 3.8 MiB whatever their number or shapes (oneDNN generates its gemm
+/// kernels lazily, once per process). So the model is
 /// `anon_rss_bytes − planned_bytes − compiled_runtime_bytes ≈ a + c·(threads − 1) + Σ over the
 /// implementations present of o[implementation]`, every o ≥ 0, fitted by least squares on
 /// relative error (a 5 MiB network counts as much as a 500 MiB one), each o pulled towards 0
