@@ -66,20 +66,20 @@ struct PredictionReport: Codable {
     }
 
     /// Predicts `plan` (compiled for `batch` and `threads`) with `predictor`.
-    /// `compiledBytes`: what compiling the plan left resident beyond its weights
-    /// (``ProfileRecord/compiledRuntimeBytes``), when measured.
-    init(model: String, plan: Plan, batch: Int, flops: Int, compiledBytes: Int?, predictor: LatencyPredictor,
-         predictorPath: String) throws {
+    init(model: String, plan: Plan, batch: Int, flops: Int, predictor: LatencyPredictor, predictorPath: String) throws {
         let io = (plan.program.inputs + plan.program.outputs).reduce(0) { $0 + plan.program.values[$1].count * 4 }
-        let infos = plan.kernelInfo
-        try self.init(model: model, kernels: infos, batch: batch, threads: plan.threads, flops: flops,
+        try self.init(model: model, kernels: plan.kernelInfo, batch: batch, threads: plan.threads, flops: flops,
                       memory: Memory(weightBytes: plan.weightBytes, arenaBytes: plan.arenaBytes, scratchpadBytes: plan.scratchpadBytes,
                                      ioBytes: io),
                       predictor: predictor, predictorPath: predictorPath)
-        if let compiledBytes, let runtime = predictor.runtimeMemory {
-            residentBytes = memoryBytes + runtime.bytes(kernels: infos, threads: plan.threads, compiledBytes: compiledBytes)
-            unprofiledImplementations = runtime.unprofiled(infos)
-        }
+    }
+
+    /// Adds the expected resident memory of a plan of `kernels`: the plan, what compiling it
+    /// left resident beyond its weights (`compiledBytes`, ``ProfileRecord/compiledRuntimeBytes``)
+    /// and `runtime`'s once-per-process bytes.
+    mutating func addResident(_ runtime: RuntimeMemory, kernels: [KernelInfo], compiledBytes: Int) {
+        residentBytes = memoryBytes + runtime.bytes(kernels: kernels, threads: threads, compiledBytes: compiledBytes)
+        unprofiledImplementations = runtime.unprofiled(kernels)
     }
 
     /// Predicts a training step of `trainer` with a training-step predictor. Memory is the
@@ -208,19 +208,24 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         let (p, path) = try Self.loadPredictor(predictor, stage: stage)
-        let graph = try ModelSource.load(model)
-        let program = try Program(lowering: graph, batch: batch)
-        let cost = try CostModel.analyze(program: program)
-        let report: PredictionReport
-        if stage == .train {
-            // The trainer's buffers are allocated (their sizes are its memory); nothing runs.
-            report = try PredictionReport(model: model, trainer: try Trainer(graph: graph, batch: batch), threads: threads,
-                                          flops: cost.flops, predictor: p, predictorPath: path)
-        } else {
+        var kernels: [KernelInfo] = []
+        var report: PredictionReport = try {
+            let graph = try ModelSource.load(model)
+            let program = try Program(lowering: graph, batch: batch)
+            let cost = try CostModel.analyze(program: program)
+            if stage == .train {
+                // The trainer's buffers are allocated (their sizes are its memory); nothing runs.
+                return try PredictionReport(model: model, trainer: try Trainer(graph: graph, batch: batch), threads: threads,
+                                            flops: cost.flops, predictor: p, predictorPath: path)
+            }
             let plan = try Plan.compile(program, options: CompileOptions(threads: threads))
-            let compiled = p.runtimeMemory == nil ? nil : compiledRuntimeBytes()
-            report = try PredictionReport(model: model, plan: plan, batch: batch, flops: cost.flops, compiledBytes: compiled,
-                                          predictor: p, predictorPath: path)
+            kernels = plan.kernelInfo
+            return try PredictionReport(model: model, plan: plan, batch: batch, flops: cost.flops, predictor: p, predictorPath: path)
+        }()
+        // The graph and the plan are gone by now, so the child's compilation does not add to
+        // this process's memory.
+        if stage == .inference, let runtime = p.runtimeMemory, let compiled = compiledRuntimeBytes() {
+            report.addResident(runtime, kernels: kernels, compiledBytes: compiled)
         }
         if !report.machineMatches {
             FileHandle.standardError.write(Data("warning: \(path) was fitted on another machine (\(p.machine.cpuModel), oneDNN \(p.machine.onednnVersion) \(p.machine.onednnISA), fingerprint \(p.machine.fingerprint)); this one is \(MachineInfo.current().fingerprint). Its predictions describe that machine.\n".utf8))
