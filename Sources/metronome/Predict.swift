@@ -194,11 +194,7 @@ struct Predict: ParsableCommand {
                          "--runs", "0", "--warmup", "0", "--compile-only"]
         do {
             let outcome = try ChildProcess.run(try Profile.executablePath(), arguments, timeout: 600)
-            if outcome.status == 0, let line = outcome.stdout.split(separator: "\n").last,
-               let result = try? JSONDecoder().decode(ProfileWorkerResult.self, from: Data(line.utf8)),
-               let bytes = result.compiledRuntimeBytes {
-                return bytes
-            }
+            if let bytes = ProfileWorkerResult(outcome)?.compiledRuntimeBytes { return bytes }
             FileHandle.standardError.write(Data("warning: could not measure what compiling \(model) holds (\(outcome.failureReason(oomKilled: false, limit: 0))); no resident memory is predicted\n".utf8))
         } catch {
             FileHandle.standardError.write(Data("warning: could not measure what compiling \(model) holds (\(error)); no resident memory is predicted\n".utf8))

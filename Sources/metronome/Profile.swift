@@ -179,7 +179,6 @@ struct Profile: ParsableCommand {
                     throw ValidationError("\(out) exists but cannot be resumed (\(error)); choose another --out or pass --force to start it afresh")
                 }
                 try FileManager.default.removeItem(atPath: out)
-                fileColumns = ProfileRecord.columns
             }
         }
         if needsHeader {
@@ -274,8 +273,7 @@ struct Profile: ParsableCommand {
         if let group { arguments += ["--cgroup", group.path] } else if limit > 0 { arguments += ["--memory-limit", String(limit)] }
         let outcome = try ChildProcess.run(worker, arguments, timeout: timeout)
         record.cgroupPeakBytes = group?.peakBytes
-        if outcome.status == 0, let line = outcome.stdout.split(separator: "\n").last,
-           let result = try? JSONDecoder().decode(ProfileWorkerResult.self, from: Data(line.utf8)) {
+        if let result = ProfileWorkerResult(outcome) {
             record.status = .ok
             record.meanMs = result.meanMs; record.medianMs = result.medianMs; record.p99Ms = result.p99Ms
             record.minMs = result.minMs; record.maxMs = result.maxMs

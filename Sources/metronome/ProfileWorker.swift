@@ -170,11 +170,22 @@ struct ProfileWorkerResult: Codable {
     var params = 0, macs = 0, flops = 0
     var plannedWeightBytes = 0, plannedArenaBytes = 0, plannedScratchpadBytes = 0, plannedIOBytes = 0
     var baselineRSSBytes = 0, peakRSSBytes = 0, anonymousRSSBytes = 0
-    /// Anonymous memory compiling left resident beyond the plan's weights (inference only).
+    /// Anonymous memory compiling and creating the executor left resident beyond the plan's
+    /// weights (inference only).
     var compiledRuntimeBytes: Int?
     var layers: LayerReport?
 
     var plannedBytes: Int { plannedWeightBytes + plannedArenaBytes + plannedScratchpadBytes + plannedIOBytes }
+}
+
+extension ProfileWorkerResult {
+    /// What a worker child reported: its last stdout line, if it exited normally and that line
+    /// decodes; nil otherwise (the outcome's ``ChildProcess/failureReason(oomKilled:limit:)`` says why).
+    init?(_ outcome: ChildProcess) {
+        guard outcome.status == 0, let line = outcome.stdout.split(separator: "\n").last,
+              let result = try? JSONDecoder().decode(Self.self, from: Data(line.utf8)) else { return nil }
+        self = result
+    }
 }
 
 /// A test hook: `METRONOME_PROFILE_INJECT=crash:B` makes the worker abort (SIGABRT) and
