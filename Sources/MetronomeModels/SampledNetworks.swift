@@ -15,6 +15,16 @@ import Metronome
 /// blocks, channel counts that are often not multiples of 8 (as pruning leaves them),
 /// pooling between stages, and either a global-average-pool head or a large flattened inner
 /// product. Network `N` is a pure function of `N`.
+///
+/// About a third are drawn *small and wide* (ResNet-18-CIFAR, VGG-CIFAR, NoScope): a 28–64
+/// input kept at full size by the stem, then stages widening to hundreds of channels on
+/// 2×2–8×8 maps. Their late 3×3 convolutions read megabytes of weights for a few dozen
+/// output pixels, so they run at the speed the weights arrive at: from the last-level cache
+/// when the whole network's weights stay there between runs, from memory when they do not
+/// (measured on a 2-vCPU Xeon: the same 512→512 3×3 convolution on a 4×4 map takes 0.7 ms in
+/// a network with 38 MB of weights and 1.2–1.5 ms in one with 76 MB). A predictor learns
+/// where that edge lies only from networks on both sides of it with such layers; the other
+/// samples have few.
 public enum SampledNetworks {
     /// The largest multiply-accumulate count of one image a sampled network may have; larger
     /// draws are redrawn, so that profiling a few hundred of them takes minutes.
@@ -89,25 +99,30 @@ public enum SampledNetworks {
         }
 
         mutating func build() -> Graph {
-            size = pick([28, 32, 32, 48, 50, 56, 64, 96, 112, 128, 160, 192, 224, 224])
+            let wide = chance(0.35)
+            size = wide ? pick([28, 32, 32, 32, 48, 64]) : pick([28, 32, 32, 48, 50, 56, 64, 96, 112, 128, 160, 192, 224, 224])
             channels = chance(0.15) ? 1 : 3
             var x = b.input("input", shape: [-1, channels, size, size])
             let relu6 = chance(0.4)
-            // Stem: large inputs are reduced early, as every ImageNet network does.
-            let stemStride = size >= 96 ? 2 : (chance(0.3) ? 2 : 1)
+            // Stem: large inputs are reduced early, as every ImageNet network does; small and
+            // wide networks keep their input's size.
+            let stemStride = wide ? 1 : size >= 96 ? 2 : (chance(0.3) ? 2 : 1)
             // Widths scale log-uniformly over 0.5–3× so that MAC counts span 1 M to 1.5 G.
             let scale = Foundation.exp(uniform(Foundation.log(0.5)...Foundation.log(3.0)))
-            x = conv(x, out: width(uniform(8...64) * scale), kernel: pick([3, 3, 5, 7]), stride: stemStride, activation: true, relu6: relu6)
+            let stem = wide ? uniform(16...64) * scale.squareRoot() : uniform(8...64) * scale
+            x = conv(x, out: width(stem), kernel: pick([3, 3, 5, 7]), stride: stemStride, activation: true, relu6: relu6)
             if size >= 96 && chance(0.5) {
                 x = pool(x, max: true, kernel: 3, stride: 2)
             }
             var nominal = Double(channels) * uniform(1.0...2.0)
-            let stages = int(2...5)
+            let stages = wide ? int(3...5) : int(2...5)
             for stage in 0..<stages {
-                let kind = pick(["plain", "basic", "bottleneck", "inverted", "inverted", "grouped"])
+                // Small and wide networks are mostly plain and basic 3×3 stages (VGG, ResNet).
+                let kind = wide ? pick(["plain", "basic", "basic", "bottleneck", "inverted", "grouped"])
+                                : pick(["plain", "basic", "bottleneck", "inverted", "inverted", "grouped"])
                 let blocks = int(1...3)
                 if stage > 0 {
-                    nominal = min(2048, nominal * uniform(1.3...2.2))
+                    nominal = min(wide ? 1024 : 2048, nominal * (wide ? uniform(1.6...2.2) : uniform(1.3...2.2)))
                     if size >= 4 && chance(0.25) { x = pool(x, max: chance(0.6), kernel: 2, stride: 2) }
                 }
                 for i in 0..<blocks {

@@ -32,11 +32,13 @@ final class ZooTests: XCTestCase {
     /// Sampled architectures (`sampled-N`): deterministic, and between them they cover what the
     /// predictor's families need — input sizes, kernel sizes, depthwise and grouped
     /// convolutions, both poolings, flattened inner products, channel counts that are not
-    /// multiples of 8 — within the MAC budget. Three of them run on oneDNN as the reference
-    /// kernels compute them.
+    /// multiples of 8, weight-heavy convolutions on small maps in networks whose weights lie
+    /// on both sides of a last-level cache — within the MAC budget. Three of them run on
+    /// oneDNN as the reference kernels compute them.
     func testSampledNetworksSpanTheKernelShapesAndRun() throws {
         var sizes = Set<Int>(), kernels = Set<Int>(), ops = Set<String>()
         var depthwise = 0, grouped = 0, oddChannels = 0, largeInnerProducts = 0
+        var heavySmallMapNetworkBytes: [Int] = []
         for i in 0..<40 {
             let entry = try Zoo.entry(named: "sampled-\(i)")
             let graph = try entry.build()
@@ -45,7 +47,7 @@ final class ZooTests: XCTestCase {
             sizes.insert(graph.inputs[0].shape[3])
             let program = try Program(lowering: graph, batch: 1)
             let shapes = Dictionary(program.values.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
-            var macs = 0
+            var macs = 0, heavySmallMap = 0
             for node in graph.nodes {
                 ops.insert(node.opType)
                 guard let w = graph.initializers[node.inputs.count > 1 ? node.inputs[1] : ""] else { continue }
@@ -55,6 +57,7 @@ final class ZooTests: XCTestCase {
                     kernels.insert(w.shape[2])
                     if groups == cin && cin > 1 { depthwise += 1 } else if groups > 1 { grouped += 1 }
                     if cout % 8 != 0 { oddChannels += 1 }
+                    if 4 * w.shape.reduce(1, *) >= 2 << 20 && out[3] <= 8 { heavySmallMap += 1 }
                     macs += out.reduce(1, *) * w.shape[1] * w.shape[2] * w.shape[3]
                 } else if node.opType == "Gemm" {
                     if w.shape[1] > 4096 { largeInnerProducts += 1 }
@@ -62,7 +65,13 @@ final class ZooTests: XCTestCase {
                 }
             }
             XCTAssertLessThanOrEqual(macs, SampledNetworks.maxMACs, "sampled-\(i)")
+            if heavySmallMap > 0 { heavySmallMapNetworkBytes.append(graph.initializers.values.reduce(0) { $0 + 4 * $1.shape.reduce(1, *) }) }
         }
+        // Convolutions with ≥ 2 MiB of weights on ≤ 8×8 maps, in networks with under 30 MB
+        // and over 60 MB of weights: both sides of this machine's cache edge.
+        XCTAssertGreaterThanOrEqual(heavySmallMapNetworkBytes.count, 8)
+        XCTAssertGreaterThanOrEqual(heavySmallMapNetworkBytes.filter { $0 < 30_000_000 }.count, 3, "\(heavySmallMapNetworkBytes)")
+        XCTAssertGreaterThanOrEqual(heavySmallMapNetworkBytes.filter { $0 > 60_000_000 }.count, 3, "\(heavySmallMapNetworkBytes)")
         XCTAssertGreaterThanOrEqual(sizes.count, 8, "\(sizes.sorted())")
         XCTAssertEqual(kernels, [1, 3, 5, 7])
         XCTAssertTrue(ops.isSuperset(of: ["MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Gemm", "Relu", "Clip"]), "\(ops)")
