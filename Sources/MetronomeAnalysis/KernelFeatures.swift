@@ -55,7 +55,7 @@ public enum KernelFeatures {
         "kh", "kw", "sh", "sw", "dilation", "log_groups", "log_cin_per_group", "log_cout_per_group",
         "log_flops", "log_bytes", "intensity", "log_weights", "post_ops", "has_sum", "src_block", "dst_block",
         "implementation", "log_network_weight_bytes",
-        "cin", "cout", "cin_block_fill", "cout_block_fill",
+        "cin", "cout", "cin_block_fill", "cout_block_fill", "log_weight_reuse",
     ]
 
     /// What a kernel's speed depends on beyond itself: how much the whole network touches per
@@ -63,11 +63,9 @@ public enum KernelFeatures {
     /// runs than in one that evicts them, so identical kernels differ by network.
     public struct Context: Sendable {
         public var weightBytes: Double
-        public var bytes: Double
 
         public init(_ kernels: [KernelInfo]) {
             weightBytes = kernels.reduce(0) { $0 + 4 * Double($1.weightsShape.reduce(1, *)) * ($1.weightsShape.isEmpty ? 0 : 1) }
-            bytes = kernels.reduce(0) { $0 + KernelFeatures.work($1).bytes }
         }
     }
 
@@ -110,6 +108,7 @@ public enum KernelFeatures {
         let wout = Double(spatialOut.last ?? 1)
         let g = Double(max(k.groups, 1))
         let w = work(k)
+        let weights = k.weightsShape.isEmpty ? 0 : Double(k.weightsShape.reduce(1, *))
         // Channels fill oneDNN's 16-wide (AVX-512) blocks only when divisible by 16; a pruned
         // layer with 37 channels computes 48. The fraction of each block that is real work:
         func fill(_ c: Double) -> Float { Float(c / (16 * (c / 16).rounded(.up))) }
@@ -131,6 +130,11 @@ public enum KernelFeatures {
             Float(implementations.firstIndex(of: k.implementation) ?? -1),
             lg(context.weightBytes),
             Float(dim(k.srcShape, 1)), Float(dim(k.dstShape, 1)), fill(dim(k.srcShape, 1) / g), fill(dim(k.dstShape, 1) / g),
+            // FLOPs per weight: 2 × batch × output pixels for a convolution, the reuse each
+            // weight gets once read. Low reuse (a wide layer on a tiny map at batch 1) makes a
+            // kernel as fast as its weights arrive, from cache or from memory by the
+            // network's size; no other feature carries the batch.
+            weights > 0 ? Float(log2(max(w.flops / weights, 1))) : -1,
         ]
     }
 }

@@ -64,7 +64,7 @@ public struct ProfiledConfiguration: Sendable {
 /// was fitted on; predicting for another machine is refused unless forced, because kernel
 /// speed is a property of the machine.
 public struct LatencyPredictor: Codable, Sendable {
-    public static let currentVersion = 2
+    public static let currentVersion = 3
 
     public struct FamilyModel: Codable, Sendable {
         /// oneDNN implementation names seen in training, the categorical feature's vocabulary.

@@ -63,6 +63,23 @@ final class PredictorTests: XCTestCase {
         return result
     }
 
+    /// The weight-reuse feature by hand: FLOPs per weight is 2 × batch × output pixels for a
+    /// convolution (so the batch reaches the trees), and a kernel without weights says -1.
+    func testWeightReuseIsTwiceBatchTimesOutputPixels() throws {
+        let column = try XCTUnwrap(KernelFeatures.names.firstIndex(of: "log_weight_reuse"))
+        let k = Self.conv(0, batch: 8, channels: 512, size: 4, kernel: 3)
+        let context = KernelFeatures.Context([k])
+        XCTAssertEqual(context.weightBytes, 4 * 512 * 512 * 9)
+        let v = KernelFeatures.vector(k, threads: 1, implementations: [k.implementation], context: context)
+        XCTAssertEqual(v.count, KernelFeatures.names.count)
+        XCTAssertEqual(v[column], Float(log2(2.0 * 8 * 4 * 4)), accuracy: 1e-5)
+        let dw = Self.conv(0, batch: 1, channels: 32, size: 7, kernel: 3, depthwise: true)
+        XCTAssertEqual(KernelFeatures.vector(dw, threads: 1, implementations: [], context: context)[column], Float(log2(2.0 * 49)), accuracy: 1e-5)
+        var pool = k
+        pool.primitive = "pooling"; pool.weightsShape = []
+        XCTAssertEqual(KernelFeatures.vector(pool, threads: 1, implementations: [], context: context)[column], -1)
+    }
+
     func testFitRecoversAnExactFunctionOfTheFeatures() throws {
         let train = Self.configurations(networks: 30, seed: 1)
         let test = Self.configurations(networks: 10, seed: 99, prefix: "new")
