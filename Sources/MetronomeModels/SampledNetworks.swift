@@ -119,7 +119,7 @@ public enum SampledNetworks {
             for stage in 0..<stages {
                 // Small and wide networks are mostly plain and basic 3×3 stages (VGG, ResNet).
                 let kind = wide ? pick(["plain", "basic", "basic", "bottleneck", "inverted", "grouped"])
-                                : pick(["plain", "basic", "bottleneck", "inverted", "inverted", "grouped"])
+                                : pick(["plain", "basic", "bottleneck", "inverted", "inverted", "grouped", "shuffle", "inception"])
                 let blocks = int(1...3)
                 if stage > 0 {
                     nominal = min(wide ? 1024 : 2048, nominal * (wide ? uniform(1.6...2.2) : uniform(1.3...2.2)))
@@ -157,6 +157,76 @@ public enum SampledNetworks {
             ])[0]
         }
 
+        /// ShuffleNet's channel shuffle: `[N, g·c, H, W]` → `[N, g, c, H, W]` → swap → back.
+        mutating func channelShuffle(_ x: String, groups: Int) -> String {
+            let c = channels
+            let split = b.node("Reshape", [x, b.integers([0, groups, c / groups, size, size])])[0]
+            let swapped = b.node("Transpose", [split], attributes: ["perm": .ints([0, 2, 1, 3, 4])])[0]
+            return b.node("Reshape", [swapped, b.integers([0, c, size, size])])[0]
+        }
+
+        /// A ShuffleNet (v1) unit: grouped 1×1, channel shuffle, depthwise 3×3, grouped 1×1;
+        /// added to its input, or, when it halves the map, concatenated with the input's
+        /// 3×3 average pool. Its transposes and grouped 1×1 convolutions are kernels no other
+        /// block has.
+        mutating func shuffleUnit(_ x: String, nominal: Double, stride: Int, relu6: Bool) -> String {
+            let cin = channels, sizeIn = size
+            let groups = pick([2, 3, 4, 8])
+            let mid = max(groups, width(nominal / 4) / groups * groups)
+            let branchOut = stride == 1 ? cin : max(groups, (max(width(nominal), cin + groups) - cin) / groups * groups)
+            var y = conv(x, out: mid, kernel: 1, groups: cin % groups == 0 ? groups : 1, activation: true, relu6: relu6)
+            y = channelShuffle(y, groups: groups)
+            y = conv(y, out: mid, kernel: 3, stride: stride, groups: mid, activation: false, relu6: relu6)
+            y = conv(y, out: branchOut, kernel: 1, groups: branchOut % groups == 0 ? groups : 1, activation: false, relu6: relu6)
+            if stride == 1 {
+                let sum = b.add(y, x)
+                return relu6 ? b.relu6(sum) : b.relu(sum)
+            }
+            let sizeOut = size
+            size = sizeIn
+            let pooled = pool(x, max: false, kernel: 3, stride: 2)
+            precondition(size == sizeOut, "the pooled shortcut has the branch's size")
+            channels = branchOut + cin
+            let joined = b.node("Concat", [y, pooled], attributes: ["axis": .int(1)])[0]
+            return relu6 ? b.relu6(joined) : b.relu(joined)
+        }
+
+        /// An Inception block (GoogLeNet): 1×1, 1×1→3×3, 1×1→5×5 and 3×3 max pool→1×1
+        /// branches concatenated; a halving block max-pools first, as GoogLeNet does between
+        /// stages. Concats and stride-1 pooling come from here.
+        mutating func inceptionBlock(_ x: String, nominal: Double, stride: Int, relu6: Bool) -> String {
+            var input = x
+            if stride == 2 { input = pool(x, max: true, kernel: 3, stride: 2) }
+            let cin = channels, sizeIn = size
+            var branches: [String] = [], total = 0
+            branches.append(conv(input, out: width(nominal / 4), kernel: 1, activation: true, relu6: relu6)); total += channels
+            channels = cin; size = sizeIn
+            var y = conv(input, out: width(nominal / 6), kernel: 1, activation: true, relu6: relu6)
+            branches.append(conv(y, out: width(nominal / 3), kernel: 3, activation: true, relu6: relu6)); total += channels
+            channels = cin; size = sizeIn
+            y = conv(input, out: width(nominal / 16), kernel: 1, activation: true, relu6: relu6)
+            branches.append(conv(y, out: width(nominal / 8), kernel: pick([3, 5]), activation: true, relu6: relu6)); total += channels
+            channels = cin; size = sizeIn
+            y = pool(input, max: true, kernel: 3, stride: 1)
+            branches.append(conv(y, out: width(nominal / 8), kernel: 1, activation: true, relu6: relu6)); total += channels
+            channels = total
+            return b.node("Concat", branches, attributes: ["axis": .int(1)])[0]
+        }
+
+        /// A squeeze-and-excitation gate (EfficientNet, MobileNetV3): global average pool,
+        /// 1×1 down, ReLU, 1×1 up, sigmoid, scaling the input's channels: broadcast
+        /// element-wise kernels, which convolutions cannot absorb as post-ops.
+        mutating func squeezeExcite(_ x: String) -> String {
+            let c = channels, sizeIn = size
+            size = 1
+            var s = b.globalAveragePool(x)
+            s = conv(s, out: max(4, c / 4), kernel: 1, activation: true, relu6: false)
+            s = conv(s, out: c, kernel: 1, activation: false, relu6: false)
+            s = b.node("Sigmoid", [s])[0]
+            channels = c; size = sizeIn
+            return b.node("Mul", [x, s])[0]
+        }
+
         /// One block of `kind`; residual blocks add a projected shortcut when the shape changes.
         mutating func block(_ kind: String, _ x: String, nominal: Double, stride: Int, relu6: Bool) -> String {
             let cin = channels, sizeIn = size
@@ -178,7 +248,12 @@ public enum SampledNetworks {
                 y = x
                 if expand > 1 { y = conv(y, out: width(Double(cin * expand)), kernel: 1, activation: true, relu6: relu6) }
                 y = conv(y, out: channels, kernel: pick([3, 3, 5, 7]), stride: stride, groups: channels, activation: true, relu6: relu6)
+                if chance(0.3) { y = squeezeExcite(y) }
                 y = conv(y, out: width(nominal / 2), kernel: 1, activation: false, relu6: relu6)
+            case "shuffle":
+                return shuffleUnit(x, nominal: nominal, stride: stride, relu6: relu6)
+            case "inception":
+                return inceptionBlock(x, nominal: nominal, stride: stride, relu6: relu6)
             default:  // grouped (ResNeXt): 1×1, grouped 3×3, 1×1
                 let groups = pick([2, 4, 8, 16, 32])
                 let perGroup = max(1, width(nominal / 2) / groups)

@@ -31,7 +31,8 @@ final class ZooTests: XCTestCase {
 
     /// Sampled architectures (`sampled-N`): deterministic, and between them they cover what the
     /// predictor's families need — input sizes, kernel sizes, depthwise and grouped
-    /// convolutions, both poolings, flattened inner products, channel counts that are not
+    /// convolutions, both poolings, flattened inner products, concatenations, transposes,
+    /// broadcast element-wise gates, channel counts that are not
     /// multiples of 8, weight-heavy convolutions on small maps in networks whose weights lie
     /// on both sides of a last-level cache — within the MAC budget. Three of them run on
     /// oneDNN as the reference kernels compute them.
@@ -39,7 +40,7 @@ final class ZooTests: XCTestCase {
         var sizes = Set<Int>(), kernels = Set<Int>(), ops = Set<String>()
         var depthwise = 0, grouped = 0, oddChannels = 0, largeInnerProducts = 0
         var heavySmallMapNetworkBytes: [Int] = []
-        for i in 0..<40 {
+        for i in 0..<60 {  // the ones `make predictor` profiles
             let entry = try Zoo.entry(named: "sampled-\(i)")
             let graph = try entry.build()
             XCTAssertEqual(graph, try entry.build(), "sampled-\(i) is a pure function of its index")
@@ -74,7 +75,8 @@ final class ZooTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(heavySmallMapNetworkBytes.filter { $0 > 60_000_000 }.count, 3, "\(heavySmallMapNetworkBytes)")
         XCTAssertGreaterThanOrEqual(sizes.count, 8, "\(sizes.sorted())")
         XCTAssertEqual(kernels, [1, 3, 5, 7])
-        XCTAssertTrue(ops.isSuperset(of: ["MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Gemm", "Relu", "Clip"]), "\(ops)")
+        XCTAssertTrue(ops.isSuperset(of: ["MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Gemm", "Relu", "Clip",
+                                          "Concat", "Reshape", "Transpose", "Sigmoid", "Mul"]), "\(ops)")
         XCTAssertGreaterThan(depthwise, 10)
         XCTAssertGreaterThan(grouped, 3)
         XCTAssertGreaterThan(oddChannels, 20)
@@ -83,7 +85,9 @@ final class ZooTests: XCTestCase {
         XCTAssertThrowsError(try Zoo.entry(named: "sampled-x")) { XCTAssertTrue("\($0)".contains("sampled-N"), "\($0)") }
 
         var g = SplitMix64(seed: 5)
-        for name in ["sampled-1", "sampled-4", "sampled-8"] {
+        // sampled-1 has Inception blocks; sampled-54 channel shuffles, concatenations and
+        // squeeze-and-excitation gates.
+        for name in ["sampled-1", "sampled-8", "sampled-54"] {
             let graph = try Zoo.entry(named: name).build()
             let program = try Program(lowering: graph, batch: 2)
             let x = Tensor(shape: [2] + graph.inputs[0].shape.dropFirst(), uniformIn: -1...1, generator: &g)
