@@ -11,8 +11,9 @@ import Metronome
 /// kernel configurations around those of real models instead of profiling whole models only.
 /// Here each network is sampled whole, so that its kernels keep the context a deployed
 /// network gives them (caches, fused post-ops, layouts): input sizes 28–224, stems of 3×3 to
-/// 7×7, stages of plain, basic residual, bottleneck, inverted residual (depthwise) and grouped
-/// blocks, channel counts that are often not multiples of 8 (as pruning leaves them),
+/// 7×7, stages of plain, basic residual, bottleneck, inverted residual (depthwise, some with a
+/// squeeze-and-excitation gate), grouped, ShuffleNet and Inception blocks (transposes and
+/// concatenations, kernels the convolution blocks never make), channel counts that are often not multiples of 8 (as pruning leaves them),
 /// pooling between stages, and either a global-average-pool head or a large flattened inner
 /// product. Network `N` is a pure function of `N`.
 ///
