@@ -103,8 +103,11 @@ profile-dataset: build weights
 	$(PYTHON) scripts/plot_profile.py $(PROFILE_DIR)/profile.csv $(PROFILE_DIR)/latency-vs-macs.svg --force
 
 # PREDICTOR_SAMPLED sampled architectures (sampled-0 …, no family: 28-224 inputs, plain,
-# residual, bottleneck, depthwise and grouped blocks, inner-product heads), profiled once on
-# the same grid, so that the default predictor has seen kernel shapes outside the six families.
+# residual, bottleneck, depthwise (some gated), grouped, ShuffleNet and Inception blocks,
+# inner-product heads; a third small and wide, with megabytes of weights on tiny maps),
+# profiled once on the same grid right after the passes (the machine's speed level moves
+# over tens of minutes), so that the default predictor has seen kernels outside the six
+# families. About 5 minutes (4 min 47 s - 5 min 5 s measured 2026-12-02).
 PREDICTOR_SAMPLED ?= 60
 sampled-profile: build
 	.build/release/metronome dataset --models sampled:$(PREDICTOR_SAMPLED) --amounts 0 --out $(PROFILE_DIR)/sampled-dataset
