@@ -65,14 +65,19 @@ public enum KernelFeatures {
         public var weightBytes: Double
 
         public init(_ kernels: [KernelInfo]) {
-            weightBytes = kernels.reduce(0) { $0 + 4 * Double($1.weightsShape.reduce(1, *)) * ($1.weightsShape.isEmpty ? 0 : 1) }
+            weightBytes = kernels.reduce(0) { $0 + 4 * KernelFeatures.weightElements($1) }
         }
     }
 
+    /// The number of elements of a shape; 0 for none (a kernel without weights).
+    static func elements(_ shape: [Int]) -> Double { shape.isEmpty ? 0 : Double(shape.reduce(1, *)) }
+
+    /// A kernel's weight elements (0 when it has none).
+    public static func weightElements(_ k: KernelInfo) -> Double { elements(k.weightsShape) }
+
     /// FLOPs (multiply-adds count 2) and bytes read and written (float32) of one kernel.
     public static func work(_ k: KernelInfo) -> (flops: Double, bytes: Double) {
-        func count(_ s: [Int]) -> Double { s.isEmpty ? 0 : Double(s.reduce(1, *)) }
-        let src = count(k.srcShape), dst = count(k.dstShape), weights = count(k.weightsShape)
+        let src = elements(k.srcShape), dst = elements(k.dstShape), weights = weightElements(k)
         let bytes = 4 * (src + dst + weights)
         let window = Double(k.kernelShape.reduce(1, *))
         switch KernelFamily(k) {
@@ -108,7 +113,7 @@ public enum KernelFeatures {
         let wout = Double(spatialOut.last ?? 1)
         let g = Double(max(k.groups, 1))
         let w = work(k)
-        let weights = k.weightsShape.isEmpty ? 0 : Double(k.weightsShape.reduce(1, *))
+        let weights = weightElements(k)
         // Channels fill oneDNN's 16-wide (AVX-512) blocks only when divisible by 16; a pruned
         // layer with 37 channels computes 48. The fraction of each block that is real work:
         func fill(_ c: Double) -> Float { Float(c / (16 * (c / 16).rounded(.up))) }
@@ -125,7 +130,7 @@ public enum KernelFeatures {
             Float(k.strides.first ?? 0), Float(k.strides.last ?? 0), Float(k.dilations.first ?? 1),
             lg(g), lg(dim(k.srcShape, 1) / g), lg(dim(k.dstShape, 1) / g),
             lg(w.flops), lg(w.bytes), Float(w.bytes > 0 ? w.flops / w.bytes : 0),
-            lg(Double(k.weightsShape.reduce(1, *))), Float(k.postOps.count), k.postOps.contains("sum") ? 1 : 0,
+            lg(weights), Float(k.postOps.count), k.postOps.contains("sum") ? 1 : 0,
             block(k.srcLayout), block(k.dstLayout),
             Float(implementations.firstIndex(of: k.implementation) ?? -1),
             lg(context.weightBytes),

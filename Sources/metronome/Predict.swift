@@ -192,13 +192,15 @@ struct Predict: ParsableCommand {
     func compiledRuntimeBytes() -> Int? {
         let arguments = ["profile-worker", "--model", model, "--batch", String(batch), "--threads", String(threads),
                          "--runs", "0", "--warmup", "0", "--compile-only"]
+        let reason: String
         do {
             let outcome = try ChildProcess.run(try Profile.executablePath(), arguments, timeout: 600)
             if let bytes = ProfileWorkerResult(outcome)?.compiledRuntimeBytes { return bytes }
-            FileHandle.standardError.write(Data("warning: could not measure what compiling \(model) holds (\(outcome.failureReason(oomKilled: false, limit: 0))); no resident memory is predicted\n".utf8))
+            reason = outcome.failureReason(oomKilled: false, limit: 0)
         } catch {
-            FileHandle.standardError.write(Data("warning: could not measure what compiling \(model) holds (\(error)); no resident memory is predicted\n".utf8))
+            reason = "\(error)"
         }
+        FileHandle.standardError.write(Data("warning: could not measure what compiling \(model) holds (\(reason)); no resident memory is predicted\n".utf8))
         return nil
     }
 

@@ -34,13 +34,16 @@ struct ProfileWorker: ParsableCommand {
     @Option(help: "Bytes; without --cgroup, enforced with RLIMIT_AS.") var memoryLimit: Int = 0
     @Flag(help: "Compile and measure memory only; run nothing (`metronome predict`).") var compileOnly = false
 
+    func validate() throws {
+        if compileOnly && stage == .train { throw ValidationError("--compile-only measures inference plans; not with --stage train") }
+    }
+
     func run() throws {
         if let cgroup {
             try ProcessMemory.join(cgroup: cgroup)
         } else if memoryLimit > 0 {
             try ProcessMemory.limitAddressSpace(residentBytes: memoryLimit)
         }
-        if compileOnly && stage == .train { throw ValidationError("--compile-only measures inference plans; not with --stage train") }
         try FaultInjection.apply(batch: batch)
         let coreList = try cores.map(Affinity.parse)
         let baseline = ProcessMemory.residentBytes(), baselineAnonymous = ProcessMemory.status("RssAnon")
