@@ -12,7 +12,8 @@ import Metronome
 /// (`compiled_runtime_bytes`). On the machines measured here that reading leaves −14 to +8 KiB
 /// of the measured memory unexplained, except in networks with gemm-based convolutions, where
 /// the first run adds about 3.8 MiB whatever their number or shapes (oneDNN generates its gemm
-/// kernels lazily, once per process). So the model is
+/// kernels lazily, once per process), and, before AVX-512, in networks whose inner products run
+/// on oneDNN's sgemm (see ``key(_:)``). So the model is
 /// `anon_rss_bytes − planned_bytes − compiled_runtime_bytes ≈ a + c·(threads − 1) + Σ over the
 /// implementations present of o[implementation]`, every o ≥ 0, fitted by least squares on
 /// relative error (a 5 MiB network counts as much as a 500 MiB one), each o pulled towards 0
@@ -40,8 +41,20 @@ public struct RuntimeMemory: Codable, Sendable, Equatable {
         case onceBytesPerImplementation = "once_bytes_per_implementation", configurations
     }
 
-    /// How a kernel's implementation is named here: oneDNN's primitive kind and implementation.
-    public static func key(_ kernel: KernelInfo) -> String { "\(kernel.primitive):\(kernel.implementation)" }
+    /// How a kernel's implementation is named here: oneDNN's primitive kind and implementation,
+    /// and for a gemm-based inner product or matmul of one row, `/gemv`. oneDNN's sgemm
+    /// (`x64:gemm:jit`, what inner products use before AVX-512) sets up once per process about
+    /// 120 KiB for a single row and 1.8 MiB of packing buffers for more, whatever the shapes and
+    /// threads (measured 2026-12-02 on an AVX2 EPYC: 118-131 KiB at batch 1, 1807-1848 KiB at
+    /// batch 4 to 256, two networks, 1 and 2 threads), so the two are fitted apart.
+    public static func key(_ kernel: KernelInfo) -> String {
+        let base = "\(kernel.primitive):\(kernel.implementation)"
+        // An inner product's rows are its batch; a matmul's, every dimension but the last.
+        let rows = kernel.primitive == "inner_product" ? kernel.srcShape.first ?? 0 : kernel.srcShape.dropLast().reduce(1, *)
+        let gemv = kernel.implementation.contains("gemm") && ["inner_product", "matmul"].contains(kernel.primitive)
+            && kernel.srcShape.count >= 2 && rows == 1
+        return gemv ? base + "/gemv" : base
+    }
 
     /// The implementations a plan of `kernels` uses, each once.
     public static func implementations(_ kernels: [KernelInfo]) -> [String] { Array(Set(kernels.map(key))).sorted() }

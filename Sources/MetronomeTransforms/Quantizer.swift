@@ -18,6 +18,10 @@ public struct Quantizer {
         public var percentile = 99.999
         /// Layers (node names) left in float.
         public var keep: Set<String> = []
+        /// 7-bit weights (`[-64, 64]`) instead of `[-127, 127]`: what CPUs without VNNI compute
+        /// on their integer kernels (``OptimizationOptions/integerWeightLimit``); with full-range
+        /// weights those layers run in float there. ONNX Runtime's `reduce_range` is the same idea.
+        public var reduceRange = false
 
         public init() {}
     }
@@ -156,17 +160,18 @@ public struct Quantizer {
         return (out, report)
     }
 
-    /// Symmetric int8 weights (`[-127, 127]`) and their scales.
+    /// Symmetric int8 weights (`[-127, 127]`, or `[-64, 64]` with `reduceRange`) and their scales.
     func quantizeWeights(_ w: Tensor, axis: Int) -> (Tensor, [Float]) {
         let channels = options.perChannel ? w.shape[axis] : 1
         var maxima = [Float](repeating: 0, count: channels)
         let inner = w.shape[(axis + 1)...].reduce(1, *)
         func channel(_ i: Int) -> Int { channels == 1 ? 0 : (i / inner) % w.shape[axis] }
         for i in 0..<w.count { maxima[channel(i)] = max(maxima[channel(i)], abs(w.scalars[i])) }
-        let scales = maxima.map { $0 > 0 ? $0 / 127 : 1 }
+        let top: Float = options.reduceRange ? 64 : 127
+        let scales = maxima.map { $0 > 0 ? $0 / top : 1 }
         var q = w
         for i in 0..<w.count {
-            q.scalars[i] = min(max((w.scalars[i] / scales[channel(i)]).rounded(.toNearestOrEven), -127), 127)
+            q.scalars[i] = min(max((w.scalars[i] / scales[channel(i)]).rounded(.toNearestOrEven), -top), top)
         }
         return (q, scales)
     }

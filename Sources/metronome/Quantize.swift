@@ -35,6 +35,8 @@ struct Quantize: ParsableCommand {
     @Option(help: "Range method: minmax, percentile or entropy.") var method: CalibrationMethod = .minmax
     @Option(help: "Percentile of magnitudes the percentile method keeps.") var percentile = 99.999
     @Flag(help: "One weight scale per output channel.") var perChannel = false
+    @Flag(help: "7-bit weights ([-64, 64]): what CPUs without VNNI (AVX2, AVX-512 before VNNI) run on integer kernels; full-range layers run in float there.")
+    var reduceRange = false
     @Option(help: "Activation type: uint8 (asymmetric, with a zero point) or int8 (symmetric).")
     var activations: QuantizedType = .uint8
     @Option(help: ArgumentHelp("Keep this layer (node name) in float; repeatable.", valueName: "NODE")) var keep: [String] = []
@@ -73,6 +75,7 @@ struct Quantize: ParsableCommand {
         var options = Quantizer.Options()
         options.method = method
         options.perChannel = perChannel
+        options.reduceRange = reduceRange
         options.activationType = activations
         options.percentile = percentile
         options.keep = Set(keep)
@@ -106,6 +109,9 @@ struct Quantize: ParsableCommand {
             print(try report.jsonText())
         } else {
             print(report.text)
+        }
+        if MachineInfo.int8ProductsSaturate && !reduceRange {
+            FileHandle.standardError.write(Data("note: this CPU has no VNNI (oneDNN ISA \(MachineInfo.current().onednnISA)): its 8-bit kernels are exact only for weights within ±64, so layers with full-range weights run in float here; --reduce-range quantizes to 7-bit weights they take\n".utf8))
         }
     }
 }

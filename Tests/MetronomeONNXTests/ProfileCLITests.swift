@@ -1,4 +1,5 @@
 import Foundation
+import Metronome
 import CLITestHarness
 import XCTest
 
@@ -100,13 +101,17 @@ final class ProfileCLITests: XCTestCase {
     /// above it by no more than the libraries paged in; and within 2% once what compiling and
     /// creating the executor left resident (`compiled_runtime_bytes`, read before anything ran)
     /// is added, since this model has no gemm-based convolution (whose kernels oneDNN generates
-    /// on the first run).
+    /// on the first run). Before AVX-512 its inner products run on oneDNN's sgemm
+    /// (`x64:gemm:jit`), which sets up at most 2 MiB once per process on its first run
+    /// (``RuntimeMemory/key(_:)``): then that much more is allowed, and no more.
     func testMeasuredMemoryMatchesThePlan() throws {
         let bin = try Harness.metronome()
         let out = path("mem.csv")
-        let r = try Harness.run(bin, ["profile", "noscope-coral", "--batch", "1,64", "--runs", "3", "--warmup", "1", "--out", out])
+        let r = try Harness.run(bin, ["profile", "noscope-coral", "--batch", "1,64", "--runs", "3", "--warmup", "1", "--layers", "--out", out])
         XCTAssertEqual(r.status, 0, r.stderr)
-        for row in try rows(out) {
+        let table = try rows(out)
+        let sgemm = table.contains { $0["row"] == "layer" && $0["implementation"] == "x64:gemm:jit" }
+        for row in table where row["row"] == "model" {
             let planned = Double(row["planned_bytes"]!)!, anon = Double(row["anon_rss_bytes"]!)!
             let peak = Double(row["peak_rss_bytes"]!)!
             XCTAssertEqual(Int(planned), try plannedBytes(bin, "noscope-coral", batch: Int(row["batch"]!)!)
@@ -114,7 +119,9 @@ final class ProfileCLITests: XCTestCase {
             XCTAssertEqual(anon, planned, accuracy: 2 * 1_048_576 + 0.03 * planned, "batch \(row["batch"]!)")
             let compiled = try XCTUnwrap(Double(row["compiled_runtime_bytes"] ?? ""), "compiled_runtime_bytes")
             XCTAssertGreaterThan(compiled, 256 * 1024, "oneDNN's primitives hold JIT code")
-            XCTAssertEqual(anon, planned + compiled, accuracy: 0.02 * anon, "batch \(row["batch"]!): planned \(planned) + compiled \(compiled)")
+            let once = sgemm ? 2.0 * 1_048_576 : 0
+            XCTAssertGreaterThan(anon, planned + compiled - 0.02 * anon, "batch \(row["batch"]!): planned \(planned) + compiled \(compiled)")
+            XCTAssertLessThan(anon, planned + compiled + once + 0.02 * anon, "batch \(row["batch"]!): planned \(planned) + compiled \(compiled), sgemm \(sgemm)")
             XCTAssertGreaterThanOrEqual(peak, anon - 1_048_576)
             XCTAssertLessThan(peak, planned + 16 * 1_048_576)
         }
@@ -204,13 +211,24 @@ final class ProfileCLITests: XCTestCase {
         XCTAssertEqual(try Harness.run(bin, base).status, 0)
         let bf16 = try Harness.run(bin, base + ["--precision", "bf16"])
         XCTAssertEqual(bf16.status, 0, bf16.stderr)
+        guard MachineInfo.bf16Kernels else {
+            // No AVX-512: the configuration is recorded as failed, with the reason, and the
+            // sweep goes on; a rerun does not retry it.
+            XCTAssertTrue(bf16.stdout.contains("1 configuration(s) measured (1 failed)"), bf16.stdout)
+            let models = try rows(out).filter { $0["row"] == "model" }
+            XCTAssertEqual(models.map { $0["precision"] }, ["fp32", "bf16"])
+            XCTAssertEqual(models.last?["status"], "failed")
+            XCTAssertTrue(models.last?["reason"]?.contains("it needs AVX-512") == true, "\(String(describing: models.last))")
+            return
+        }
         XCTAssertTrue(bf16.stdout.contains("1 configuration(s) measured"), bf16.stdout)
         let again = try Harness.run(bin, base + ["--precision", "bf16"])
         XCTAssertTrue(again.stdout.contains("0 configuration(s) measured (0 failed), 1 skipped"), again.stdout)
         let table = try rows(out)
         let models = table.filter { $0["row"] == "model" }
         XCTAssertEqual(models.map { $0["precision"] }, ["fp32", "bf16"])
-        let w32 = Double(models[0]["planned_weight_bytes"]!)!, w16 = Double(models[1]["planned_weight_bytes"]!)!
+        let w32 = try XCTUnwrap(models.first?["planned_weight_bytes"].flatMap(Double.init))
+        let w16 = try XCTUnwrap(models.last?["planned_weight_bytes"].flatMap(Double.init))
         XCTAssertLessThan(w16, 0.6 * w32)
         let convs = table.filter { $0["row"] == "layer" && $0["precision"] == "bf16" && $0["op_type"] == "Conv" }
         XCTAssertFalse(convs.isEmpty)

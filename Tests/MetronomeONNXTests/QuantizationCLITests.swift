@@ -1,4 +1,5 @@
 import Foundation
+import Metronome
 import CLITestHarness
 import XCTest
 
@@ -20,6 +21,12 @@ final class QuantizationCLITests: XCTestCase {
         }
         XCTAssertEqual(json["deterministic"] as? Bool, true, "quantizing twice gave different files")
         XCTAssertEqual(rows.count, 3 * (4 * 2 * 2 + 4 * 2))
+        // Without VNNI the reference is ONNX Runtime's float computation of the QDQ formulas
+        // (its integer kernels saturate there: tests/ort_quantized.py), and so is Metronome's
+        // (full-range layers run in float there): two float sums may round a requantization tie
+        // differently, one quantum carried through the later layers (0.16% measured).
+        let integerReference = json["ort_integer_kernels"] as? Bool ?? true
+        XCTAssertEqual(integerReference, MachineInfo.int8ProductsSaturate == false, "the script and the engine agree on VNNI")
         for row in rows {
             let label = "\(row["model"] ?? "?") \(row["variant"] ?? "?") batch \(row["batch"] ?? "?") \(row["precision"] ?? "?")"
             XCTAssertEqual(row["top1_agree"] as? Bool, true, label)
@@ -27,9 +34,9 @@ final class QuantizationCLITests: XCTestCase {
                 // ONNX Runtime's file ends in a DequantizeLinear: the logits lie on its grid. The
                 // int8 kernels compute what ONNX Runtime's integer kernels do; the float emulation
                 // may round a tie the other way somewhere.
-                XCTAssertLessThanOrEqual(quanta, row["precision"] as? String == "int8" ? 1 : 2, label)
+                XCTAssertLessThanOrEqual(quanta, row["precision"] as? String == "int8" && integerReference ? 1 : 2, label)
             } else {
-                XCTAssertLessThanOrEqual(row["relerr"] as? Double ?? 1, 1e-3, label)
+                XCTAssertLessThanOrEqual(row["relerr"] as? Double ?? 1, integerReference ? 1e-3 : 1e-2, label)
                 XCTAssertLessThan(row["float_relerr"] as? Double ?? 1, 0.2, "\(label): far from the float model")
             }
         }

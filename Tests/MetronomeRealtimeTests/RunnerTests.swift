@@ -172,12 +172,13 @@ final class RunnerTests: XCTestCase {
     /// low-priority job; without preemption it can wait for the whole job. A real run on a
     /// shared host can stall any one job for milliseconds, so the bound may be exceeded by at
     /// most two of the ~85 high-priority jobs; without preemption the first high-priority job
-    /// released during each of the 12 low-priority jobs (tens of milliseconds each) waits past
+    /// released during each low-priority job that runs (tens of milliseconds each: 12 when a job
+    /// takes under its 50 ms period, fewer on a slower CPU, where some are skipped) waits past
     /// it (later ones are skipped while it waits), which the same bound shows.
     func testLayerPreemptionKeepsHighPriorityResponseNearIsolated() throws {
         let core = Affinity.availableCores()[0]
         var responses: [TaskSet.Preemption: [Int64]] = [:]
-        var lowPreemptions: [TaskSet.Preemption: Int] = [:]
+        var lowPreemptions: [TaskSet.Preemption: Int] = [:], lowRan: [TaskSet.Preemption: Int] = [:]
         var isolatedHigh: Int64 = 0, longestLayer: Int64 = 0, lowJob: Int64 = 0
         for preemption in [TaskSet.Preemption.layer, .job] {
             let set = TaskSet(name: "preempt", duration: 600_000_000, policy: .fixedPriority, preemption: preemption,
@@ -189,6 +190,7 @@ final class RunnerTests: XCTestCase {
             Self.assertSpansMatchRecords(result, prepared)
             responses[preemption] = result.records[0].compactMap(\.response)
             lowPreemptions[preemption] = result.records[1].reduce(0) { $0 + $1.preemptions }
+            lowRan[preemption] = result.records[1].filter { !$0.skipped && $0.end != nil }.count
             isolatedHigh = Int64(prepared[0].timing.maxJob)
             longestLayer = Int64(prepared[1].timing.maxLayer)
             lowJob = Int64(prepared[1].timing.jobSamples.min()!)
@@ -200,7 +202,9 @@ final class RunnerTests: XCTestCase {
         XCTAssertGreaterThan(responses[.layer]!.count, 60)
         XCTAssertLessThanOrEqual(late[.layer]!.count, 2,
                                  "high-priority response stays near its isolated time plus one layer (bound \(bound) ns): \(late[.layer]!)")
-        XCTAssertGreaterThanOrEqual(late[.job]!.count, 8, "without preemption jobs wait past the bound: \(late[.job]!)")
+        XCTAssertGreaterThanOrEqual(lowRan[.job]!, 5, "low-priority jobs ran")
+        XCTAssertGreaterThanOrEqual(late[.job]!.count, lowRan[.job]! - 1,
+                                    "without preemption jobs wait past the bound, one per low-priority job: \(late[.job]!), \(lowRan[.job]!) low jobs")
         XCTAssertGreaterThan(responses[.job]!.max()!, lowJob / 2, "without preemption it waits for the long job")
     }
 

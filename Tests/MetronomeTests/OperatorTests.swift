@@ -313,6 +313,26 @@ final class OperatorTests: XCTestCase {
         }
     }
 
+    /// Operands broadcast along the channels (a scalar, a spatial map, a row) against a
+    /// convolution's blocked output whose channel count is not a multiple of the block (8 on
+    /// AVX2, 16 on AVX-512): oneDNN 2.6's AVX2 kernel got these wrong when the operand was
+    /// given the blocked layout too.
+    func testChannelBroadcastOperandOnBlockedLayouts() throws {
+        for channels in [5, 12, 20] {
+            for kind in BinaryKind.allCases {
+                for other in [[1], [1, 1, 1, 1], [1, 1, 6, 6], [6], [1, 1, 1, 6], [2, 1, 6, 1]] {
+                    let range: ClosedRange<Float> = kind == .div ? 0.5...2 : -1...1
+                    var b = GraphBuilder(name: "broadcast-blocked", seed: 19)
+                    let x = b.input("x", shape: [2, 3, 6, 6])
+                    let conv = b.conv(x, in: 3, out: channels, kernel: 3, bias: true)
+                    let k = b.constant(Tensor(shape: other, uniformIn: range, generator: &b.generator))
+                    b.output(b.node(kind.rawValue, [conv, k])[0])
+                    try checkAgainstReference(b.graph, "\(kind) by \(other) on blocked layout, C=\(channels)")
+                }
+            }
+        }
+    }
+
     // MARK: Data movement
 
     func testConcat() throws {

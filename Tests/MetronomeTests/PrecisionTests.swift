@@ -6,8 +6,17 @@ import XCTest
 /// `--precision bf16` against the reference interpreter (fp32, unoptimised program): close
 /// within bf16's rounding, yet measurably different from fp32 (so the bf16 kernels really ran).
 final class PrecisionTests: XCTestCase {
-    func bf16Error(_ graph: Graph, batch: Int = 1) throws -> (bf16: Double, fp32: Double) {
+    ///
+    /// On a CPU without AVX-512 (``MachineInfo/bf16Kernels``) the bf16 compile must be refused
+    /// with the reason instead; then it returns nil.
+    func bf16Error(_ graph: Graph, batch: Int = 1) throws -> (bf16: Double, fp32: Double)? {
         let program = try Program(lowering: graph, batch: batch)
+        guard MachineInfo.bf16Kernels else {
+            XCTAssertThrowsError(try Plan.compile(program, options: CompileOptions(threads: 1, precision: .bf16))) {
+                XCTAssertTrue("\($0)".contains("it needs AVX-512"), "\($0)")
+            }
+            return nil
+        }
         let inputs = TestSupport.inputs(for: program, seed: 5)
         let expected = try TestSupport.reference(program, inputs)[0]
         let fp32 = try Executor(plan: Plan.compile(program, options: CompileOptions(threads: 1))).run(inputs)[0]
@@ -20,7 +29,7 @@ final class PrecisionTests: XCTestCase {
 
     /// ResNet-18 at 64×64 (convolutions, residual sums fused as post-ops, pooling, the classifier).
     func testResNet18InBF16() throws {
-        let e = try bf16Error(Zoo.resNet(depth: 18, inputSize: 64))
+        guard let e = try bf16Error(Zoo.resNet(depth: 18, inputSize: 64)) else { return }
         XCTAssertLessThan(e.bf16, 3e-2, "bf16 within its rounding (8 bits of mantissa)")
         XCTAssertGreaterThan(e.bf16, 1e-4, "and not fp32: bf16 kernels ran")
         XCTAssertLessThan(e.fp32, 1e-4)
@@ -31,7 +40,7 @@ final class PrecisionTests: XCTestCase {
     /// 0.4%): 15% here; a wrong layout or a missing reorder is off by orders of magnitude more.
     /// With real weights the error is 1–3% (RealWeightsTests).
     func testMobileNetV2InBF16() throws {
-        let e = try bf16Error(Zoo.mobileNetV2(inputSize: 64), batch: 2)
+        guard let e = try bf16Error(Zoo.mobileNetV2(inputSize: 64), batch: 2) else { return }
         XCTAssertLessThan(e.bf16, 0.3)
         XCTAssertGreaterThan(e.bf16, 1e-4)
     }

@@ -47,10 +47,14 @@ final class QuantizationTests: XCTestCase {
     /// A float network quantized by `Quantizer` (per-channel weights, calibration on random
     /// inputs), compiled for int8: every convolution and fully connected layer becomes an
     /// integer kernel, and the outputs follow the reference interpreter's QDQ formulas.
-    func int8Error(_ float: Graph, batch: Int) throws -> Double {
+    ///
+    /// `weightLimit` compiles as a CPU without VNNI does (``OptimizationOptions/integerWeightLimit``):
+    /// layers with a weight beyond it stay in float, still following the reference.
+    func int8Error(_ float: Graph, batch: Int, reduceRange: Bool = false, weightLimit: Float? = nil) throws -> Double {
         let folded = try BatchNormFolding.fold(float)
         var options = Quantizer.Options()
         options.perChannel = true
+        options.reduceRange = reduceRange
         let quantizer = Quantizer(options: options)
         let tensors = try quantizer.calibratedTensors(folded)
         let shape = [4] + folded.inputs[0].shape.dropFirst()
@@ -63,9 +67,16 @@ final class QuantizationTests: XCTestCase {
         let program = try Program(lowering: quantized, batch: batch)
         let inputs = [try Tensor(shape: [batch] + shape.dropFirst(), scalars: (0..<(batch * shape.dropFirst().reduce(1, *))).map { Float(cos(Double($0))) })]
         let expected = try ReferenceRunner(program: program).run(inputs)[0]
-        let plan = try Plan.compile(program, options: CompileOptions(precision: .int8))
+        var compile = CompileOptions(precision: .int8)
+        compile.optimization.integerWeightLimit = weightLimit
+        let plan = try Plan.compile(program, options: compile)
         let integerKernels = plan.kernelInfo.filter { $0.opType == "Metronome.QuantizedLinear" }
-        XCTAssertEqual(integerKernels.count, layers.count)
+        // Full-range per-channel weights reach ±127 in every layer: a limit of 64 (given, or
+        // this CPU's own when it has no VNNI) keeps them all in float; 7-bit weights never.
+        let limit = MachineInfo.int8ProductsSaturate ? min(weightLimit ?? 64, 64) : weightLimit
+        XCTAssertEqual(integerKernels.count, limit.map { $0 < 127 && !reduceRange ? 0 : layers.count } ?? layers.count)
+        XCTAssertEqual(plan.kernelInfo.filter { $0.opType == "Conv" || $0.opType == "Gemm" || $0.opType == "MatMul" }.count,
+                       layers.count - integerKernels.count, "layers that are not integer kernels run in float")
         for k in integerKernels {
             XCTAssertEqual(k.backend, "onednn", "\(k.name) fell back to the reference kernel")
             XCTAssertTrue(k.srcLayout.contains("u8") || k.srcLayout.contains("s8"), "\(k.name): \(k.srcLayout)")
@@ -80,6 +91,17 @@ final class QuantizationTests: XCTestCase {
 
     func testInt8ResNetWithBatchNormsFollowsTheReferenceInterpreter() throws {
         XCTAssertLessThan(try int8Error(TrainableCNNs.resnet(), batch: 1), 1e-3)
+    }
+
+    /// Weights beyond the limit a CPU without VNNI computes exactly (64) keep their layers in
+    /// float, on any machine; 7-bit weights (`reduceRange`) run on the integer kernels there.
+    func testWeightLimitKeepsFullRangeLayersInFloat() throws {
+        XCTAssertLessThan(try int8Error(TrainableCNNs.lenet5(), batch: 2, weightLimit: 64), 1e-3)
+        XCTAssertLessThan(try int8Error(TrainableCNNs.lenet5(), batch: 2, reduceRange: true, weightLimit: 64), 1e-3)
+        // 7-bit weights put more activations on rounding ties, which the integer kernels and the
+        // float reference break differently (one quantum, carried through 8 layers); a
+        // saturated product is off by far more (60% before the limit existed).
+        XCTAssertLessThan(try int8Error(TrainableCNNs.resnet(), batch: 1, reduceRange: true), 5e-3)
     }
 
     func testInt8NeedsAQuantizedModel() throws {
@@ -159,6 +181,10 @@ final class QuantizationTests: XCTestCase {
                 XCTAssertEqual(row[c * per + j] * scales[c], original.scalars[c * per + j], accuracy: scales[c] / 2 + 1e-7)
             }
         }
+        options.reduceRange = true
+        let (seven, _) = try Quantizer(options: options).quantize(float, statistics: stats)
+        let w7 = try XCTUnwrap(seven.initializers[conv.inputs[0]])
+        for c in 0..<w.shape[0] { XCTAssertEqual(w7.scalars[(c * per)..<((c + 1) * per)].map(abs).max(), 64) }
         // The activation map: [-1, 2] in uint8 is scale 3/255 with zero point 85.
         let input = try XCTUnwrap(q.nodes.first { $0.name == "conv_0_input_QuantizeLinear" })
         XCTAssertEqual(input.attributes["zero_point"], .ints([85]))

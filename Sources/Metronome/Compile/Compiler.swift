@@ -72,6 +72,9 @@ extension Plan {
                         "--precision int8 needs a quantized model (QuantizeLinear/DequantizeLinear nodes); make one with `metronome quantize MODEL --calibration DATA --out FILE.onnx`")
                 }
                 passes.quantizedKernels = true
+                if MachineInfo.int8ProductsSaturate {
+                    passes.integerWeightLimit = min(passes.integerWeightLimit ?? 64, 64)
+                }
             }
             let optimized = program.optimized(passes)
             var builder: PlanBuilder

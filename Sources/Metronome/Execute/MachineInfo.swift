@@ -65,6 +65,22 @@ public struct MachineInfo: Codable, Equatable, Sendable {
                            fingerprint: Self.fnv1a(identity))
     }
 
+    /// Whether oneDNN's 8-bit kernels here add pairs of 8-bit products in 16 bits with
+    /// saturation (`vpmaddubsw`): every instruction set before VNNI (SSE4.1, AVX2, AVX-512
+    /// without VNNI). Such kernels are exact only for weights of magnitude 64 or less.
+    public static var int8ProductsSaturate: Bool {
+        let isa = dnnl_get_effective_cpu_isa()
+        return [dnnl_cpu_isa_sse41, dnnl_cpu_isa_avx, dnnl_cpu_isa_avx2, dnnl_cpu_isa_avx512_mic,
+                dnnl_cpu_isa_avx512_mic_4ops, dnnl_cpu_isa_avx512_core].contains(isa)
+    }
+
+    /// Whether oneDNN 2.6 has bf16 convolutions here: AVX-512 (native with avx512_bf16,
+    /// emulated on avx512_core). Elsewhere `--precision bf16` is refused with that reason.
+    public static var bf16Kernels: Bool {
+        let core = dnnl_cpu_isa_avx512_core.rawValue
+        return dnnl_get_effective_cpu_isa().rawValue & core == core
+    }
+
     static func isaName(_ isa: dnnl_cpu_isa_t) -> String {
         switch isa {
         case dnnl_cpu_isa_sse41: return "sse41"

@@ -30,16 +30,17 @@ extension Program {
     /// The int8 path (``Precision/int8``), after the float fusions:
     /// - `Conv/Gemm/MatMul(DequantizeLinear(x), DequantizeLinear(W), b)` with 8-bit data, a
     ///   per-tensor data map and symmetric int8 weights (per tensor or per output channel)
-    ///   becomes one ``QuantizedLinearOperator`` step on the integers;
+    ///   becomes one ``QuantizedLinearOperator`` step on the integers, unless a weight's
+    ///   magnitude exceeds `weightLimit` (see ``OptimizationOptions/integerWeightLimit``);
     /// - its result, when only a QuantizeLinear reads it and its post-ops are activations, is
     ///   requantized by the step itself;
     /// - `QuantizeLinear(MaxPool(DequantizeLinear(q)))` with the same map both sides becomes
     ///   MaxPool on the integers (the maximum commutes with a monotonic map);
     /// - DequantizeLinear steps nothing reads any more are dropped.
-    mutating func formQuantizedKernels() {
+    mutating func formQuantizedKernels(weightLimit: Float? = nil) {
         let prod = producers()
         for i in steps.indices {
-            if let q = quantizedLinear(i, prod) { steps[i] = q }
+            if let q = quantizedLinear(i, prod, weightLimit: weightLimit) { steps[i] = q }
         }
         requantizeResults()
         poolOnIntegers()
@@ -48,13 +49,14 @@ extension Program {
     }
 
     /// The quantized form of step `i`, or nil when it does not match.
-    mutating func quantizedLinear(_ i: Int, _ prod: [ValueID: Int]) -> Step? {
+    mutating func quantizedLinear(_ i: Int, _ prod: [ValueID: Int], weightLimit: Float? = nil) -> Step? {
         let s = steps[i]
         guard s.inputs.count >= 2, let xi = prod[s.inputs[0]], let x = quantizationStep(xi), x.dequantize,
               x.map.isPerTensor, x.map.type != .int32, constants[steps[xi].inputs[0]] == nil,
               let wi = prod[s.inputs[1]], let w = quantizationStep(wi), w.dequantize, w.map.type == .int8,
               w.map.isSymmetric, steps[wi].postOps.isEmpty, let wq = constants[steps[wi].inputs[0]] else { return nil }
         if s.inputs.count > 2 && constants[s.inputs[2]] == nil { return nil }
+        if let weightLimit, wq.scalars.contains(where: { abs($0) > weightLimit }) { return nil }
         let kind: QuantizedLinearOperator.Attributes.Kind
         var weights = wq
         switch s.op {

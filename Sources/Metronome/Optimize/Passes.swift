@@ -16,6 +16,13 @@ public struct OptimizationOptions: Sendable, Equatable {
     /// The int8 path: quantized convolutions and inner products on the integers of a QDQ
     /// model (``Precision/int8`` sets it). Otherwise quantized weights are dequantized once.
     public var quantizedKernels = false
+    /// The largest weight magnitude the integer kernels compute exactly, or nil for any int8
+    /// weight. Before VNNI, oneDNN multiplies 8-bit data by 8-bit weights with `vpmaddubsw`,
+    /// which adds two neighbouring products in 16 bits and saturates: 255 × 127 × 2 does not
+    /// fit, 255 × 64 × 2 does. A quantized layer with a larger weight stays in float (its
+    /// weights dequantized once), so the result is right on every CPU. The compiler sets 64 on
+    /// CPUs without VNNI (``MachineInfo/int8ProductsSaturate``).
+    public var integerWeightLimit: Float? = nil
 
     public init() {}
 
@@ -37,7 +44,7 @@ extension Program {
         if options.fuseResidualAdd { p.fuseResidualAdds() }
         if options.fuseActivations { p.fuseActivations() }
         if options.quantizedKernels {
-            p.formQuantizedKernels()
+            p.formQuantizedKernels(weightLimit: options.integerWeightLimit)
             if options.foldQuantizedWeights { p.foldDequantizedConstants() }
         }
         return p
