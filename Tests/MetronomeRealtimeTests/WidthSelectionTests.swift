@@ -129,6 +129,11 @@ final class OverloadHandlingTests: XCTestCase {
                              period: 100 * ms)
         let variants = try RealtimeRunner.prepare(set, loader: Self.loader, timingRuns: 2)
         XCTAssertEqual(variants[0].variantCount, 3)
+        // The first job must fit at full width, so it is the budget that degrades it: on a
+        // slower CPU (AVX2, ~70 ms a job) the full width's WCET can pass 100 ms, so the period
+        // is at least twice that WCET.
+        let fullWCET = TaskDemand(measured: variants[0].variant(2).timing, margin: 1.2).wcet
+        set.tasks[0].period = max(100 * ms, 2 * fullWCET)
         let degraded = try RealtimeRunner.run(set, prepared: variants)
         XCTAssertEqual(degraded.records[0].map(\.width), [1.0, 0.5, 0.25, 0.25, 0.25])
         XCTAssertTrue(degraded.records[0].allSatisfy { $0.overran && $0.outputOK && !$0.aborted })
