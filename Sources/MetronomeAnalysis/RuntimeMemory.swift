@@ -42,18 +42,20 @@ public struct RuntimeMemory: Codable, Sendable, Equatable {
     }
 
     /// How a kernel's implementation is named here: oneDNN's primitive kind and implementation,
-    /// and for a gemm-based inner product or matmul of one row, `/gemv`. oneDNN's sgemm
-    /// (`x64:gemm:jit`, what inner products use before AVX-512) sets up once per process about
-    /// 120 KiB for a single row and 1.8 MiB of packing buffers for more, whatever the shapes and
-    /// threads (measured 2026-12-02 on an AVX2 EPYC: 118-131 KiB at batch 1, 1807-1848 KiB at
-    /// batch 4 to 256, two networks, 1 and 2 threads), so the two are fitted apart.
+    /// except oneDNN's sgemm (`x64:gemm:jit`), which gemm-based convolutions and, before
+    /// AVX-512, inner products share: one key, `x64:gemm:jit`, since its buffers are set up once
+    /// per process whichever primitive runs it first, and `x64:gemm:jit/gemv` for an inner
+    /// product or matmul of one row, which takes another path. Measured 2026-12-02 on an AVX2
+    /// EPYC: about 120 KiB for one row and 1.8 MiB for more, whatever the shapes and threads
+    /// (118-131 KiB at batch 1, 1807-1848 KiB at batch 4 to 256, two networks, 1 and 2
+    /// threads); fitted per primitive, a network with both paid twice and one with inner
+    /// products alone was predicted 0.5 MiB short.
     public static func key(_ kernel: KernelInfo) -> String {
-        let base = "\(kernel.primitive):\(kernel.implementation)"
+        guard kernel.implementation.hasSuffix("gemm:jit") else { return "\(kernel.primitive):\(kernel.implementation)" }
         // An inner product's rows are its batch; a matmul's, every dimension but the last.
         let rows = kernel.primitive == "inner_product" ? kernel.srcShape.first ?? 0 : kernel.srcShape.dropLast().reduce(1, *)
-        let gemv = kernel.implementation.contains("gemm") && ["inner_product", "matmul"].contains(kernel.primitive)
-            && kernel.srcShape.count >= 2 && rows == 1
-        return gemv ? base + "/gemv" : base
+        let gemv = ["inner_product", "matmul"].contains(kernel.primitive) && kernel.srcShape.count >= 2 && rows == 1
+        return kernel.implementation + (gemv ? "/gemv" : "")
     }
 
     /// The implementations a plan of `kernels` uses, each once.

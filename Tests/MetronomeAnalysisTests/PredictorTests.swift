@@ -308,6 +308,27 @@ final class PredictorTests: XCTestCase {
         }
     }
 
+    /// oneDNN's sgemm is one implementation whichever primitive runs it (its buffers are set up
+    /// once per process), except an inner product or matmul of one row (its gemv path).
+    func testSgemmIsOneImplementationAcrossPrimitives() {
+        var conv = Self.conv(0, batch: 8, channels: 16, size: 7, kernel: 3)
+        conv.implementation = "x64:gemm:jit"
+        var ip = conv
+        ip.primitive = "inner_product"
+        ip.srcShape = [8, 784]
+        var row = ip
+        row.srcShape = [1, 784]
+        var matmul = ip
+        matmul.primitive = "matmul"
+        matmul.srcShape = [1, 1, 784]
+        XCTAssertEqual([conv, ip, row, matmul].map(RuntimeMemory.key),
+                       ["x64:gemm:jit", "x64:gemm:jit", "x64:gemm:jit/gemv", "x64:gemm:jit/gemv"])
+        XCTAssertEqual(RuntimeMemory.implementations([conv, ip, row]), ["x64:gemm:jit", "x64:gemm:jit/gemv"])
+        var other = conv
+        other.implementation = "jit:avx2"
+        XCTAssertEqual(RuntimeMemory.key(other), "convolution:jit:avx2")
+    }
+
     func testRuntimeMemoryIsRecoveredAndCompletesThePlan() throws {
         // Half the networks without depthwise kernels, so that every fold sees both kinds.
         let train = Self.withMemory(Self.configurations(networks: 10, seed: 11, kinds: [0, 1])
@@ -334,9 +355,9 @@ final class PredictorTests: XCTestCase {
         XCTAssertEqual(fitted.bytes(kernels: [dw], threads: 1, compiledBytes: 5000), fitted.bytes(kernels: [dw], threads: 1, compiledBytes: 0) + 5000)
         // An implementation never profiled adds nothing, and is named.
         var other = Self.conv(0, batch: 1, channels: 16, size: 7, kernel: 3)
-        other.implementation = "gemm:jit"
+        other.implementation = "jit:avx2"
         XCTAssertEqual(fitted.bytes(kernels: [other], threads: 1, compiledBytes: 0), Int(fitted.constantBytes.rounded()))
-        XCTAssertEqual(fitted.unprofiled([other, dw]), ["convolution:gemm:jit"])
+        XCTAssertEqual(fitted.unprofiled([other, dw]), ["convolution:jit:avx2"])
         // One thread count: the thread term cannot be told apart from the constant and stays 0.
         let oneThread = train.filter { $0.model.threads == 1 }
         let single = try XCTUnwrap(RuntimeMemory.fit(oneThread))
