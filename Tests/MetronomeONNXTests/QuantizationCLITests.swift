@@ -87,6 +87,24 @@ final class QuantizationCLITests: XCTestCase {
         let int8 = try Harness.run(bin, ["bench", out, "--precision", "int8", "--runs", "2", "--layers"])
         XCTAssertEqual(int8.status, 0, int8.stderr)
         XCTAssertTrue(int8.stdout.contains("avx512_core_vnni") || int8.stdout.contains("int8"), int8.stdout)
+        // Without VNNI, full-range weights get a note (their layers run in float there);
+        // --reduce-range writes 7-bit weights (at most 64 in magnitude, reached) and no note.
+        XCTAssertEqual(first.stderr.contains("--reduce-range"), MachineInfo.int8ProductsSaturate, first.stderr)
+        let seven = work.appendingPathComponent("q7.onnx").path
+        let reduced = try Harness.run(bin, ["quantize", model, "--calibration", cal, "--out", seven, "--reduce-range", "--per-channel"])
+        XCTAssertEqual(reduced.status, 0, reduced.stderr)
+        XCTAssertFalse(reduced.stderr.contains("--reduce-range"), reduced.stderr)
+        let largest = try Harness.run("/usr/bin/env", [try Harness.python(modules: ["onnx", "numpy"]), "-c", """
+            import sys, onnx, numpy as np
+            from onnx import numpy_helper
+            m = onnx.load(sys.argv[1])
+            w = [numpy_helper.to_array(t) for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+            print(len(w), max(int(np.abs(a.astype(np.int32)).max()) for a in w))
+            """, seven])
+        XCTAssertEqual(largest.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").last, "64", largest.stdout + largest.stderr)
+        let runs = try Harness.run(bin, ["bench", seven, "--precision", "int8", "--runs", "1", "--layers", "--json"])
+        XCTAssertEqual(runs.status, 0, runs.stderr)
+        XCTAssertTrue(runs.stdout.contains("Metronome.QuantizedLinear"), "7-bit layers run on integer kernels on any CPU")
     }
 
     /// Crafted QDQ files: each is refused with an error that names the node and the problem.
