@@ -134,6 +134,7 @@ final class OverloadHandlingTests: XCTestCase {
         // is at least twice that WCET.
         let fullWCET = TaskDemand(measured: variants[0].variant(2).timing, margin: 1.2).wcet
         set.tasks[0].period = max(100 * ms, 2 * fullWCET)
+        set.tasks[0].deadline = set.tasks[0].period  // an implicit deadline was fixed when the task was made
         let degraded = try RealtimeRunner.run(set, prepared: variants)
         XCTAssertEqual(degraded.records[0].map(\.width), [1.0, 0.5, 0.25, 0.25, 0.25])
         XCTAssertTrue(degraded.records[0].allSatisfy { $0.overran && $0.outputOK && !$0.aborted })
