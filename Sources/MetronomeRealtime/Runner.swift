@@ -905,7 +905,8 @@ final class RunSession: @unchecked Sendable {
             })
             : nil
         let boundary: (Int) throws -> Void = { [self] layer in
-            let layerEnd = Self.relative(MonotonicClock.now(), origin)
+            let now = MonotonicClock.now()
+            let layerEnd = Self.relative(now, origin)
             recorder.layerEnd(at: layerEnd)
             if enforce && !state.overran {
                 let executed = MonotonicClock.now() - state.startTime - state.suspended
@@ -920,25 +921,25 @@ final class RunSession: @unchecked Sendable {
                 if perLayerLock, let lock { lock.release() }
                 // A preempted job's weights may be evicted; it takes them back before going on.
                 taskSwapper?.suspend(i)
-                let t = MonotonicClock.now()
                 let granted = dispatcher.yield(task: i)
-                state.suspended += MonotonicClock.now() - t
                 state.preemptions += 1
                 state.place(granted, executor: state.executor, threads: spec.threads)
                 if perLayerLock, let lock {
                     let t1 = MonotonicClock.now()
                     let w = lock.acquire(key: state.key)
                     state.lockWait += w
-                    state.suspended += w
                     recorder.lockWait(job: state.job, from: Self.relative(t1, origin), to: Self.relative(t1, origin) + Int64(w),
                                       cores: state.cores)
                 }
                 if let swapper = taskSwapper {
-                    let before = state.swap.waitNs
                     try swapper.resume(i, key: state.key, stats: &state.swap, preemption: yieldWhileWaiting)
-                    state.suspended += state.swap.waitNs - before
                 }
-                recorder.open(at: Self.relative(MonotonicClock.now(), origin), firstLayer: layer)
+                // Suspended from the closed span's end to the reopened span's start, whatever
+                // happened between (the yield, re-pinning, the lock, the weights, and the OS
+                // descheduling this worker meanwhile): execution_ns is exactly the job's spans.
+                let reopened = MonotonicClock.now()
+                state.suspended += reopened - now
+                recorder.open(at: Self.relative(reopened, origin), firstLayer: layer)
             } else if perLayerLock, let lock {
                 // Kept unless a job with a smaller key waits (the analysis's preemption point).
                 let t0 = MonotonicClock.now()

@@ -167,7 +167,7 @@ public struct Quantizer {
         let inner = w.shape[(axis + 1)...].reduce(1, *)
         func channel(_ i: Int) -> Int { channels == 1 ? 0 : (i / inner) % w.shape[axis] }
         for i in 0..<w.count { maxima[channel(i)] = max(maxima[channel(i)], abs(w.scalars[i])) }
-        let top: Float = options.reduceRange ? 64 : 127
+        let top: Float = options.reduceRange ? MachineInfo.exactInt8WeightLimit : 127
         let scales = maxima.map { $0 > 0 ? $0 / top : 1 }
         var q = w
         for i in 0..<w.count {

@@ -73,7 +73,8 @@ final class QuantizationTests: XCTestCase {
         let integerKernels = plan.kernelInfo.filter { $0.opType == "Metronome.QuantizedLinear" }
         // Full-range per-channel weights reach ±127 in every layer: a limit of 64 (given, or
         // this CPU's own when it has no VNNI) keeps them all in float; 7-bit weights never.
-        let limit = MachineInfo.int8ProductsSaturate ? min(weightLimit ?? 64, 64) : weightLimit
+        let exact = MachineInfo.exactInt8WeightLimit
+        let limit = MachineInfo.int8ProductsSaturate ? min(weightLimit ?? exact, exact) : weightLimit
         XCTAssertEqual(integerKernels.count, limit.map { $0 < 127 && !reduceRange ? 0 : layers.count } ?? layers.count)
         XCTAssertEqual(plan.kernelInfo.filter { $0.opType == "Conv" || $0.opType == "Gemm" || $0.opType == "MatMul" }.count,
                        layers.count - integerKernels.count, "layers that are not integer kernels run in float")

@@ -73,7 +73,7 @@ extension Plan {
                 }
                 passes.quantizedKernels = true
                 if MachineInfo.int8ProductsSaturate {
-                    passes.integerWeightLimit = min(passes.integerWeightLimit ?? 64, 64)
+                    passes.integerWeightLimit = min(passes.integerWeightLimit ?? MachineInfo.exactInt8WeightLimit, MachineInfo.exactInt8WeightLimit)
                 }
             }
             let optimized = program.optimized(passes)

@@ -65,9 +65,15 @@ public struct MachineInfo: Codable, Equatable, Sendable {
                            fingerprint: Self.fnv1a(identity))
     }
 
+    /// The largest weight magnitude whose 8-bit products oneDNN's pre-VNNI kernels add
+    /// exactly: two products of a u8 activation (≤ 255) and a weight of magnitude ≤ 64 sum to
+    /// at most 32,640, inside `vpmaddubsw`'s saturating 16 bits (32,767). 7-bit weights.
+    public static let exactInt8WeightLimit: Float = 64
+
     /// Whether oneDNN's 8-bit kernels here add pairs of 8-bit products in 16 bits with
     /// saturation (`vpmaddubsw`): every instruction set before VNNI (SSE4.1, AVX2, AVX-512
-    /// without VNNI). Such kernels are exact only for weights of magnitude 64 or less.
+    /// without VNNI). Such kernels are exact only for weights of magnitude
+    /// ``exactInt8WeightLimit`` or less.
     public static var int8ProductsSaturate: Bool {
         let isa = dnnl_get_effective_cpu_isa()
         return [dnnl_cpu_isa_sse41, dnnl_cpu_isa_avx, dnnl_cpu_isa_avx2, dnnl_cpu_isa_avx512_mic,
