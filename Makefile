@@ -116,7 +116,8 @@ sampled-profile: build
 # The default latency predictor for this machine: the profile-dataset passes and the sampled
 # architectures (resumed if they are already there), merged to their medians by `metronome fit`
 # into the cache directory, where `metronome predict` and `analyze --predicted` look for it.
-# 16 min 57 s on 2 cores, build included (measured 2026-12-02; 18 min 55 s on 2026-12-01; PROFILE_PASSES=1: about 12);
+# 16 min 57 s on 2 cores, build included (measured 2026-12-02; 18 min 23 s that afternoon; 18 min 55 s on 2026-12-01; PROFILE_PASSES=1: about 12;
+# PROFILE_PASSES=4: about 35, and closer to the goals, see README "Again on an Intel Xeon");
 # progress on stderr.
 predictor: profile-dataset sampled-profile
 	.build/release/metronome fit $(PROFILE_FILES) $(PROFILE_DIR)/sampled-profile.csv --force
