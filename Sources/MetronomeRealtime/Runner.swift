@@ -909,7 +909,7 @@ final class RunSession: @unchecked Sendable {
             let layerEnd = Self.relative(now, origin)
             recorder.layerEnd(at: layerEnd)
             if enforce && !state.overran {
-                let executed = MonotonicClock.now() - state.startTime - state.suspended
+                let executed = now - state.startTime - state.suspended
                 if executed > state.budget {
                     state.overran = true
                     if spec.onOverrun == .abort { throw state.abort }

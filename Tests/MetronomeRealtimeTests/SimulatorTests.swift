@@ -224,10 +224,11 @@ final class DispatcherAgreementTests: XCTestCase {
             let ready = tasks.flatMap { t in real.records[t].compactMap { r in r.start == nil ? nil : (r.release, r.end!) } }
             let busy = tasks.flatMap { t in real.spans[t].filter { $0.kind == .execution }.map { ($0.start, $0.end) } }
             XCTAssertTrue(real.spansTruncated.allSatisfy { !$0 })
-            let idle = { (time: Int64) in Self.covered(ready, upTo: time) - Self.covered(busy, upTo: time) }
+            // The busy periods (some job ready) and the time some job computed, each merged once.
+            let busyPeriods = Self.merged(ready), computing = Self.merged(busy)
+            let idle = { (time: Int64) in Self.covered(busyPeriods, upTo: time) - Self.covered(computing, upTo: time) }
             // The drift starts over with each busy period (releases are absolute times): count
             // the idle-while-ready time from the start of the busy period a job ends in.
-            let busyPeriods = Self.merged(ready)
             let slack = both.map { y in 2_000_000 + idle(y.1) - idle(busyPeriods.last { $0.0 <= y.1 }?.0 ?? 0) }
             print("core \(core): ready but idle for \(Double(idle(.max)) / 1e6) ms of the run, at most",
                   "\(Double(slack.max() ?? 0) / 1e6 - 2) ms in one busy period")
@@ -251,14 +252,14 @@ final class DispatcherAgreementTests: XCTestCase {
         return union
     }
 
-    /// Length of the union of `intervals` before `time`.
-    static func covered(_ intervals: [(Int64, Int64)], upTo time: Int64) -> Int64 {
-        merged(intervals).reduce(0) { $0 + max(0, min($1.1, time) - $1.0) }
+    /// Length of `union` (disjoint intervals, as `merged` gives) before `time`.
+    static func covered(_ union: [(Int64, Int64)], upTo time: Int64) -> Int64 {
+        union.reduce(0) { $0 + max(0, min($1.1, time) - $1.0) }
     }
 
     func testUnionOfOverlappingIntervals() {
-        XCTAssertEqual(Self.covered([(0, 10), (5, 20), (30, 40), (32, 35)], upTo: .max), 30)
-        XCTAssertEqual(Self.covered([(30, 40), (0, 10), (5, 20)], upTo: 35), 25)
+        XCTAssertEqual(Self.covered(Self.merged([(0, 10), (5, 20), (30, 40), (32, 35)]), upTo: .max), 30)
+        XCTAssertEqual(Self.covered(Self.merged([(30, 40), (0, 10), (5, 20)]), upTo: 35), 25)
         XCTAssertEqual(Self.covered([], upTo: 5), 0)
         XCTAssertEqual(Self.merged([(30, 40), (0, 10), (10, 20), (32, 35)]).map { [$0.0, $0.1] }, [[0, 20], [30, 40]])
     }
