@@ -152,22 +152,30 @@ final class ContendedTimingTests: XCTestCase {
     }
 
     /// Two analyses of the same set give the same verdicts (timing is measured anew each time).
-    /// The schedulable tasks have slack of tens of milliseconds (a: about 0.1 ms of work plus
-    /// one layer of b every 25 ms; b: a few ms every 250 ms), so a host stall during one
-    /// measurement (seen on shared CI machines at 5 ms) cannot flip them; c misses by orders
-    /// of magnitude.
+    /// The schedulable tasks have slack of about 80 ms (a: about 0.1 ms of work plus one layer
+    /// of b every 100 ms; b: a few ms every second), so a host stall during one measurement
+    /// cannot flip them unless it lasts longer than that: shared CI machines have shown stalls
+    /// of 5–12 ms between a thread becoming ready and running (DispatcherAgreementTests prints
+    /// them), and one of about 20 ms flipped `a` when its period was 25 ms. c misses by orders
+    /// of magnitude. A failure prints the measured demands, so a stall can be told from a bug.
     func testAnalysingTwiceGivesTheSameVerdict() throws {
         let cores = Array(Affinity.availableCores().prefix(2))
         let set = TaskSet(name: "twice", duration: 1_000_000_000, policy: .fixedPriority, preemption: .layer, cores: cores, tasks: [
-            .init(name: "a", model: "small", period: 25_000_000, cores: [cores[0]]),
-            .init(name: "b", model: "medium", period: 250_000_000, cores: [cores[0]]),
+            .init(name: "a", model: "small", period: 100_000_000, cores: [cores[0]]),
+            .init(name: "b", model: "medium", period: 1_000_000_000, cores: [cores[0]]),
             .init(name: "c", model: "long", period: 1_000_000, cores: [cores.last!]),
         ])
-        let verdicts = try (0..<2).map { _ in
-            ScheduleAnalysis.analyze(set, timing: try RealtimeRunner.prepare(set, loader: RunnerTests.loader, timingRuns: 5).map(\.timing))
-                .tasks.map(\.schedulable)
+        var described: [String] = []
+        let verdicts = try (0..<2).map { run in
+            let timing = try RealtimeRunner.prepare(set, loader: RunnerTests.loader, timingRuns: 5).map(\.timing)
+            let result = ScheduleAnalysis.analyze(set, timing: timing)
+            described.append("run \(run): " + result.tasks.enumerated().map { i, t in
+                "\(set.tasks[i].name) wcet \(DurationText.format(t.wcet)) longest layer \(DurationText.format(t.longestLayer))"
+                    + " bound \(t.bound.map { DurationText.format($0) } ?? "none")"
+            }.joined(separator: "; "))
+            return result.tasks.map(\.schedulable)
         }
-        XCTAssertEqual(verdicts[0], verdicts[1])
-        XCTAssertEqual(verdicts[0], [true, true, false], "c cannot run a long network every millisecond")
+        XCTAssertEqual(verdicts[0], verdicts[1], described.joined(separator: "\n"))
+        XCTAssertEqual(verdicts[0], [true, true, false], "c cannot run a long network every millisecond\n" + described.joined(separator: "\n"))
     }
 }
