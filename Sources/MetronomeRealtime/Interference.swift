@@ -1,8 +1,9 @@
 import Foundation
 
 /// A stretch of a run in which jobs of several tasks ran slower than their profiled worst
-/// case: interference from outside the task set (other processes, host slowdowns, thermal
-/// limits), which a measured WCET cannot foresee.
+/// case, or a job's worker woke long after its release while its cores ran nothing of the
+/// set: interference from outside the task set (other processes, host slowdowns and stolen
+/// time, thermal limits), which a measured WCET cannot foresee.
 public struct InterferenceEpisode: Codable, Sendable, Equatable {
     /// From the start of the first slow job to the end of the last one, ms from the run's start.
     public var startMs: Double
@@ -10,8 +11,13 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
     /// Cores the slow jobs' tasks run on.
     public var cores: [Int]
     public var tasks: [String]
-    /// Slow jobs in the episode.
+    /// Slow or stalled jobs in the episode.
     public var jobs: Int
+    /// The longest wake-up stall in the episode, ms (nil without one): time after a job's
+    /// release in which its worker had not woken although none of its task's cores ran
+    /// anything of the set. The analysis assumes a released job runs as soon as its cores
+    /// are free; a stall means something outside the set held them.
+    public var stallMs: Double?
     /// The largest execution time over the task's profiled median among the episode's jobs.
     public var worstInflation: Double
     /// The interference probe's largest kernel time over its calibrated median on the
@@ -22,6 +28,32 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case cores, tasks, jobs
         case startMs = "start_ms", endMs = "end_ms", worstInflation = "worst_inflation", probeInflation = "probe_inflation"
+        case stallMs = "stall_ms"
+    }
+
+    public init(startMs: Double, endMs: Double, cores: [Int], tasks: [String], jobs: Int, worstInflation: Double,
+                probeInflation: Double?, stallMs: Double? = nil) {
+        self.startMs = startMs
+        self.endMs = endMs
+        self.cores = cores
+        self.tasks = tasks
+        self.jobs = jobs
+        self.worstInflation = worstInflation
+        self.probeInflation = probeInflation
+        self.stallMs = stallMs
+    }
+
+    /// Reads summaries written before stalls were detected, too.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        startMs = try c.decode(Double.self, forKey: .startMs)
+        endMs = try c.decode(Double.self, forKey: .endMs)
+        cores = try c.decode([Int].self, forKey: .cores)
+        tasks = try c.decode([String].self, forKey: .tasks)
+        jobs = try c.decode(Int.self, forKey: .jobs)
+        worstInflation = try c.decode(Double.self, forKey: .worstInflation)
+        probeInflation = try c.decodeIfPresent(Double.self, forKey: .probeInflation)
+        stallMs = try c.decodeIfPresent(Double.self, forKey: .stallMs)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -33,6 +65,7 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
         try c.encode(jobs, forKey: .jobs)
         try c.encode(worstInflation, forKey: .worstInflation)
         try c.encode(probeInflation, forKey: .probeInflation)
+        try c.encode(stallMs, forKey: .stallMs)
     }
 }
 
@@ -73,21 +106,36 @@ public struct ProbeSummary: Codable, Sendable, Equatable {
 }
 
 /// Finds interference episodes in a run by comparing every job's execution time with the
-/// task's timing profile (the runs measured before the set ran).
+/// task's timing profile (the runs measured before the set ran), and every worker's wake-up
+/// with what the set's jobs did on its cores.
 ///
 /// A job is *slow* when its execution time exceeds its task's WCET as the analysis took it
 /// (the longest profiled run × margin, or the declared or probabilistic WCET), or, without an
 /// analysis, the longest profiled run: it ran slower than the task was ever seen or assumed
-/// to run. (A task with widths is held to its widest width's WCET.) Slow jobs
-/// whose spans overlap, or lie within `gap` of each other, form a cluster; a cluster with
-/// slow jobs of at least two tasks is an episode (one slow task alone is the model's own
-/// variance, unless the interference probe saw its core slow down by ``probeThreshold`` or
-/// more, or woke ``latenessThreshold`` late, at the same time: a platform slowdown too). A missed deadline is
-/// *explained* when the job's window [release, release + deadline] overlaps an episode.
+/// to run. (A task with widths is held to its widest width's WCET.)
+///
+/// A job is *stalled* when, between its release and its worker's wake-up, there is a stretch
+/// of ``latenessThreshold`` or more in which none of its task's cores ran any job of the set
+/// (no execution or lock-wait span touched them). The worker sleeps on a timer until the
+/// release and wakes on its own, not through the dispatcher, so nothing in the set can hold
+/// it back while its cores are free: only something outside the set (a higher-priority
+/// thread, the hypervisor's stolen time) can. The analysis assumes the opposite — a released
+/// job's thread runs once its cores are free — so a stall breaks its premise just as a slow
+/// job does. A stall's stretch runs from the start of that free-but-unused time to the job's
+/// end, the response it lengthened. (Spans after a task's span storage filled up are not
+/// known, so no stall is looked for on its cores after that point.)
+///
+/// Slow and stalled jobs whose stretches overlap, or lie within `gap` of each other, form a
+/// cluster; a cluster is an episode when it has slow jobs of at least two tasks, a stall, or
+/// the interference probe saw its cores slow down by ``probeThreshold`` or more, or wake
+/// ``latenessThreshold`` late, at the same time (one slow task alone is otherwise the model's
+/// own variance). A missed deadline is *explained* when the job's window
+/// [release, release + deadline] overlaps an episode.
 public enum InterferenceDetector {
     public static let defaultGap: Int64 = 20_000_000
     public static let probeThreshold = 1.5
-    /// A probe wake-up this late (ns) also marks its core as taken by something outside the set.
+    /// A probe wake-up this late (ns) also marks its core as taken by something outside the
+    /// set, and a worker's wake-up stall this long marks a stall.
     public static let latenessThreshold: Int64 = 1_000_000
 
     public struct Report: Sendable, Equatable {
@@ -95,57 +143,142 @@ public enum InterferenceDetector {
         /// Misses (missed deadlines and skipped releases) whose window overlaps an episode.
         public var explainedMisses: Int
         public var misses: Int
+        /// The episodes' stretches, ns from the run's start.
+        var windows: [ClosedRange<Int64>] = []
+
+        /// Whether [from, to] (ns from the run's start) overlaps an episode.
+        public func overlapsEpisode(from: Int64, to: Int64) -> Bool {
+            windows.contains { $0.lowerBound <= to && from <= $0.upperBound }
+        }
+    }
+
+    /// One stalled job: the free-but-unused stretch began at `from` and lasted `length`; the
+    /// job ended at `end` (its wake-up when it has no end) after computing for `execution`.
+    public struct Stall: Sendable, Equatable {
+        public var task: Int
+        public var job: Int
+        public var from: Int64
+        public var length: Int64
+        public var end: Int64
+        public var execution: Int64
+
+        public init(task: Int, job: Int, from: Int64, length: Int64, end: Int64, execution: Int64) {
+            self.task = task
+            self.job = job
+            self.from = from
+            self.length = length
+            self.end = end
+            self.execution = execution
+        }
+    }
+
+    /// Stalled jobs (see the type's documentation), in record order.
+    public static func stalls(_ result: RunResult, threshold: Int64 = latenessThreshold) -> [Stall] {
+        let set = result.taskSet
+        let spans = result.spans.joined()
+        var out: [Stall] = []
+        for (i, records) in result.records.enumerated() {
+            let cores = Set(set.cores(of: i))
+            // After the recorder of a task on these cores filled up, its later spans are
+            // missing: look no further.
+            let known = result.spans.indices
+                .filter { result.spansTruncated[$0] && !cores.isDisjoint(with: set.cores(of: $0)) }
+                .map { result.spans[$0].map(\.end).max() ?? 0 }.min() ?? .max
+            let busy = mergedIntervals(spans.filter { !cores.isDisjoint(with: $0.cores) }.map { ($0.start, $0.end) })
+            for r in records {
+                guard let wake = r.wakeup, wake - r.release >= threshold, wake <= known else { continue }
+                if let gap = longestGap(in: (r.release, wake), outside: busy), gap.length >= threshold {
+                    out.append(Stall(task: i, job: r.job, from: gap.from, length: gap.length, end: max(r.end ?? wake, wake),
+                                     execution: r.execution))
+                }
+            }
+        }
+        return out
+    }
+
+    /// The union of intervals, sorted and disjoint.
+    public static func mergedIntervals(_ intervals: [(Int64, Int64)]) -> [(Int64, Int64)] {
+        var out: [(Int64, Int64)] = []
+        for (a, b) in intervals.sorted(by: { $0.0 < $1.0 }) where b > a {
+            if let last = out.last, a <= last.1 { out[out.count - 1].1 = max(last.1, b) } else { out.append((a, b)) }
+        }
+        return out
+    }
+
+    /// The longest part of `window` that no interval of `union` (sorted, disjoint) covers.
+    public static func longestGap(in window: (Int64, Int64), outside union: [(Int64, Int64)]) -> (from: Int64, length: Int64)? {
+        var best: (from: Int64, length: Int64)?
+        var cursor = window.0
+        for (a, b) in union where b > window.0 {
+            if a >= window.1 { break }
+            if a > cursor, a - cursor > (best?.length ?? 0) { best = (cursor, a - cursor) }
+            cursor = max(cursor, b)
+            if cursor >= window.1 { break }
+        }
+        if cursor < window.1, window.1 - cursor > (best?.length ?? 0) { best = (cursor, window.1 - cursor) }
+        return best
     }
 
     /// `wcets[i]`: task i's WCET in the analysis (nil: the longest profiled run).
     public static func detect(_ result: RunResult, wcets: [Int64]? = nil, gap: Int64 = defaultGap) -> Report {
         let set = result.taskSet
-        struct Slow { var task: Int; var start: Int64; var end: Int64; var inflation: Double }
-        var slow: [Slow] = []
+        struct Flagged { var task: Int; var start: Int64; var end: Int64; var inflation: Double; var slow: Bool; var stall: Int64? }
+        var flagged: [Flagged] = []
+        var medians: [Double] = []
         for (i, records) in result.records.enumerated() {
             let profile = result.timing[i].jobSamples.sorted()
+            medians.append(profile.isEmpty ? 0 : Double(profile[profile.count / 2]))
             guard let longest = profile.last, longest > 0 else { continue }
             let worst = wcets?[i] ?? Int64(longest)
-            let median = Double(profile[profile.count / 2])
             for r in records {
                 guard let s = r.start, let e = r.end, r.execution > worst else { continue }
-                slow.append(Slow(task: i, start: s, end: e, inflation: Double(r.execution) / max(median, 1)))
+                flagged.append(Flagged(task: i, start: s, end: e, inflation: Double(r.execution) / max(medians[i], 1), slow: true,
+                                       stall: nil))
             }
         }
-        slow.sort { $0.start < $1.start }
+        for stall in stalls(result) {
+            flagged.append(Flagged(task: stall.task, start: stall.from, end: stall.end,
+                                   inflation: Double(stall.execution) / max(medians[stall.task], 1), slow: false, stall: stall.length))
+        }
+        flagged.sort { $0.start < $1.start }
         var episodes: [InterferenceEpisode] = []
-        var windows: [(Int64, Int64)] = []
+        var windows: [ClosedRange<Int64>] = []
         var k = 0
-        while k < slow.count {
-            var cluster = [slow[k]]
-            var end = slow[k].end
+        while k < flagged.count {
+            var cluster = [flagged[k]]
+            var end = flagged[k].end
             k += 1
-            while k < slow.count && slow[k].start <= end + gap {
-                cluster.append(slow[k])
-                end = max(end, slow[k].end)
+            while k < flagged.count && flagged[k].start <= end + gap {
+                cluster.append(flagged[k])
+                end = max(end, flagged[k].end)
                 k += 1
             }
+            let slowTasks = Set(cluster.filter(\.slow).map(\.task))
             let tasks = Set(cluster.map(\.task))
             let start = cluster[0].start
             let cores = Set(tasks.flatMap { set.cores(of: $0) })
             let inside = result.probe.filter { $0.time >= start && $0.time <= end && cores.contains($0.core) }
             let probe = result.probeBaseline > 0 ? inside.map { Double($0.duration) / Double(result.probeBaseline) }.max() : nil
-            let platform = (probe ?? 0) >= probeThreshold || inside.contains { $0.lateness >= latenessThreshold }
-            guard tasks.count >= 2 || platform else { continue }
-            windows.append((start, end))
+            let stall = cluster.compactMap(\.stall).max()
+            let platform = (probe ?? 0) >= probeThreshold || inside.contains { $0.lateness >= latenessThreshold } || stall != nil
+            guard slowTasks.count >= 2 || platform else { continue }
+            windows.append(start...end)
             episodes.append(InterferenceEpisode(
                 startMs: Double(start) / 1e6, endMs: Double(end) / 1e6,
                 cores: cores.sorted(), tasks: tasks.sorted().map { set.tasks[$0].name },
-                jobs: cluster.count, worstInflation: cluster.map(\.inflation).max() ?? 1, probeInflation: probe))
+                jobs: cluster.count, worstInflation: cluster.map(\.inflation).max() ?? 1, probeInflation: probe,
+                stallMs: stall.map { Double($0) / 1e6 }))
         }
         var misses = 0, explained = 0
+        var report = Report(episodes: episodes, explainedMisses: 0, misses: 0, windows: windows)
         for (i, records) in result.records.enumerated() {
             for r in records where !r.deadlineMet {
                 misses += 1
-                let window = (r.release, r.release + set.tasks[i].deadline)
-                if windows.contains(where: { $0.0 <= window.1 && window.0 <= $0.1 }) { explained += 1 }
+                if report.overlapsEpisode(from: r.release, to: r.release + set.tasks[i].deadline) { explained += 1 }
             }
         }
-        return Report(episodes: episodes, explainedMisses: explained, misses: misses)
+        report.explainedMisses = explained
+        report.misses = misses
+        return report
     }
 }

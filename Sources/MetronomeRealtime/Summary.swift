@@ -174,6 +174,17 @@ public struct RunSummary: Codable, Sendable, Equatable {
     /// ``InterferenceDetector``), and how many misses fall inside them.
     public var interference: [InterferenceEpisode]
     public var missesExplainedByInterference: Int
+    /// Jobs of tasks the analysis called schedulable that missed their deadline or responded
+    /// later than their bound, and how many of them happened while the analysis's premise was
+    /// broken: within the job's window ([release, end], or [release, release + deadline] for a
+    /// skipped job) a job of a task sharing its cores ran longer than its analysed WCET, or one
+    /// of its layers longer than the longest layer analysed (its non-preemptive region), or an
+    /// interference episode overlaps it (a worker woke late on cores the set left free, or
+    /// several tasks ran slow at once). The analysis vouches only for jobs within their WCETs
+    /// on a platform that runs a released job once its cores are free; a violation with that
+    /// premise intact is one it should have foreseen.
+    public var violations: Int
+    public var violationsPremiseBroken: Int
     /// The interference probe over the run (nil for simulations).
     public var probe: ProbeSummary?
     /// Memory over the run (nil for simulations).
@@ -183,6 +194,26 @@ public struct RunSummary: Codable, Sendable, Equatable {
         case name, policy, preemption, tasks, interference, probe, memory
         case lockK = "lock_k", elapsedS = "elapsed_s", realtimePriority = "realtime_priority"
         case analysisMethod = "analysis_method", missesExplainedByInterference = "misses_explained_by_interference"
+        case violations, violationsPremiseBroken = "violations_premise_broken", analysisHeld = "analysis_held"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(policy, forKey: .policy)
+        try c.encode(preemption, forKey: .preemption)
+        try c.encode(lockK, forKey: .lockK)
+        try c.encode(elapsedS, forKey: .elapsedS)
+        try c.encode(realtimePriority, forKey: .realtimePriority)
+        try c.encode(analysisMethod, forKey: .analysisMethod)
+        try c.encode(tasks, forKey: .tasks)
+        try c.encode(interference, forKey: .interference)
+        try c.encode(missesExplainedByInterference, forKey: .missesExplainedByInterference)
+        try c.encode(violations, forKey: .violations)
+        try c.encode(violationsPremiseBroken, forKey: .violationsPremiseBroken)
+        try c.encode(analysisHeld, forKey: .analysisHeld)
+        try c.encode(probe, forKey: .probe)
+        try c.encode(memory, forKey: .memory)
     }
 
     /// Reads summaries written before interference detection existed, too.
@@ -198,6 +229,8 @@ public struct RunSummary: Codable, Sendable, Equatable {
         tasks = try c.decode([TaskSummary].self, forKey: .tasks)
         interference = try c.decodeIfPresent([InterferenceEpisode].self, forKey: .interference) ?? []
         missesExplainedByInterference = try c.decodeIfPresent(Int.self, forKey: .missesExplainedByInterference) ?? 0
+        violations = try c.decodeIfPresent(Int.self, forKey: .violations) ?? 0
+        violationsPremiseBroken = try c.decodeIfPresent(Int.self, forKey: .violationsPremiseBroken) ?? 0
         probe = try c.decodeIfPresent(ProbeSummary.self, forKey: .probe)
         memory = try c.decodeIfPresent(MemorySummary.self, forKey: .memory)
     }
@@ -218,6 +251,43 @@ public struct RunSummary: Codable, Sendable, Equatable {
         let detected = InterferenceDetector.detect(result, wcets: analysis?.tasks.map(\.wcet))
         interference = detected.episodes
         missesExplainedByInterference = detected.explainedMisses
+        var violations = 0, broken = 0
+        if let analysis {
+            // Where each task broke the analysis's inputs: jobs that ran past their analysed
+            // WCET, and layers (non-preemptive regions) longer than the longest one analysed.
+            let overran = result.records.enumerated().map { j, records in
+                let wcet = analysis.tasks[j].wcet, npr = analysis.tasks[j].longestLayer
+                var out = records.compactMap { r -> ClosedRange<Int64>? in
+                    guard let s = r.start, let e = r.end, r.execution > wcet else { return nil }
+                    return s...max(s, e)
+                }
+                for span in result.spans[j] where span.kind == .execution {
+                    var from = span.start
+                    for end in span.layerEnds {
+                        if end - from > npr { out.append(from...end) }
+                        from = end
+                    }
+                }
+                return out
+            }
+            for (i, records) in result.records.enumerated() where analysis.tasks[i].schedulable == true {
+                let bound = analysis.tasks[i].bound ?? .max
+                let cores = Set(set.cores(of: i))
+                let sharing = set.tasks.indices.filter { !cores.isDisjoint(with: set.cores(of: $0)) }
+                for r in records {
+                    let late = r.end.map { $0 - r.release > bound } ?? false
+                    guard !r.deadlineMet || late else { continue }
+                    violations += 1
+                    let to = r.end ?? (r.release + set.tasks[i].deadline)
+                    if detected.overlapsEpisode(from: r.release, to: to)
+                        || sharing.contains(where: { j in overran[j].contains { $0.lowerBound <= to && r.release <= $0.upperBound } }) {
+                        broken += 1
+                    }
+                }
+            }
+        }
+        self.violations = violations
+        violationsPremiseBroken = broken
         probe = ProbeSummary(result)
         memory = result.memory.map(MemorySummary.init)
         if let m = result.memory {
@@ -325,7 +395,12 @@ public struct RunSummary: Codable, Sendable, Equatable {
         case true?: lines.append("the analysis held: every task it called schedulable met its deadlines within its bound")
         case false?:
             let broken = tasks.filter { $0.schedulable == true && ($0.misses > 0 || ($0.observedBoundRatio ?? 0) > 1) }.map(\.name)
-            lines.append("the analysis did NOT hold for \(broken.joined(separator: ", ")): called schedulable, but missed or exceeded its bound")
+            lines.append("the analysis did NOT hold for \(broken.joined(separator: ", ")): called schedulable, but missed or exceeded its bound"
+                         + " in \(violations) job(s)")
+            let intact = violations - violationsPremiseBroken
+            lines.append("  \(violationsPremiseBroken) of them while its premise was broken (a job or a layer on the same cores ran past"
+                         + " its analysed length, or inside an interference episode)"
+                         + (intact > 0 ? "; \(intact) with the premise intact: an error of the analysis or an overhead it does not model" : ""))
         case nil: lines.append("the analysis called no task schedulable")
         }
         let misses = tasks.reduce(0) { $0 + $1.misses }
@@ -334,13 +409,14 @@ public struct RunSummary: Codable, Sendable, Equatable {
                                 p.kernelUs, p.periodMs, p.cost * 100, p.p99Inflation, p.maxInflation, p.p99LatenessMs, p.maxLatenessMs))
         }
         if !interference.isEmpty {
-            lines.append("interference: \(interference.count) episode(s) in which several tasks ran slower than their WCET"
+            lines.append("interference: \(interference.count) episode(s) in which jobs ran slower than their WCET or woke late on cores the set left free"
                          + (misses > 0 ? "; \(missesExplainedByInterference) of \(misses) misses fall inside one" : ""))
             for e in interference.prefix(10) {
                 let span = String(format: "%.1f–%.1f ms", e.startMs, e.endMs)
                 lines.append("  \(span), cores \(e.cores.map(String.init).joined(separator: ",")), tasks "
-                             + "\(e.tasks.joined(separator: ", ")): \(e.jobs) slow jobs, up to ×"
+                             + "\(e.tasks.joined(separator: ", ")): \(e.jobs) slow or stalled jobs, up to ×"
                              + String(format: "%.2f", e.worstInflation) + " the profiled median"
+                             + (e.stallMs.map { String(format: "; woke up to %.2f ms late on free cores", $0) } ?? "")
                              + (e.probeInflation.map { String(format: "; probe ×%.2f", $0) } ?? ""))
             }
             if interference.count > 10 { lines.append("  … \(interference.count - 10) more in summary.json") }

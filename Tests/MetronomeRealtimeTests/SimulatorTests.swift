@@ -304,6 +304,116 @@ final class InterferenceDetectionTests: XCTestCase {
     }
 }
 
+/// Wake-up stalls and the analysis's premise, on hand-made and simulated runs whose timings
+/// are known exactly.
+final class PremiseTests: XCTestCase {
+    let ms: Int64 = 1_000_000
+
+    func testLongestUncoveredGapByHand() {
+        let busy = InterferenceDetector.mergedIntervals([(5, 7), (2, 4), (3, 5), (12, 13)])
+        XCTAssertEqual(busy.map { [$0.0, $0.1] }, [[2, 7], [12, 13]])
+        // [0, 20] minus [2, 7] and [12, 13]: free 0–2, 7–12, 13–20: the last is longest.
+        XCTAssertEqual(InterferenceDetector.longestGap(in: (0, 20), outside: busy)?.from, 13)
+        XCTAssertEqual(InterferenceDetector.longestGap(in: (0, 20), outside: busy)?.length, 7)
+        XCTAssertEqual(InterferenceDetector.longestGap(in: (3, 12), outside: busy)?.from, 7)
+        XCTAssertEqual(InterferenceDetector.longestGap(in: (3, 12), outside: busy)?.length, 5)
+        XCTAssertNil(InterferenceDetector.longestGap(in: (2, 7), outside: busy))
+        XCTAssertEqual(InterferenceDetector.longestGap(in: (0, 5), outside: [])?.length, 5)
+    }
+
+    /// a and b share core 0, c has core 1. a's worker wakes 9 ms late with core 0 empty: a
+    /// stall. b's wakes 3 ms late while a's job computes on core 0: the set itself held the
+    /// core, not a stall. c's wakes 2 ms late on an empty core 1, but after c's span storage
+    /// filled up, so nothing is known there.
+    func testStallsAreLateWakeUpsOnCoresTheSetLeftFree() {
+        let set = TaskSet(name: "stalls", duration: 1, policy: .fixedPriority, preemption: .layer, cores: [0, 1], tasks: [
+            .init(name: "a", wcet: 2 * ms, period: 10 * ms, cores: [0]),
+            .init(name: "b", wcet: 3 * ms, period: 20 * ms, cores: [0]),
+            .init(name: "c", wcet: 3 * ms, period: 20 * ms, cores: [1]),
+        ])
+        func record(_ task: Int, _ job: Int, release: Int64, wake: Int64, start: Int64, end: Int64) -> JobRecord {
+            JobRecord(task: task, job: job, release: release, wakeup: wake, start: start, end: end, lockWait: 0, preemptions: 0,
+                      deadlineMet: end - release <= set.tasks[task].deadline, outputOK: true, execution: end - start,
+                      lockAcquired: nil, lockReleased: nil)
+        }
+        let records: [[JobRecord]] = [
+            [record(0, 0, release: 0, wake: 0, start: 0, end: 2 * ms),
+             record(0, 1, release: 10 * ms, wake: 19 * ms, start: 19 * ms, end: 21 * ms),
+             record(0, 2, release: 40 * ms, wake: 40 * ms, start: 40 * ms, end: 43 * ms)],
+            [record(1, 0, release: 40 * ms, wake: 43 * ms, start: 43 * ms, end: 46 * ms)],
+            [record(2, 0, release: 0, wake: 0, start: 0, end: 3 * ms),
+             record(2, 1, release: 20 * ms, wake: 22 * ms, start: 22 * ms, end: 25 * ms)],
+        ]
+        let spans = records.map { $0.map { ExecutionSpan(task: $0.task, job: $0.job, kind: .execution, start: $0.start!, end: $0.end!,
+                                                          cores: set.cores(of: $0.task)) } }
+        let timing = [2, 3, 3].map { TimingProfile(jobSamples: [UInt64($0 * ms)], maxLayer: UInt64(ms)) }
+        var result = RunResult(taskSet: set, records: records, elapsed: 60 * ms, realtimePriority: true, timing: timing,
+                               spans: [spans[0], spans[1], [spans[2][0]]], spansTruncated: [false, false, true])
+        let stalls = InterferenceDetector.stalls(result)
+        XCTAssertEqual(stalls, [.init(task: 0, job: 1, from: 10 * ms, length: 9 * ms, end: 21 * ms, execution: 2 * ms)])
+        let report = InterferenceDetector.detect(result, wcets: [3 * ms, 4 * ms, 4 * ms])
+        XCTAssertEqual(report.episodes.count, 1)
+        XCTAssertEqual(report.episodes.first?.stallMs, 9)
+        XCTAssertEqual(report.episodes.first?.startMs, 10)
+        XCTAssertEqual(report.episodes.first?.endMs, 21, "to the end of the job the stall delayed")
+        XCTAssertEqual(report.explainedMisses, 1, "a's job 1 missed its 10 ms deadline inside the stall")
+        // With c's spans all known, its 2 ms late wake-up on an empty core is a stall too.
+        result.spans[2] = spans[2]
+        result.spansTruncated[2] = false
+        XCTAssertEqual(InterferenceDetector.stalls(result).map(\.task), [0, 2])
+        // Below the threshold nothing is flagged.
+        XCTAssertEqual(InterferenceDetector.stalls(result, threshold: 10 * ms), [])
+    }
+
+    /// a (2 ms in 4 layers) and b (6 ms in 6 layers) share one core under fixed priorities with
+    /// layer preemption; the analysis gives a 3 ms bound to a (its WCET plus one 1 ms layer of
+    /// b). One job of b running 24 ms (4 ms layers) delays a past that bound: violations, all
+    /// with the premise broken (b ran past its WCET and its layers past the analysed 1 ms).
+    /// An analysis claiming a bound below a's own 2 ms is wrong with the premise intact.
+    func testViolationsAreSplitByWhetherThePremiseHeld() throws {
+        let set = TaskSet(name: "premise", duration: 1, policy: .fixedPriority, preemption: .layer, cores: [0], tasks: [
+            .init(name: "a", wcet: 2 * ms, layers: 4, period: 10 * ms),
+            .init(name: "b", wcet: 6 * ms, layers: 6, period: 40 * ms, overrun: .queue),
+        ])
+        let demands = set.tasks.map { TaskDemand(declared: $0)! }
+        let analysis = ScheduleAnalysis.analyze(set, demands: demands)
+        XCTAssertEqual(analysis.tasks.map(\.schedulable), [true, true])
+        XCTAssertEqual(analysis.tasks[0].bound, 3 * ms)
+        var b = Array(repeating: 6 * ms, count: 10)
+        b[3] = 24 * ms
+        let slow = try Simulator.run(set, demands: demands, options: .init(duration: 400 * ms, execution: .trace([[2 * ms], b])))
+        let summary = RunSummary(slow, analysis: analysis)
+        XCTAssertGreaterThan(summary.violations, 1)
+        XCTAssertEqual(summary.violationsPremiseBroken, summary.violations)
+        XCTAssertEqual(summary.analysisHeld, false)
+        XCTAssertTrue(summary.table().contains("\(summary.violations) of them while its premise was broken"), summary.table())
+        XCTAssertFalse(summary.table().contains("premise intact"), summary.table())
+        // With b's WCET taken as 30 ms its long job is within it, but its 4 ms layers still
+        // exceed the analysed 1 ms non-preemptive region, which is what delayed a.
+        var lax = analysis
+        lax.tasks[1].wcet = 30 * ms
+        let layers = RunSummary(slow, analysis: lax)
+        XCTAssertGreaterThan(layers.violations, 1)
+        XCTAssertEqual(layers.violationsPremiseBroken, layers.violations)
+        // Every job within its demand, the same analysis holds.
+        let clean = try Simulator.run(set, demands: demands, options: .init(duration: 400 * ms))
+        let held = RunSummary(clean, analysis: analysis)
+        XCTAssertEqual(held.violations, 0)
+        XCTAssertEqual(held.analysisHeld, true)
+        // A wrong bound (below a's own execution) is caught with the premise intact.
+        var wrong = analysis
+        wrong.tasks[0].bound = 3 * ms / 2
+        let caught = RunSummary(clean, analysis: wrong)
+        XCTAssertEqual(caught.violations, 40, "each of a's 40 jobs responds in 2 ms or more")
+        XCTAssertEqual(caught.violationsPremiseBroken, 0)
+        XCTAssertTrue(caught.table().contains("40 with the premise intact"), caught.table())
+        // The counts survive a round trip through summary.json.
+        let decoded = try JSONDecoder().decode(RunSummary.self, from: try summary.json())
+        XCTAssertEqual(decoded.violations, summary.violations)
+        XCTAssertEqual(decoded.violationsPremiseBroken, summary.violationsPremiseBroken)
+    }
+}
+
 /// The interference probe sees a core taken by something above the task set: a thread at
 /// SCHED_FIFO 70 that computes 15 ms of every 40 ms on the set's core during a short run.
 final class InterferenceProbeTests: XCTestCase {
@@ -334,5 +444,10 @@ final class InterferenceProbeTests: XCTestCase {
         XCTAssertLessThan(probe.cost, 0.005)
         try XCTSkipUnless(result.realtimePriority, "SCHED_FIFO is not permitted here, so the hog cannot be placed above the set")
         XCTAssertGreaterThan(probe.maxLatenessMs, 1, "woken late while the hog held the core: \(probe)")
+        // The task's worker woke late too, with the set's core idle: wake-up stalls.
+        let stall = try XCTUnwrap(summary.interference.compactMap(\.stallMs).max(), "\(summary.interference)")
+        XCTAssertGreaterThan(stall, 1)
+        XCTAssertLessThan(stall, 16, "the hog computes 15 ms at a time")
+        XCTAssertEqual(summary.missesExplainedByInterference, summary.tasks[0].misses)
     }
 }
