@@ -18,6 +18,11 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
     /// anything of the set. The analysis assumes a released job runs as soon as its cores
     /// are free; a stall means something outside the set held them.
     public var stallMs: Double?
+    /// The longest time a one-thread job's worker was kept off its granted core in the middle
+    /// of the job beyond the task's usual share, ms (nil without one): the job's execution
+    /// minus its thread's CPU time, under a managed policy, where no other job of the set
+    /// shares the core meanwhile.
+    public var displacedMs: Double?
     /// The largest execution time over the task's profiled median among the episode's jobs.
     public var worstInflation: Double
     /// The interference probe's largest kernel time over its calibrated median on the
@@ -28,11 +33,11 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case cores, tasks, jobs
         case startMs = "start_ms", endMs = "end_ms", worstInflation = "worst_inflation", probeInflation = "probe_inflation"
-        case stallMs = "stall_ms"
+        case stallMs = "stall_ms", displacedMs = "displaced_ms"
     }
 
     public init(startMs: Double, endMs: Double, cores: [Int], tasks: [String], jobs: Int, worstInflation: Double,
-                probeInflation: Double?, stallMs: Double? = nil) {
+                probeInflation: Double?, stallMs: Double? = nil, displacedMs: Double? = nil) {
         self.startMs = startMs
         self.endMs = endMs
         self.cores = cores
@@ -41,6 +46,7 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
         self.worstInflation = worstInflation
         self.probeInflation = probeInflation
         self.stallMs = stallMs
+        self.displacedMs = displacedMs
     }
 
     /// Reads summaries written before stalls were detected, too.
@@ -54,6 +60,7 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
         worstInflation = try c.decode(Double.self, forKey: .worstInflation)
         probeInflation = try c.decodeIfPresent(Double.self, forKey: .probeInflation)
         stallMs = try c.decodeIfPresent(Double.self, forKey: .stallMs)
+        displacedMs = try c.decodeIfPresent(Double.self, forKey: .displacedMs)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -66,6 +73,7 @@ public struct InterferenceEpisode: Codable, Sendable, Equatable {
         try c.encode(worstInflation, forKey: .worstInflation)
         try c.encode(probeInflation, forKey: .probeInflation)
         try c.encode(stallMs, forKey: .stallMs)
+        try c.encode(displacedMs, forKey: .displacedMs)
     }
 }
 
@@ -125,8 +133,18 @@ public struct ProbeSummary: Codable, Sendable, Equatable {
 /// end, the response it lengthened. (Spans after a task's span storage filled up are not
 /// known, so no stall is looked for on its cores after that point.)
 ///
-/// Slow and stalled jobs whose stretches overlap, or lie within `gap` of each other, form a
-/// cluster; a cluster is an episode when it has slow jobs of at least two tasks, a stall, or
+/// A one-thread job is *displaced* when, under a managed policy, its execution exceeds its
+/// worker thread's CPU time over the job by ``latenessThreshold`` or more beyond the task's
+/// usual share (the median of execution minus CPU time over execution among its jobs, about
+/// 1% for 100 ms jobs: the run's own memory sampler, probe and bookkeeping threads): the
+/// dispatcher gave the job its core alone and the worker did not block within its execution
+/// (waits for the dispatcher or the lock are not execution), so only something outside the
+/// set (a higher-priority thread, the hypervisor, page reclaim) can have held it off the core
+/// that long.
+///
+/// Slow, stalled and displaced jobs whose stretches overlap, or lie within `gap` of each other,
+/// form a cluster; a cluster is an episode when it has slow jobs of at least two tasks, a
+/// stall or a displaced job, or
 /// the interference probe saw its cores slow down by ``probeThreshold`` or more, or wake
 /// ``latenessThreshold`` late, at the same time (one slow task alone is otherwise the model's
 /// own variance). A missed deadline is *explained* when the job's window
@@ -222,7 +240,10 @@ public enum InterferenceDetector {
     /// `wcets[i]`: task i's WCET in the analysis (nil: the longest profiled run).
     public static func detect(_ result: RunResult, wcets: [Int64]? = nil, gap: Int64 = defaultGap) -> Report {
         let set = result.taskSet
-        struct Flagged { var task: Int; var start: Int64; var end: Int64; var inflation: Double; var slow: Bool; var stall: Int64? }
+        struct Flagged {
+            var task: Int, start: Int64, end: Int64, inflation: Double, slow: Bool
+            var stall: Int64? = nil, displaced: Int64? = nil
+        }
         var flagged: [Flagged] = []
         var medians: [Double] = []
         for (i, records) in result.records.enumerated() {
@@ -230,10 +251,16 @@ public enum InterferenceDetector {
             medians.append(profile.isEmpty ? 0 : Double(profile[profile.count / 2]))
             guard let longest = profile.last, longest > 0 else { continue }
             let worst = wcets?[i] ?? Int64(longest)
+            let shares = records.compactMap { r in r.cpu.map { Double(r.execution - $0) / Double(max(r.execution, 1)) } }.sorted()
+            let usual = shares.isEmpty ? 0 : max(0, shares[shares.count / 2])
             for r in records {
-                guard let s = r.start, let e = r.end, r.execution > worst else { continue }
-                flagged.append(Flagged(task: i, start: s, end: e, inflation: Double(r.execution) / max(medians[i], 1), slow: true,
-                                       stall: nil))
+                guard let s = r.start, let e = r.end else { continue }
+                let displaced = set.policy == .unmanaged ? nil
+                    : r.cpu.map { r.execution - $0 - Int64(usual * Double(r.execution)) }
+                let slow = r.execution > worst
+                guard slow || (displaced ?? 0) >= latenessThreshold else { continue }
+                flagged.append(Flagged(task: i, start: s, end: e, inflation: Double(r.execution) / max(medians[i], 1), slow: slow,
+                                       displaced: (displaced ?? 0) >= latenessThreshold ? displaced : nil))
             }
         }
         for stall in stalls(result) {
@@ -260,14 +287,16 @@ public enum InterferenceDetector {
             let inside = result.probe.filter { $0.time >= start && $0.time <= end && cores.contains($0.core) }
             let probe = result.probeBaseline > 0 ? inside.map { Double($0.duration) / Double(result.probeBaseline) }.max() : nil
             let stall = cluster.compactMap(\.stall).max()
-            let platform = (probe ?? 0) >= probeThreshold || inside.contains { $0.lateness >= latenessThreshold } || stall != nil
+            let displaced = cluster.compactMap(\.displaced).max()
+            let platform = (probe ?? 0) >= probeThreshold || inside.contains { $0.lateness >= latenessThreshold }
+                || stall != nil || displaced != nil
             guard slowTasks.count >= 2 || platform else { continue }
             windows.append(start...end)
             episodes.append(InterferenceEpisode(
                 startMs: Double(start) / 1e6, endMs: Double(end) / 1e6,
                 cores: cores.sorted(), tasks: tasks.sorted().map { set.tasks[$0].name },
                 jobs: cluster.count, worstInflation: cluster.map(\.inflation).max() ?? 1, probeInflation: probe,
-                stallMs: stall.map { Double($0) / 1e6 }))
+                stallMs: stall.map { Double($0) / 1e6 }, displacedMs: displaced.map { Double($0) / 1e6 }))
         }
         var misses = 0, explained = 0
         var report = Report(episodes: episodes, explainedMisses: 0, misses: 0, windows: windows)

@@ -125,7 +125,7 @@ public enum HTMLReport {
         func f3(_ ns: Int64) -> String { String(format: "%.3f", Double(ns) / 1e6) }
         let missed: [Set<Int>] = result.records.map { Set($0.filter { !$0.deadlineMet && !$0.skipped }.map(\.job)) }
 
-        var out = episodes.isEmpty ? "" : "<p>Shaded in yellow: \(episodes.count) interference episode(s), stretches in which jobs ran slower than their WCET or woke late on cores the set left free (see summary.json, <code>interference</code>).</p>"
+        var out = episodes.isEmpty ? "" : "<p>Shaded in yellow: \(episodes.count) interference episode(s), stretches in which jobs ran slower than their WCET, woke late on cores the set left free or were held off their cores (see summary.json, <code>interference</code>).</p>"
         out += "<p>The first \(String(format: "%.0f", windowMs)) ms of the run"
         out += window < result.elapsed ? " (of \(String(format: "%.0f", Double(result.elapsed) / 1e6)) ms)" : ""
         out += initial < window ? ", opening on its first \(String(format: "%.0f", initialMs)) ms." : "."
@@ -151,7 +151,7 @@ public enum HTMLReport {
         // Interference episodes (jobs of several tasks slower than their WCET), shaded behind
         // everything else.
         for e in episodes where e.startMs < windowMs {
-            let tip = "<title>interference \(String(format: "%.1f–%.1f", e.startMs, e.endMs)) ms on core(s) \(e.cores.map(String.init).joined(separator: ",")): \(escape(e.tasks.joined(separator: ", "))) up to ×\(String(format: "%.2f", e.worstInflation)) their profiled median\(e.probeInflation.map { String(format: "; probe ×%.2f", $0) } ?? "")\(e.stallMs.map { String(format: "; woke up to %.2f ms late on free cores", $0) } ?? "")</title>"
+            let tip = "<title>interference \(String(format: "%.1f–%.1f", e.startMs, e.endMs)) ms on core(s) \(e.cores.map(String.init).joined(separator: ",")): \(escape(e.tasks.joined(separator: ", "))) up to ×\(String(format: "%.2f", e.worstInflation)) their profiled median\(e.probeInflation.map { String(format: "; probe ×%.2f", $0) } ?? "")\(e.stallMs.map { String(format: "; woke up to %.2f ms late on free cores", $0) } ?? "")\(e.displacedMs.map { String(format: "; held off its core up to %.2f ms mid-job", $0) } ?? "")</title>"
             plot += "<rect class=\"interference\" x=\"\(String(format: "%.6f", e.startMs))\" y=\"0\" width=\"\(String(format: "%.6f", max(e.endMs - e.startMs, 0.05)))\" height=\"\(plotH)\" fill=\"#ffd54f\" fill-opacity=\"0.35\">\(tip)</rect>"
         }
         let lane = Dictionary(uniqueKeysWithValues: cores.enumerated().map { ($1, $0) })

@@ -34,6 +34,10 @@ public struct JobRecord: Sendable, Equatable {
     /// Time the job waited for its weights (memory budget with swapping), and the duration and
     /// bytes of the swap-ins that brought them in since the task's previous job.
     public var swapWait: Int64 = 0
+    /// One-thread jobs: the worker thread's CPU time between the job's start and end (nil for
+    /// multi-threaded jobs, whose other threads it does not see). Execution minus this is
+    /// time the worker was runnable on its granted core but something else ran there.
+    public var cpu: Int64? = nil
     public var swapIn: Int64 = 0
     public var swapInBytes = 0
     /// Tasks with `data`: the images the job classified and how many were right (top-1, top-5).
@@ -1016,6 +1020,7 @@ final class RunSession: @unchecked Sendable {
                 }
                 state.budget = budgets[w]
                 let start = MonotonicClock.now()
+                let cpuStart = spec.threads == 1 ? ThreadCPUClock.now() : 0
                 state.startTime = start
                 recorder.open(at: Self.relative(start, origin), firstLayer: 0)
                 var ok = false
@@ -1034,6 +1039,7 @@ final class RunSession: @unchecked Sendable {
                 // Stamped while still held, so recorded spans lie inside the true holding spans.
                 if let lock { lockReleased = MonotonicClock.now(); lock.release() }
                 let end = MonotonicClock.now()
+                let cpu = spec.threads == 1 ? Int64(ThreadCPUClock.now() - cpuStart) : nil
                 // The last span ends where the job stopped computing: at the lock's release when it
                 // holds one (an OS-scheduled worker can be descheduled right after releasing it,
                 // which would otherwise show as computing), else at the end.
@@ -1059,6 +1065,7 @@ final class RunSession: @unchecked Sendable {
                     width: spec.widths?[w], aborted: aborted,
                     overran: state.overran || (state.budget > 0 && UInt64(max(execution, 0)) > state.budget)))
                 local[local.count - 1].swapWait = Int64(state.swap.waitNs)
+                local[local.count - 1].cpu = cpu
                 local[local.count - 1].swapIn = Int64(state.swap.swapInNs)
                 local[local.count - 1].swapInBytes = state.swap.swapInBytes
                 (local[local.count - 1].labelledImages, local[local.count - 1].correctTop1,

@@ -409,14 +409,15 @@ public struct RunSummary: Codable, Sendable, Equatable {
                                 p.kernelUs, p.periodMs, p.cost * 100, p.p99Inflation, p.maxInflation, p.p99LatenessMs, p.maxLatenessMs))
         }
         if !interference.isEmpty {
-            lines.append("interference: \(interference.count) episode(s) in which jobs ran slower than their WCET or woke late on cores the set left free"
+            lines.append("interference: \(interference.count) episode(s) in which jobs ran slower than their WCET, woke late on cores the set left free or were held off their cores"
                          + (misses > 0 ? "; \(missesExplainedByInterference) of \(misses) misses fall inside one" : ""))
             for e in interference.prefix(10) {
                 let span = String(format: "%.1f–%.1f ms", e.startMs, e.endMs)
                 lines.append("  \(span), cores \(e.cores.map(String.init).joined(separator: ",")), tasks "
-                             + "\(e.tasks.joined(separator: ", ")): \(e.jobs) slow or stalled jobs, up to ×"
+                             + "\(e.tasks.joined(separator: ", ")): \(e.jobs) slow, stalled or displaced jobs, up to ×"
                              + String(format: "%.2f", e.worstInflation) + " the profiled median"
                              + (e.stallMs.map { String(format: "; woke up to %.2f ms late on free cores", $0) } ?? "")
+                             + (e.displacedMs.map { String(format: "; held off its core up to %.2f ms mid-job", $0) } ?? "")
                              + (e.probeInflation.map { String(format: "; probe ×%.2f", $0) } ?? ""))
             }
             if interference.count > 10 { lines.append("  … \(interference.count - 10) more in summary.json") }
@@ -427,7 +428,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
 
 /// `trace.csv`: one row per release.
 public enum TraceCSV {
-    public static let header = "task,job,release_ns,start_ns,end_ns,response_ns,lock_wait_ns,preemptions,deadline_met,output_ok,wakeup_ns,execution_ns,lock_acquired_ns,lock_released_ns,width,aborted,overran,swap_in_ns,swap_in_bytes,swap_wait_ns"
+    public static let header = "task,job,release_ns,start_ns,end_ns,response_ns,lock_wait_ns,preemptions,deadline_met,output_ok,wakeup_ns,execution_ns,lock_acquired_ns,lock_released_ns,width,aborted,overran,swap_in_ns,swap_in_bytes,swap_wait_ns,cpu_ns"
 
     public static func render(_ result: RunResult) -> String {
         var out = header + "\n"
@@ -438,7 +439,7 @@ public enum TraceCSV {
             out += "\(csvField(name)),\(r.job),\(r.release),\(opt(r.start)),\(opt(r.end)),\(opt(r.response)),"
             out += "\(r.lockWait),\(r.preemptions),\(r.deadlineMet),\(r.outputOK),\(opt(r.wakeup)),"
             out += "\(r.skipped ? "" : String(r.execution)),\(opt(r.lockAcquired)),\(opt(r.lockReleased)),"
-            out += "\(r.width.map { String($0) } ?? ""),\(r.aborted),\(r.overran),\(r.swapIn),\(r.swapInBytes),\(r.swapWait)\n"
+            out += "\(r.width.map { String($0) } ?? ""),\(r.aborted),\(r.overran),\(r.swapIn),\(r.swapInBytes),\(r.swapWait),\(opt(r.cpu))\n"
         }
         return out
     }

@@ -111,9 +111,9 @@ public struct SwapTimeModel: Codable, Sendable, Equatable {
         for _ in 0..<max(repeats, 1) {
             for b in sizes {
                 guard madvise(buffer, b, MADV_DONTNEED) == 0 else { throw MetronomeError.backend("madvise failed while calibrating swap-ins") }
-                let c0 = threadCPUTime(), t0 = MonotonicClock.now()
+                let c0 = ThreadCPUClock.now(), t0 = MonotonicClock.now()
                 try file.read(into: buffer, bytes: b, at: 0)
-                let t1 = MonotonicClock.now(), c1 = threadCPUTime()
+                let t1 = MonotonicClock.now(), c1 = ThreadCPUClock.now()
                 wall.append((Double(b), Double(t1 - t0)))
                 cpu.append((Double(b), Double(c1 - c0)))
             }
@@ -121,11 +121,5 @@ public struct SwapTimeModel: Codable, Sendable, Equatable {
         let w = fit(wall), c = fit(cpu)
         return SwapTimeModel(latencyNs: w.a, bytesPerSecond: w.b * 1e9, cpuLatencyNs: c.a, cpuBytesPerSecond: c.b * 1e9,
                              worstRatio: w.worst, cpuWorstRatio: c.worst, margin: margin, direct: file.direct, samples: wall.count)
-    }
-
-    static func threadCPUTime() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }

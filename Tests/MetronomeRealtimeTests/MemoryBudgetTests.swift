@@ -150,7 +150,7 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertGreaterThan(jobs.map(\.swapInBytes).reduce(0, +), 0)
         for r in jobs where r.swapInBytes > 0 { XCTAssertGreaterThan(r.swapIn, 0) }
         XCTAssertTrue(TraceCSV.render(result).hasPrefix(TraceCSV.header))
-        XCTAssertTrue(TraceCSV.header.hasSuffix("swap_in_ns,swap_in_bytes,swap_wait_ns"))
+        XCTAssertTrue(TraceCSV.header.contains(",swap_in_ns,swap_in_bytes,swap_wait_ns,"))
         let summary = RunSummary(result, analysis: nil)
         XCTAssertEqual(summary.memory?.budgetBytes, budget)
         XCTAssertEqual(summary.tasks[1].swapIns, memory.swapIns[1])

@@ -365,6 +365,35 @@ final class PremiseTests: XCTestCase {
         XCTAssertEqual(InterferenceDetector.stalls(result, threshold: 10 * ms), [])
     }
 
+    /// A one-thread job whose worker got 1 ms of CPU in 3 ms of execution was held off its core
+    /// for 2 ms by something outside the set (a's other jobs got all of theirs: its usual
+    /// share is 0); under `unmanaged`, where the OS shares cores among the set's own jobs, the
+    /// same numbers prove nothing.
+    func testDisplacedJobsAreHeldOffTheirCoreMidJob() {
+        func run(_ policy: TaskSet.Policy) -> InterferenceDetector.Report {
+            let set = TaskSet(name: "displaced", duration: 1, policy: policy, preemption: .layer, cores: [0], tasks: [
+                .init(name: "a", wcet: 4 * ms, period: 10 * ms),
+            ])
+            let times: [(Int64, Int64)] = [(2, 2), (2, 2), (3, 1)]
+            let records = times.enumerated().map { n, t in
+                var r = JobRecord(task: 0, job: n, release: Int64(n) * 10 * ms, wakeup: Int64(n) * 10 * ms, start: Int64(n) * 10 * ms,
+                                  end: Int64(n) * 10 * ms + t.0 * ms, lockWait: 0, preemptions: 0, deadlineMet: true, outputOK: true,
+                                  execution: t.0 * ms, lockAcquired: nil, lockReleased: nil)
+                r.cpu = t.1 * ms
+                return r
+            }
+            let spans = records.map { ExecutionSpan(task: 0, job: $0.job, kind: .execution, start: $0.start!, end: $0.end!, cores: [0]) }
+            let result = RunResult(taskSet: set, records: [records], elapsed: 30 * ms, realtimePriority: true,
+                                   timing: [TimingProfile(jobSamples: [UInt64(2 * ms)], maxLayer: UInt64(ms))], spans: [spans])
+            return InterferenceDetector.detect(result, wcets: [4 * ms])
+        }
+        let managed = run(.fixedPriority)
+        XCTAssertEqual(managed.episodes.count, 1)
+        XCTAssertEqual(managed.episodes.first?.displacedMs, 2)
+        XCTAssertEqual(managed.episodes.first?.startMs, 20)
+        XCTAssertEqual(run(.unmanaged).episodes, [])
+    }
+
     /// a (2 ms in 4 layers) and b (6 ms in 6 layers) share one core under fixed priorities with
     /// layer preemption; the analysis gives a 3 ms bound to a (its WCET plus one 1 ms layer of
     /// b). One job of b running 24 ms (4 ms layers) delays a past that bound: violations, all
@@ -448,6 +477,11 @@ final class InterferenceProbeTests: XCTestCase {
         let stall = try XCTUnwrap(summary.interference.compactMap(\.stallMs).max(), "\(summary.interference)")
         XCTAssertGreaterThan(stall, 1)
         XCTAssertLessThan(stall, 16, "the hog computes 15 ms at a time")
-        XCTAssertEqual(summary.missesExplainedByInterference, summary.tasks[0].misses)
+        // Every miss falls inside an episode: a job released into the hog's burst stalls, one
+        // the hog preempts mid-job is displaced (its execution outruns its thread's CPU time).
+        let missed = result.records[0].filter { !$0.deadlineMet }
+            .map { r in "job \(r.job) at \(r.release / 1_000_000) ms: wake-up \(r.wakeup.map { String($0 - r.release) } ?? "-") ns late, execution \(r.execution), cpu \(r.cpu.map(String.init) ?? "-")" }
+        XCTAssertEqual(summary.missesExplainedByInterference, summary.tasks[0].misses,
+                       "misses: \(missed.joined(separator: "; "))\nepisodes: \(summary.interference)")
     }
 }

@@ -12,6 +12,18 @@ public enum MonotonicClock {
     }
 }
 
+/// The calling thread's CPU time in nanoseconds (CLOCK_THREAD_CPUTIME_ID): how long the thread
+/// itself ran. Wall time minus this, over a stretch in which the thread never blocked, is time
+/// something else held its core.
+public enum ThreadCPUClock {
+    @inline(__always)
+    public static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
 extension MonotonicClock {
     /// Runs `body` at least `runs` times and, beyond that, until `seconds` have passed (at most
     /// `maximumRuns` times); returns each run's duration in milliseconds. The time floor gives
