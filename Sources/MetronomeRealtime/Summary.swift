@@ -396,11 +396,14 @@ public struct RunSummary: Codable, Sendable, Equatable {
         case false?:
             let broken = tasks.filter { $0.schedulable == true && ($0.misses > 0 || ($0.observedBoundRatio ?? 0) > 1) }.map(\.name)
             lines.append("the analysis did NOT hold for \(broken.joined(separator: ", ")): called schedulable, but missed or exceeded its bound"
-                         + " in \(violations) job(s)")
-            let intact = violations - violationsPremiseBroken
-            lines.append("  \(violationsPremiseBroken) of them while its premise was broken (a job or a layer on the same cores ran past"
-                         + " its analysed length, or inside an interference episode)"
-                         + (intact > 0 ? "; \(intact) with the premise intact: an error of the analysis or an overhead it does not model" : ""))
+                         + (violations > 0 ? " in \(violations) job(s)" : ""))
+            // Summaries written before violations were counted have none.
+            if violations > 0 {
+                let intact = violations - violationsPremiseBroken
+                lines.append("  \(violationsPremiseBroken) of them while its premise was broken (a job or a layer on the same cores ran past"
+                             + " its analysed length, or inside an interference episode)"
+                             + (intact > 0 ? "; \(intact) with the premise intact: an error of the analysis or an overhead it does not model" : ""))
+            }
         case nil: lines.append("the analysis called no task schedulable")
         }
         let misses = tasks.reduce(0) { $0 + $1.misses }

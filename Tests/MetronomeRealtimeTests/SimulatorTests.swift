@@ -476,7 +476,7 @@ final class InterferenceProbeTests: XCTestCase {
         // The task's worker woke late too, with the set's core idle: wake-up stalls.
         let stall = try XCTUnwrap(summary.interference.compactMap(\.stallMs).max(), "\(summary.interference)")
         XCTAssertGreaterThan(stall, 1)
-        XCTAssertLessThan(stall, 16, "the hog computes 15 ms at a time")
+        XCTAssertLessThan(stall, 40, "the hog computes 15 ms at a time, then sleeps 25 ms (its burst stretches when the host takes its core too: 18.7 ms seen in CI)")
         // Every miss falls inside an episode: a job released into the hog's burst stalls, one
         // the hog preempts mid-job is displaced (its execution outruns its thread's CPU time).
         let missed = result.records[0].filter { !$0.deadlineMet }
