@@ -2,14 +2,18 @@
 import Glibc
 #endif
 
+/// Reads `clock` in nanoseconds.
+@inline(__always)
+func nanoseconds(_ clock: clockid_t) -> UInt64 {
+    var ts = timespec()
+    clock_gettime(clock, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
 /// The monotonic clock in nanoseconds (CLOCK_MONOTONIC): immune to wall-clock changes.
 public enum MonotonicClock {
     @inline(__always)
-    public static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    public static func now() -> UInt64 { nanoseconds(CLOCK_MONOTONIC) }
 }
 
 /// The calling thread's CPU time in nanoseconds (CLOCK_THREAD_CPUTIME_ID): how long the thread
@@ -17,11 +21,7 @@ public enum MonotonicClock {
 /// something else held its core.
 public enum ThreadCPUClock {
     @inline(__always)
-    public static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    public static func now() -> UInt64 { nanoseconds(CLOCK_THREAD_CPUTIME_ID) }
 }
 
 extension MonotonicClock {
