@@ -122,12 +122,14 @@ public struct ProbeSummary: Codable, Sendable, Equatable {
 /// analysis, the longest profiled run: it ran slower than the task was ever seen or assumed
 /// to run. (A task with widths is held to its widest width's WCET.)
 ///
-/// A job is *stalled* when, between its release and its worker's wake-up, there is a stretch
-/// of ``latenessThreshold`` or more in which none of its task's cores ran any job of the set
-/// (no execution or lock-wait span touched them). The worker sleeps on a timer until the
-/// release and wakes on its own, not through the dispatcher, so nothing in the set can hold
-/// it back while its cores are free: only something outside the set (a higher-priority
-/// thread, the hypervisor's stolen time) can. The analysis assumes the opposite — a released
+/// A job is *stalled* when, between its release and its start (its worker's wake-up, for a
+/// job that waited for its weights), there is a stretch of ``latenessThreshold`` or more in
+/// which none of its task's cores ran any job of the set (no execution or lock-wait span
+/// touched them). The worker sleeps on a timer until the release and wakes on its own (at
+/// SCHED_FIFO 60, above every job), and the dispatcher grants free cores at once (checked
+/// against the simulator by DispatcherAgreementTests), so nothing in the set holds it back
+/// while its cores are free: only something outside the set (a higher-priority thread, the
+/// hypervisor's stolen time) can. The analysis assumes the opposite — a released
 /// job's thread runs once its cores are free — so a stall breaks its premise just as a slow
 /// job does. A stall's stretch runs from the start of that free-but-unused time to the job's
 /// end, the response it lengthened. (Spans after a task's span storage filled up are not
@@ -204,9 +206,12 @@ public enum InterferenceDetector {
                 .map { result.spans[$0].map(\.end).max() ?? 0 }.min() ?? .max
             let busy = mergedIntervals(spans.filter { !cores.isDisjoint(with: $0.cores) }.map { ($0.start, $0.end) })
             for r in records {
-                guard let wake = r.wakeup, wake - r.release >= threshold, wake <= known else { continue }
-                if let gap = longestGap(in: (r.release, wake), outside: busy), gap.length >= threshold {
-                    out.append(Stall(task: i, job: r.job, from: gap.from, length: gap.length, end: max(r.end ?? wake, wake),
+                guard let wake = r.wakeup else { continue }
+                // Up to the start when nothing else (its weights) could hold the job back.
+                let until = r.swapWait == 0 ? max(r.start ?? wake, wake) : wake
+                guard until - r.release >= threshold, until <= known else { continue }
+                if let gap = longestGap(in: (r.release, until), outside: busy), gap.length >= threshold {
+                    out.append(Stall(task: i, job: r.job, from: gap.from, length: gap.length, end: max(r.end ?? until, until),
                                      execution: r.execution))
                 }
             }
