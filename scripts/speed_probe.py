@@ -11,7 +11,9 @@ each memory window has a compute window on either side. Reported: each workload'
 coefficient of variation over windows and its range relative to the median; the correlation
 of a compute window with the next compute window (if high, a reference probe timed beside a
 measurement could normalise the machine's speed away; if low, it cannot); and the memory
-workload's variation after dividing by its neighbouring compute windows.
+workload's variation after dividing by its neighbouring compute windows. The compute windows
+are also timed by the thread's CPU clock: if the machine's drift were time taken from the
+thread (a hypervisor's steal), that clock would not see it.
 """
 import argparse
 import os
@@ -25,13 +27,18 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402  (after the thread limits, which NumPy reads on import)
 
 
-def window(work, seconds):
-    times = []
+def window(work, seconds, cpu=None):
+    """Median wall time of `work` over a window; with a list `cpu`, also appends the median of
+    the thread's CPU time (time the core was taken from the thread does not count there)."""
+    times, cpu_times = [], []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         work()
+        cpu_times.append(time.thread_time() - c)
         times.append(time.perf_counter() - t)
+    if cpu is not None:
+        cpu.append(statistics.median(cpu_times))
     return statistics.median(times)
 
 
@@ -52,10 +59,10 @@ def main():
     b = rng.random((192, 192), dtype=np.float32)
     x = rng.random(1 << 21, dtype=np.float32)
     y = np.empty_like(x)
-    compute, memory, compute_after = [], [], []
+    compute, memory, compute_after, compute_cpu = [], [], [], []
     start = time.time()
     while time.time() - start < args.seconds:
-        compute.append(window(lambda: np.dot(a, b), args.window))
+        compute.append(window(lambda: np.dot(a, b), args.window, compute_cpu))
         memory.append(window(lambda: np.add(x, 1.0, out=y), args.window))
         compute_after.append(window(lambda: np.dot(a, b), args.window))
         done = min(1.0, (time.time() - start) / args.seconds)
@@ -68,6 +75,8 @@ def main():
 
     print(f"rounds of three {args.window:g} s windows: {len(c)}")
     print(f"compute-bound windows: coefficient of variation {cv(c):.3f}, range {c.min() / np.median(c):.3f}-{c.max() / np.median(c):.3f} of the median")
+    k = np.array(compute_cpu)
+    print(f"compute-bound windows by the thread's CPU time: coefficient of variation {cv(k):.3f}, range {k.min() / np.median(k):.3f}-{k.max() / np.median(k):.3f} of the median")
     print(f"memory-bound windows:  coefficient of variation {cv(m):.3f}, range {m.min() / np.median(m):.3f}-{m.max() / np.median(m):.3f} of the median")
     if len(c) >= 3:
         print(f"correlation of a compute window with the next compute window: {np.corrcoef(c, c2)[0, 1]:.3f}")
