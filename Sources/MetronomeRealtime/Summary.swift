@@ -251,43 +251,7 @@ public struct RunSummary: Codable, Sendable, Equatable {
         let detected = InterferenceDetector.detect(result, wcets: analysis?.tasks.map(\.wcet))
         interference = detected.episodes
         missesExplainedByInterference = detected.explainedMisses
-        var violations = 0, broken = 0
-        if let analysis {
-            // Where each task broke the analysis's inputs: jobs that ran past their analysed
-            // WCET, and layers (non-preemptive regions) longer than the longest one analysed.
-            let overran = result.records.enumerated().map { j, records in
-                let wcet = analysis.tasks[j].wcet, npr = analysis.tasks[j].longestLayer
-                var out = records.compactMap { r -> ClosedRange<Int64>? in
-                    guard let s = r.start, let e = r.end, r.execution > wcet else { return nil }
-                    return s...max(s, e)
-                }
-                for span in result.spans[j] where span.kind == .execution {
-                    var from = span.start
-                    for end in span.layerEnds {
-                        if end - from > npr { out.append(from...end) }
-                        from = end
-                    }
-                }
-                return out
-            }
-            for (i, records) in result.records.enumerated() where analysis.tasks[i].schedulable == true {
-                let bound = analysis.tasks[i].bound ?? .max
-                let cores = Set(set.cores(of: i))
-                let sharing = set.tasks.indices.filter { !cores.isDisjoint(with: set.cores(of: $0)) }
-                for r in records {
-                    let late = r.end.map { $0 - r.release > bound } ?? false
-                    guard !r.deadlineMet || late else { continue }
-                    violations += 1
-                    let to = r.end ?? (r.release + set.tasks[i].deadline)
-                    if detected.overlapsEpisode(from: r.release, to: to)
-                        || sharing.contains(where: { j in overran[j].contains { $0.lowerBound <= to && r.release <= $0.upperBound } }) {
-                        broken += 1
-                    }
-                }
-            }
-        }
-        self.violations = violations
-        violationsPremiseBroken = broken
+        (violations, violationsPremiseBroken) = Self.violations(result, analysis: analysis, episodes: detected)
         probe = ProbeSummary(result)
         memory = result.memory.map(MemorySummary.init)
         if let m = result.memory {
